@@ -315,7 +315,9 @@ func TestTCPProbe(t *testing.T) {
 }
 
 // slowHealth answers Check only when its caller gives up.
-type slowHealth struct{ healthpb.UnimplementedHealthServer }
+type slowHealth struct {
+	healthpb.UnimplementedHealthServer
+}
 
 func (slowHealth) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	<-ctx.Done()
