@@ -25,14 +25,14 @@ import (
 
 // serve starts an HTTP server on 127.0.0.1 and returns a target for it, with
 // its port named "http".
-func serve(t *testing.T, h http.HandlerFunc) (Target, int) {
+func serve(t testing.TB, h http.HandlerFunc) (Target, int) {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return targetFor(t, srv.URL)
 }
 
-func targetFor(t *testing.T, rawURL string) (Target, int) {
+func targetFor(t testing.TB, rawURL string) (Target, int) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
