@@ -5,5 +5,20 @@
 // and the dialer into the pod network are injected, so this package imports
 // neither the runtime nor netns.
 //
-// May import: the standard library, grpc health, and k8s.io/api types.
+// The rules are the kubelet's (v1.34: pkg/kubelet/prober, pkg/probe/*,
+// pkg/kubelet/lifecycle/handlers.go), down to the text of the events:
+// Attempt.Message and HookError.Message give it. Where podrun differs:
+//
+//   - A worker belongs to one container instance and its ticks are aligned
+//     to that instance's start: the first probe runs at startedAt +
+//     initialDelaySeconds, then every periodSeconds. The kubelet's worker
+//     ticks from when it learnt of the pod. The supervisor starts liveness
+//     and readiness workers once the startup probe has succeeded.
+//   - A grpc probe dials once, through the injected dialer, and fails at
+//     once when refused; the kubelet lets grpc redial until the timeout.
+//   - An exec hook's failure names the exit code but not stderr apart (the
+//     injected Exec gives combined output, which the message carries).
+//
+// May import: the standard library, grpc (health), and the k8s.io/api and
+// apimachinery types.
 package probes

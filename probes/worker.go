@@ -61,9 +61,9 @@ type WorkerConfig struct {
 	Target    Target
 	StartedAt time.Time // when the instance started: the origin of the ticks
 	Clock     Clock     // nil: the real clock
-	// Publish receives each change of the published result; the first
-	// change is relative to Initial(Kind). It runs on the worker's
-	// goroutine, so a slow Publish delays the next probe.
+	// Publish (required) receives each change of the published result;
+	// the first change is relative to Initial(Kind). It runs on the
+	// worker's goroutine, so a slow Publish delays the next probe.
 	Publish func(Result)
 	// Report, if set, receives every Attempt, for events.
 	Report func(Attempt)
