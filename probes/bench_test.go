@@ -41,24 +41,7 @@ func BenchmarkHTTPProbe(b *testing.B) {
 }
 
 func BenchmarkTCPProbe(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	p := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{
-		Port: intstr.FromInt32(int32(ln.Addr().(*net.TCPAddr).Port)),
-	}}}
-	benchProbe(b, p, Target{Host: "127.0.0.1"})
+	benchProbe(b, tcpProbe(intstr.FromInt32(int32(listen(b)))), Target{Host: "127.0.0.1"})
 }
 
 func BenchmarkGRPCProbe(b *testing.B) {

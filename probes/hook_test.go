@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -64,9 +63,7 @@ func TestHTTPHookIgnoresStatus(t *testing.T) {
 	}
 
 	// No answer at all is the only failure.
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
-	h.HTTPGet.Port = intstr.FromInt32(int32(closed.Addr().(*net.TCPAddr).Port))
-	closed.Close()
+	h.HTTPGet.Port = intstr.FromInt32(int32(closedPort(t)))
 	_, err = RunHook(context.Background(), h, target)
 	var herr *HookError
 	if !errors.As(err, &herr) || !strings.HasPrefix(herr.Message("app", "p"), `HTTP lifecycle hook (/stop) for Container "app" in Pod "p" failed - error: Get "http://127.0.0.1:`) {

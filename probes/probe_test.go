@@ -232,7 +232,7 @@ func TestProbesDialThroughTarget(t *testing.T) {
 	}
 	for _, p := range []*corev1.Probe{
 		httpProbe("/", intstr.FromInt32(8080)),
-		{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}},
+		tcpProbe(intstr.FromInt32(8080)),
 	} {
 		if res, out, err := Run(context.Background(), p, target); res != Success || err != nil {
 			t.Errorf("got (%v, %q, %v), want Success through the target's Dial", res, out, err)
@@ -269,8 +269,10 @@ func TestProbePorts(t *testing.T) {
 	}
 }
 
-func TestTCPProbe(t *testing.T) {
-	t.Parallel()
+// listen returns a port on 127.0.0.1 that accepts connections and closes
+// them at once.
+func listen(t testing.TB) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -285,19 +287,32 @@ func TestTCPProbe(t *testing.T) {
 			c.Close()
 		}
 	}()
-	target, _ := targetFor(t, "tcp://"+ln.Addr().String())
-	tcp := func(p intstr.IntOrString) *corev1.Probe {
-		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: p}}}
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// closedPort returns a port on 127.0.0.1 that nobody listens on.
+func closedPort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if res, out, err := Run(context.Background(), tcp(intstr.FromString("http")), target); res != Success || out != "" || err != nil {
+	ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func tcpProbe(p intstr.IntOrString) *corev1.Probe {
+	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: p}}}
+}
+
+func TestTCPProbe(t *testing.T) {
+	t.Parallel()
+	target := Target{Host: "127.0.0.1", Ports: []corev1.ContainerPort{{Name: "app", ContainerPort: int32(listen(t))}}}
+	if res, out, err := Run(context.Background(), tcpProbe(intstr.FromString("app")), target); res != Success || out != "" || err != nil {
 		t.Errorf("listening: got (%v, %q, %v), want Success", res, out, err)
 	}
 
-	// A port nobody listens on: take one and close it.
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
-	closedPort := closed.Addr().(*net.TCPAddr).Port
-	closed.Close()
-	res, out, err := Run(context.Background(), tcp(intstr.FromInt32(int32(closedPort))), target)
+	res, out, err := Run(context.Background(), tcpProbe(intstr.FromInt32(int32(closedPort(t)))), target)
 	if res != Failure || err != nil || !strings.Contains(out, "connection refused") {
 		t.Errorf("closed port: got (%v, %q, %v), want a refused Failure", res, out, err)
 	}
@@ -308,7 +323,7 @@ func TestTCPProbe(t *testing.T) {
 		return nil, fmt.Errorf("dial tcp 192.0.2.1:1: %w", ctx.Err())
 	}}
 	start := time.Now()
-	res, out, err = Run(context.Background(), tcp(intstr.FromInt32(1)), hole)
+	res, out, err = Run(context.Background(), tcpProbe(intstr.FromInt32(1)), hole)
 	if took := time.Since(start); res != Failure || err != nil || took < time.Second || took > 3*time.Second {
 		t.Errorf("black hole: got (%v, %q, %v) after %v, want a Failure after 1s", res, out, err, took)
 	}
@@ -386,10 +401,7 @@ func TestGRPCProbeFailures(t *testing.T) {
 		t.Errorf("slow: got (%v, %q, %v) after %v, want a timeout Failure after 1s", res, out, err, took)
 	}
 
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
-	closedPort := closed.Addr().(*net.TCPAddr).Port
-	closed.Close()
-	res, out, err = Run(context.Background(), grpcProbe(int32(closedPort), ""), target)
+	res, out, err = Run(context.Background(), grpcProbe(int32(closedPort(t)), ""), target)
 	if res != Failure || err != nil || !strings.HasPrefix(out, "error: failed to connect service at") || !strings.Contains(out, "refused") {
 		t.Errorf("refused: got (%v, %q, %v), want a Failure", res, out, err)
 	}

@@ -148,10 +148,8 @@ func run(ctx context.Context, cfg WorkerConfig) {
 			return
 		}
 		next = nextTick(next, period, clock.Now())
-		if err != nil || res != Success {
-			if cfg.Report != nil {
-				cfg.Report(Attempt{Kind: cfg.Kind, Result: res, Output: out, Err: err})
-			}
+		if cfg.Report != nil && (err != nil || res != Success) {
+			cfg.Report(Attempt{Kind: cfg.Kind, Result: res, Output: out, Err: err})
 		}
 		if err != nil {
 			continue // the kubelet throws the result of an erring handler away
