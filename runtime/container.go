@@ -1,0 +1,420 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"golang.org/x/sys/unix"
+)
+
+// Mount is a bind mount into a container: a volume, /etc/hosts,
+// /etc/resolv.conf, /etc/hostname, the termination log.
+type Mount struct {
+	Source, Destination string // absolute host path, absolute container path
+	ReadOnly            bool
+	// Propagation: "" or "rprivate" (Kubernetes None), "rslave"
+	// (HostToContainer), "rshared" (Bidirectional).
+	Propagation string
+}
+
+// Spec describes one container. The pod supervisor translates the pod spec
+// into it; nothing here knows about pods beyond what it says.
+type Spec struct {
+	ID      string // unique among containers, [A-Za-z0-9_+.-]
+	Rootfs  string // absolute path of the prepared root filesystem
+	Sandbox *Sandbox
+
+	Args, Env      []string // Env lacking PATH gets the usual default; HOSTNAME is added
+	Cwd            string   // default "/"
+	UID, GID       uint32
+	AdditionalGIDs []uint32
+	Mounts         []Mount
+
+	CgroupPath string             // absolute, e.g. /podrun/burstable/pod<uid>/<container>
+	Resources  *cgroups.Resources // limits; device rules are added here
+
+	Privileged, ReadOnlyRootfs, NoNewPrivileges bool
+	CapAdd, CapDrop                             []string // Kubernetes spelling, relative to containerd's default set
+	OOMScoreAdj                                 *int     // negative needs CAP_SYS_RESOURCE: dropped with a warning without it
+	Sysctls                                     map[string]string
+
+	// LogPath is the CRI log file (appended to, created 0640 with its
+	// parent dirs): "<RFC3339Nano> stdout|stderr F|P <text>" lines. "" keeps
+	// no log.
+	LogPath string
+	// Output, if set, is called with every log record's text (a line, or a
+	// piece of a line longer than 16 KiB) from the stream's copier
+	// goroutine: it must not block for long.
+	Output func(stream, line string)
+
+	TTY   bool // a terminal: stdout and stderr merged into the "stdout" stream
+	Stdin bool // keep stdin open for Container.Stdin
+}
+
+// Exit is how a container's init process ended.
+type Exit struct {
+	Code       int            // exit status, or 128+signal when killed by a signal (as CRI)
+	Signal     syscall.Signal // the killing signal, 0 when it exited
+	OOMKilled  bool           // killed by SIGKILL while its cgroup's oom_kill counter went up
+	FinishedAt time.Time
+	// Unknown: the exit status is lost because the container was
+	// re-attached (Load) after the process that started it ended. Code is
+	// then meaningless.
+	Unknown bool
+}
+
+// Container is a started (or re-attached) container. Its methods are safe
+// for concurrent use.
+type Container struct {
+	id         string
+	lc         *libcontainer.Container
+	cgm        cgroups.Manager // the container's leaf cgroup, for OOM counts and pids
+	cgroupPath string
+	pid        int
+	startedAt  time.Time
+	privatePID bool // its own PID namespace: the init's death kills all of it
+	defaults   procDefaults
+	io         *stdio // nil when re-attached
+
+	done chan struct{} // closed once the init is reaped and output drained
+	exit Exit          // written before done is closed
+
+	destroyMu sync.Mutex // serialises Destroy
+	destroyed bool
+}
+
+// Timeouts of the slow paths; the normal ones take milliseconds.
+const (
+	// drainTimeout bounds the wait for output after a process ended: a
+	// straggler that inherited the pipe must not hold Done or Exec forever.
+	drainTimeout = 2 * time.Second
+	// killWait bounds the wait for SIGKILLed processes to disappear.
+	killWait = 10 * time.Second
+)
+
+// Start creates and starts a container and returns once its process runs.
+// On error nothing is left: no container, cgroup, process or new log file.
+func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
+	}
+	cfg, defaults, err := r.config(s)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", s.ID, err)
+	}
+	sink := &logSink{tee: s.Output, id: s.ID}
+	if s.LogPath != "" {
+		f, created, err := openLog(s.LogPath)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", s.ID, err)
+		}
+		sink.f = f
+		defer func() {
+			if retErr != nil {
+				f.Close()
+				if created {
+					os.Remove(s.LogPath)
+				}
+			}
+		}()
+	}
+	p := &libcontainer.Process{
+		Args: s.Args, Env: defaults.Env, Cwd: defaults.Cwd,
+		UID: int(s.UID), GID: int(s.GID), AdditionalGroups: toInts(s.AdditionalGIDs),
+		Init: true,
+	}
+	sio, err := newStdio(p, s.TTY, s.Stdin, !s.TTY, !s.TTY)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", s.ID, err)
+	}
+	var copiers sync.WaitGroup
+	defer func() {
+		if retErr != nil {
+			sio.closeChild()
+			sio.close()
+			copiers.Wait()
+		}
+	}()
+
+	lc, err := libcontainer.Create(r.root, s.ID, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create container %s: %w", s.ID, err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := lc.Destroy(); err != nil {
+				slog.Warn("rolling back container", "container", s.ID, "err", err)
+			}
+		}
+	}()
+	cgm, err := manager.New(cfg.Cgroups)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: cgroup: %w", s.ID, err)
+	}
+	// The leaf usually does not exist yet (0); if it does, only a rise counts.
+	oomBefore, _ := cgm.OOMKillCount()
+
+	// Read before the start: a chatty init must never block on a full pipe.
+	for _, st := range []struct {
+		name string
+		f    *os.File
+	}{{"stdout", sio.stdout}, {"stderr", sio.stderr}} {
+		if st.f != nil {
+			copiers.Go(func() { sink.copyStream(st.name, st.f) })
+		}
+	}
+	if err := lc.Run(p); err != nil {
+		// Run kills what it started, except an init that died by itself.
+		if _, perr := p.Pid(); perr == nil {
+			_ = p.Signal(unix.SIGKILL)
+			_, _ = p.Wait()
+		}
+		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
+	}
+	sio.closeChild()
+	if s.TTY {
+		if err := sio.recvConsole(); err != nil {
+			_ = p.Signal(unix.SIGKILL)
+			_, _ = p.Wait()
+			return nil, fmt.Errorf("container %s: %w", s.ID, err)
+		}
+		copiers.Go(func() { sink.copyStream("stdout", sio.console) })
+	}
+	pid, _ := p.Pid()
+	waitExecve(pid)
+	c := &Container{
+		id: s.ID, lc: lc, cgm: cgm, cgroupPath: s.CgroupPath, pid: pid, startedAt: time.Now(),
+		privatePID: cfg.Namespaces.IsPrivate(configs.NEWPID),
+		defaults:   defaults, io: sio,
+		done: make(chan struct{}),
+	}
+	go func() {
+		ps, err := p.Wait()
+		exit := exitOf(ps)
+		if ps == nil {
+			slog.Warn("waiting for container init", "container", c.id, "err", err)
+		}
+		if exit.Signal == unix.SIGKILL {
+			if n, err := cgm.OOMKillCount(); err == nil && n > oomBefore {
+				exit.OOMKilled = true
+			}
+		}
+		c.reaped(exit, func() {
+			if err := waitTimeout(func() error { copiers.Wait(); return nil }, drainTimeout); err != nil {
+				slog.Warn("container output still held open after its init exited: closing it", "container", c.id)
+			}
+			sio.closeReaders() // unblocks the copiers if stragglers still hold the pipes
+			copiers.Wait()
+			sio.close()
+			if sink.f != nil {
+				sink.f.Close()
+			}
+		})
+	}()
+	return c, nil
+}
+
+func toInts(u []uint32) []int {
+	out := make([]int, len(u))
+	for i, v := range u {
+		out[i] = int(v)
+	}
+	return out
+}
+
+// exitOf converts a wait status the way CRI reports it.
+func exitOf(ps *os.ProcessState) Exit {
+	e := Exit{FinishedAt: time.Now()}
+	if ps == nil {
+		e.Unknown = true
+		return e
+	}
+	ws := ps.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		e.Signal = ws.Signal()
+		e.Code = 128 + int(e.Signal)
+	} else {
+		e.Code = ws.ExitStatus()
+	}
+	return e
+}
+
+// reaped finishes a container whose init is gone: without its own PID
+// namespace the rest of its processes do not die with the init, so they are
+// killed (containerd's shim does the same); then drain runs and Done closes.
+func (c *Container) reaped(exit Exit, drain func()) {
+	if !c.privatePID {
+		if err := c.lc.Signal(unix.SIGKILL); err != nil && !notRunning(err) {
+			slog.Warn("killing the rest of an exited container", "container", c.id, "err", err)
+		}
+	}
+	drain()
+	c.exit = exit
+	close(c.done)
+}
+
+func notRunning(err error) bool {
+	return errors.Is(err, libcontainer.ErrNotRunning) || errors.Is(err, os.ErrProcessDone)
+}
+
+// ID returns the container's id.
+func (c *Container) ID() string { return c.id }
+
+// Pid returns the init process's pid in this process's PID namespace.
+func (c *Container) Pid() int { return c.pid }
+
+// StartedAt returns when the init process started.
+func (c *Container) StartedAt() time.Time { return c.startedAt }
+
+// Done is closed once the init process has been reaped and its output
+// drained (waiting at most 2 s for processes still holding the pipes).
+func (c *Container) Done() <-chan struct{} { return c.done }
+
+// Exit returns how the init ended; valid once Done is closed.
+func (c *Container) Exit() Exit {
+	<-c.done
+	return c.exit
+}
+
+// Stdin returns the container's stdin (with Spec.Stdin; its terminal with
+// Spec.TTY), nil otherwise or when re-attached. Closing it sends EOF
+// (without a terminal).
+func (c *Container) Stdin() io.WriteCloser {
+	if c.io == nil || c.io.stdin == nil {
+		return nil
+	}
+	return c.io.stdin
+}
+
+// Resize sets the size of the container's terminal; a no-op without one.
+func (c *Container) Resize(cols, rows uint16) error {
+	if c.io == nil {
+		return nil
+	}
+	if err := c.io.resize(cols, rows); err != nil {
+		return fmt.Errorf("resize terminal of container %s: %w", c.id, err)
+	}
+	return nil
+}
+
+// Signal sends sig to the container's init; SIGKILL without a private PID
+// namespace goes to every process of the container. A container that has
+// already exited is not an error.
+func (c *Container) Signal(sig syscall.Signal) error {
+	if err := c.lc.Signal(sig); err != nil && !notRunning(err) {
+		return fmt.Errorf("signal %v to container %s: %w", sig, c.id, err)
+	}
+	return nil
+}
+
+// Destroy kills whatever is left of the container, waits for it, and
+// removes the container, its state and its cgroup. It is idempotent.
+func (c *Container) Destroy() error {
+	c.destroyMu.Lock()
+	defer c.destroyMu.Unlock()
+	if c.destroyed {
+		return nil
+	}
+	if err := c.Signal(unix.SIGKILL); err != nil {
+		return fmt.Errorf("destroy: %w", err)
+	}
+	select {
+	case <-c.done:
+	case <-time.After(killWait):
+		return fmt.Errorf("destroy container %s: init still running %v after SIGKILL", c.id, killWait)
+	}
+	if err := killCgroup(c.cgm); err != nil {
+		return fmt.Errorf("destroy container %s: %w", c.id, err)
+	}
+	if err := c.lc.Destroy(); err != nil {
+		return fmt.Errorf("destroy container %s: %w", c.id, err)
+	}
+	c.destroyed = true
+	return nil
+}
+
+// killCgroup SIGKILLs every process in m's cgroup (and below) and waits
+// until none is left. cgroup.kill (Linux 5.14; cgroup v2, or the unified
+// hierarchy of a hybrid system) kills everything at once, forks in flight
+// included; otherwise the cgroup is frozen while its pids are killed so
+// that none forks or is replaced by an unrelated process meanwhile.
+func killCgroup(m cgroups.Manager) error {
+	atomicKill := false
+	if p := m.Path(""); p != "" {
+		atomicKill = cgroups.WriteFile(p, "cgroup.kill", "1") == nil
+	}
+	deadline := time.Now().Add(killWait)
+	for {
+		pids, err := m.GetAllPids()
+		if errors.Is(err, os.ErrNotExist) || err == nil && len(pids) == 0 {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("list cgroup processes: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still in cgroup %v after SIGKILL", pids, killWait)
+		}
+		if !atomicKill {
+			_ = m.Freeze(cgroups.Frozen)
+			for _, pid := range pids {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+			_ = m.Freeze(cgroups.Thawed)
+		}
+		time.Sleep(time.Millisecond) // SIGKILL is asynchronous; the exits take microseconds
+	}
+}
+
+// Load re-attaches to a container after the process that started it ended
+// (the daemon or shim restarted). Signal, Exec and Destroy work; Done
+// closes when the init exits, with Exit().Unknown set since only the dead
+// parent could have waited for it. Its output is not captured (the pipes
+// died with the old process).
+func (r *Runtime) Load(id string) (*Container, error) {
+	lc, err := libcontainer.Load(r.root, id)
+	if err != nil {
+		return nil, fmt.Errorf("load container %s: %w", id, err)
+	}
+	st, err := lc.State()
+	if err != nil {
+		return nil, fmt.Errorf("load container %s: %w", id, err)
+	}
+	cfg := lc.Config()
+	cgm, err := manager.NewWithPaths(cfg.Cgroups, st.CgroupPaths)
+	if err != nil {
+		return nil, fmt.Errorf("load container %s: cgroup: %w", id, err)
+	}
+	c := &Container{
+		id: id, lc: lc, cgm: cgm, cgroupPath: cfg.Cgroups.Path, pid: st.InitProcessPid,
+		startedAt:  startTimeOf(st.InitProcessStartTime),
+		privatePID: cfg.Namespaces.IsPrivate(configs.NEWPID),
+		defaults:   procDefaultsFrom(&cfg),
+		done:       make(chan struct{}),
+	}
+	pfd, err := openPidfd(st.InitProcessPid, st.InitProcessStartTime)
+	if errors.Is(err, errGone) {
+		c.reaped(Exit{Unknown: true, FinishedAt: time.Now()}, func() {})
+		return c, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("load container %s: %w", id, err)
+	}
+	go func() {
+		if err := pfd.wait(); err != nil {
+			slog.Warn("waiting for re-attached container", "container", id, "err", err)
+		}
+		pfd.Close()
+		c.reaped(Exit{Unknown: true, FinishedAt: time.Now()}, func() {})
+	}()
+	return c, nil
+}

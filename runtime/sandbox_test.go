@@ -1,0 +1,171 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Two containers of one pod share hostname, UTS, IPC and network
+// namespaces, and not the host's; each has its own PID namespace.
+func TestSandboxShared(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{Hostname: "pod-a"})
+	a := e.start(e.spec(sb, "sleep", "1000"))
+	b := e.start(e.spec(sb, "sleep", "1000"))
+
+	host, _ := os.Hostname()
+	for _, c := range []*Container{a, b} {
+		if code, out := execOut(t, c, "hostname"); code != 0 || out != "pod-a\n" {
+			t.Errorf("hostname in %s: %d %q", c.ID(), code, out)
+		}
+		if code, out := execOut(t, c, "sh", "-c", "echo $HOSTNAME"); code != 0 || out != "pod-a\n" {
+			t.Errorf("$HOSTNAME in %s: %d %q", c.ID(), code, out)
+		}
+	}
+	if h, _ := os.Hostname(); h != host {
+		t.Errorf("host's hostname changed to %q", h)
+	}
+	ns := func(pid int, kind string) string {
+		l, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "ns", kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	self := os.Getpid()
+	for _, kind := range []string{"uts", "ipc", "net"} {
+		if ns(a.Pid(), kind) != ns(b.Pid(), kind) || ns(a.Pid(), kind) == ns(self, kind) {
+			t.Errorf("%s: a %s, b %s, host %s", kind, ns(a.Pid(), kind), ns(b.Pid(), kind), ns(self, kind))
+		}
+	}
+	if ns(a.Pid(), "pid") == ns(b.Pid(), "pid") {
+		t.Errorf("containers share a PID namespace without SharePID")
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(sb.st.Spec.NetNS, &st); err != nil || "net:["+strconv.Itoa(int(st.Ino))+"]" != ns(a.Pid(), "net") {
+		t.Errorf("net namespace %s is not the sandbox's %s (%v)", ns(a.Pid(), "net"), sb.st.Spec.NetNS, err)
+	}
+	// A System V shared memory segment made in the pod's IPC namespace is
+	// visible in both containers.
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread() // never unlocked: the thread dies in the pod's namespace
+		f, err := os.Open(sb.nsPath("ipc"))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWIPC); err != nil {
+			errc <- err
+			return
+		}
+		_, err = unix.SysvShmGet(unix.IPC_PRIVATE, 4096, unix.IPC_CREAT|0o600)
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("shmget in the pod: %v", err)
+	}
+	for _, c := range []*Container{a, b} {
+		if code, out := execOut(t, c, "cat", "/proc/sysvipc/shm"); code != 0 || strings.Count(out, "\n") != 2 {
+			t.Errorf("shm segments in %s: %d %q", c.ID(), code, out)
+		}
+	}
+}
+
+// With SharePID the pod's containers see each other's processes and the
+// pause process is their PID 1.
+func TestSharePID(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{HostNetwork: true, SharePID: true})
+	a := e.start(e.spec(sb, "sleep", "1000"))
+	b := e.start(e.spec(sb, "sleep", "2000"))
+	code, out := execOut(t, b, "ps", "-o", "pid,args")
+	if code != 0 || !strings.Contains(out, "sleep 1000") || !strings.Contains(out, "sleep 2000") {
+		t.Errorf("ps in b: %d\n%s", code, out)
+	}
+	if code, out := execOut(t, a, "cat", "/proc/1/cmdline"); code != 0 || !strings.HasPrefix(out, pauseArgv0+"\x00") {
+		t.Errorf("PID 1 of the pod: %d %q", code, out)
+	}
+	// Not PID 1, the container's init dies of an unhandled SIGTERM: 143.
+	if err := a.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if exit := wait(t, a, 10*time.Second); exit.Code != 143 || exit.Signal != unix.SIGTERM {
+		t.Errorf("exit = %+v, want 143 by SIGTERM", exit)
+	}
+	// The pause process is in the pod's cgroup leaf.
+	cg, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(sb.st.PausePid), "cgroup"))
+	if err != nil || !strings.Contains(string(cg), "memory:"+sb.st.Spec.CgroupPath+"/pause\n") {
+		t.Errorf("pause cgroups: %v\n%s", err, cg)
+	}
+}
+
+// A sandbox's leftover processes die with it, and a re-loaded sandbox
+// (after a restart) can be destroyed.
+func TestLoadSandbox(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{Hostname: "pod-b", SharePID: true})
+	loaded, err := e.rt.LoadSandbox(sb.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.st != sb.st {
+		t.Errorf("loaded %+v, created %+v", loaded.st, sb.st)
+	}
+	c := e.start(e.spec(loaded, "hostname"))
+	if exit := wait(t, c, 10*time.Second); exit.Code != 0 {
+		t.Errorf("container in loaded sandbox: %+v", exit)
+	}
+	pause := sb.st.PausePid
+	// Destroy through the loaded value, as a restarted process would: it
+	// is not the pause's parent, so the original value reaps it after.
+	if err := loaded.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := loaded.Destroy(); err != nil {
+		t.Fatalf("second Destroy: %v", err)
+	}
+	if err := sb.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pause)); !os.IsNotExist(err) {
+		t.Errorf("pause process %d still exists: %v", pause, err)
+	}
+	if _, err := os.Stat(sb.dir); !os.IsNotExist(err) {
+		t.Errorf("sandbox dir left: %v", err)
+	}
+	if _, err := e.rt.LoadSandbox(sb.ID()); err == nil {
+		t.Errorf("LoadSandbox after Destroy succeeded")
+	}
+}
+
+func TestCreateSandboxErrors(t *testing.T) {
+	e := newEnv(t)
+	for name, s := range map[string]SandboxSpec{
+		"bad id":          {ID: "../x", HostNetwork: true},
+		"no netns":        {ID: "sb-" + randHex()},
+		"missing netns":   {ID: "sb-" + randHex(), NetNS: "/no/such/netns"},
+		"host and shared": {ID: "sb-" + randHex(), HostNetwork: true, HostPID: true, SharePID: true},
+		"long hostname":   {ID: "sb-" + randHex(), HostNetwork: true, Hostname: strings.Repeat("h", 65)},
+	} {
+		if sb, err := e.rt.CreateSandbox(s); err == nil {
+			sb.Destroy()
+			t.Errorf("%s: CreateSandbox succeeded", name)
+		}
+	}
+	sb := e.sandbox(SandboxSpec{HostNetwork: true})
+	if _, err := e.rt.CreateSandbox(SandboxSpec{ID: sb.ID(), HostNetwork: true}); err == nil {
+		t.Errorf("second sandbox with the same id succeeded")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.rt.root, sandboxesDir)); len(entries) != 1 {
+		t.Errorf("sandboxes left: %v", entries)
+	}
+}
