@@ -306,3 +306,21 @@ func TestRealConcurrentPods(t *testing.T) {
 		t.Errorf("left: %v", left)
 	}
 }
+
+// BenchmarkRealCreateRemovePod times a pod cgroup's life without containers:
+// create and limit, then remove with its parents.
+func BenchmarkRealCreateRemovePod(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	tree := Tree{Root: "podrun-bench-" + strconv.Itoa(os.Getpid()), PidsLimit: 1024}
+	p := uidPod("bench", pod(nil, ctr("a", "cpu=100m,memory=64Mi", "cpu=1,memory=128Mi")))
+	for b.Loop() {
+		if err := tree.CreatePod(p); err != nil {
+			b.Fatal(err)
+		}
+		if err := tree.RemovePod(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -616,3 +616,35 @@ func TestSymlinkedDir(t *testing.T) {
 		t.Errorf("still mounted: %v", m)
 	}
 }
+
+// BenchmarkSetupTeardown times the volumes of a typical pod: an emptyDir on
+// disk and one in memory, a configMap and a secret.
+func BenchmarkSetupTeardown(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	base, err := os.MkdirTemp("", "podrun-volumes-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	objs := objects{
+		cms:     map[string]*corev1.ConfigMap{"team/conf": {Data: map[string]string{"a": "A", "b": "B"}}},
+		secrets: map[string]*corev1.Secret{"team/creds": {Data: map[string][]byte{"k": []byte("v")}}},
+	}
+	p := testPod(
+		corev1.Volume{Name: "disk", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		corev1.Volume{Name: "mem", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+		corev1.Volume{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "conf"}}}},
+		corev1.Volume{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds"}}},
+	)
+	dir := filepath.Join(base, "volumes")
+	for b.Loop() {
+		if _, err := Setup(dir, p, objs, nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := Teardown(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
