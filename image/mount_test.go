@@ -1,0 +1,269 @@
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"golang.org/x/sys/unix"
+
+	"github.com/podrun/podrun/image/imagetest"
+)
+
+// pushPull pushes img to a fresh registry and pulls it into s.
+func pushPull(t testing.TB, s *Store, img v1.Image) *Image {
+	t.Helper()
+	host := imagetest.Registry(t)
+	imagetest.Push(t, host+"/test:1", img, nil)
+	got, err := s.Pull(context.Background(), host+"/test:1", PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// mount mounts img in a fresh container directory, unmounted at cleanup.
+func mount(t testing.TB, s *Store, img *Image) (dir, rootfs string) {
+	t.Helper()
+	dir = filepath.Join(tempDir(t), "c")
+	rootfs, err := s.Mount(img, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := Unmount(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	return dir, rootfs
+}
+
+func layer(t testing.TB, hdrs ...*tar.Header) v1.Layer {
+	t.Helper()
+	l, err := imagetest.Layer(func(tw *tar.Writer) error {
+		for _, h := range hdrs {
+			if h.ModTime.IsZero() {
+				h.ModTime = imagetest.Epoch
+			}
+			if h.Typeflag == tar.TypeReg && h.Size == 0 && h.Linkname != "" {
+				h.Size = int64(len(h.Linkname)) // body carried in Linkname, for brevity
+			}
+			body := ""
+			if h.Typeflag == tar.TypeReg {
+				body, h.Linkname = h.Linkname, ""
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			if _, err := tw.Write([]byte(body)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func dir(name string, mode int64) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode}
+}
+
+func file(name, body string) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Linkname: body}
+}
+
+func TestWhiteoutAndOpaqueDirectory(t *testing.T) {
+	needRoot(t)
+	base := layer(t, dir("etc/", 0o755), file("etc/motd", "old"), file("etc/keep", "kept"),
+		dir("spool/", 0o755), file("spool/a", "a"), dir("spool/sub/", 0o755), file("spool/sub/b", "b"),
+		&tar.Header{Typeflag: tar.TypeDir, Name: "owned/", Mode: 0o700, Uid: 1000, Gid: 1000})
+	top := layer(t, file("etc/.wh.motd", ""), file("spool/.wh..wh..opq", ""), file("spool/new", "new"),
+		file("owned/implied/file", "x")) // owned/ and owned/implied/ are implied here
+	img, err := imagetest.Image(empty.Image, v1.Config{}, base, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t)
+	got := pushPull(t, s, img)
+	_, root := mount(t, s, got)
+
+	if _, err := os.Lstat(filepath.Join(root, "etc/motd")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("whited-out /etc/motd: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/keep")); string(b) != "kept" {
+		t.Errorf("/etc/keep = %q", b)
+	}
+	if got := entries(t, filepath.Join(root, "spool")); !slices.Equal(got, []string{"new"}) {
+		t.Errorf("opaque /spool holds %v, want [new]", got)
+	}
+	fi, err := os.Stat(filepath.Join(root, "owned"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || fi.Mode().Perm() != 0o700 {
+		t.Errorf("implied parent /owned is %d %v, want the lower layer's 1000 0700", st.Uid, fi.Mode().Perm())
+	}
+	// The lower layer itself is untouched.
+	if b, err := os.ReadFile(filepath.Join(s.snapshotPath(got.chains[0]), "etc/motd")); err != nil || string(b) != "old" {
+		t.Errorf("base layer's etc/motd: %q, %v", b, err)
+	}
+}
+
+func TestOverlayIsolation(t *testing.T) {
+	needRoot(t)
+	s := newStore(t)
+	img := pushPull(t, s, busybox(t))
+	dirA, a := mount(t, s, img)
+	_, b := mount(t, s, img)
+
+	if err := os.WriteFile(filepath.Join(a, "tmp/written"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(a, "bin/ls")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(b, "tmp/written")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a file written in one container shows in another: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(b, "bin/ls")); err != nil {
+		t.Errorf("a file deleted in one container is gone in another: %v", err)
+	}
+	snap := s.snapshotPath(img.chains[0])
+	if _, err := os.Stat(filepath.Join(snap, "tmp/written")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a container's write reached the image layer: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(snap, "bin/ls")); err != nil {
+		t.Errorf("a container's delete reached the image layer: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dirA, "upper/tmp/written")); err != nil {
+		t.Errorf("the write is not in the container's upper dir: %v", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dirA, "upper/bin/ls"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+		t.Errorf("the delete is not a whiteout in upper: %v %+v", err, st)
+	}
+	if fi, err := os.Stat(filepath.Join(a, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+		t.Errorf("/tmp = %v, %v; want 1777", fi.Mode(), err)
+	}
+}
+
+func TestUnmountFromDirAlone(t *testing.T) {
+	needRoot(t)
+	s := newStore(t)
+	img := pushPull(t, s, busybox(t))
+	d := filepath.Join(tempDir(t), "c")
+	root, err := s.Mount(img, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Mount(img, d); err == nil {
+		Unmount(d)
+		t.Fatal("a second Mount on the same dir succeeded")
+	}
+	if m, _ := isMountPoint(root); !m {
+		t.Fatal("a failed second Mount undid the first")
+	}
+	if got := entries(t, filepath.Join(s.root, "leases")); len(got) != 1 {
+		t.Errorf("leases = %v, want one", got)
+	}
+	// As after a crash: no Store, only the directory.
+	if err := Unmount(d); err != nil {
+		t.Fatal(err)
+	}
+	if exists(d) {
+		t.Error("Unmount left the directory")
+	}
+	if got := entries(t, filepath.Join(s.root, "leases")); len(got) != 0 {
+		t.Errorf("Unmount left the lease: %v", got)
+	}
+	if err := Unmount(d); err != nil {
+		t.Errorf("second Unmount: %v", err)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), root) {
+		t.Errorf("%s still in mountinfo", root)
+	}
+}
+
+func TestRemoveAndPruneSpareMountedLayers(t *testing.T) {
+	needRoot(t)
+	s := newStore(t)
+	ctx := context.Background()
+	img := pushPull(t, s, appImage(t, busybox(t)))
+	d, _ := mount(t, s, img)
+
+	did, err := s.Remove(ctx, img.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(did, "Untagged: "+img.Ref) || !slices.Contains(did, "Deleted: "+img.ID) {
+		t.Errorf("Remove said %q", did)
+	}
+	for _, c := range img.chains {
+		if !exists(s.snapshotPath(c)) {
+			t.Errorf("rm deleted layer %s while a container uses it", c)
+		}
+	}
+	if got := entries(t, filepath.Join(s.root, "blobs/sha256")); len(got) != 0 {
+		t.Errorf("rm left blobs: %v", got)
+	}
+	if err := Unmount(d); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Prune(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Snapshots != 2 || p.Blobs != 0 || p.Bytes < 1<<20 || p.Bytes > 3<<20 {
+		t.Errorf("prune = %+v, want the 2 layers (about 2 MB) the container held", p)
+	}
+	for _, sub := range []string{"snapshots", "blobs/sha256", "tmp", "leases"} {
+		if got := entries(t, filepath.Join(s.root, sub)); len(got) != 0 {
+			t.Errorf("%s after prune: %v", sub, got)
+		}
+	}
+}
+
+func TestMountDeepImage(t *testing.T) {
+	needRoot(t)
+	var layers []v1.Layer
+	for i := range 70 {
+		layers = append(layers, layer(t, file(fmt.Sprintf("l/%02d", i), "x")))
+	}
+	img, err := imagetest.Image(empty.Image, v1.Config{}, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t)
+	got := pushPull(t, s, img)
+	if legacyOnly.Load() {
+		t.Skip("kernel without overlay lowerdir+ (< 6.8)")
+	}
+	_, root := mount(t, s, got)
+	if n := len(entries(t, filepath.Join(root, "l"))); n != 70 {
+		t.Errorf("merged /l has %d files, want 70", n)
+	}
+
+	legacyOnly.Store(true)
+	defer legacyOnly.Store(false)
+	_, err = s.Mount(got, filepath.Join(tempDir(t), "c"))
+	if err == nil || !strings.Contains(err.Error(), "over this kernel's limit") {
+		t.Errorf("legacy mount of 70 long lowerdirs: %v", err)
+	}
+	_, small := mount(t, s, pushPull(t, s, busybox(t)))
+	if _, err := os.Stat(filepath.Join(small, "bin/busybox")); err != nil {
+		t.Errorf("legacy mount: %v", err)
+	}
+}
