@@ -308,3 +308,44 @@ func TestLoad(t *testing.T) {
 		t.Errorf("List after Destroy = %v", ids)
 	}
 }
+
+// Containers started, exec'd into and killed from many goroutines at once.
+func TestConcurrent(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{Hostname: "busy", SharePID: true})
+	specs := make([]*Spec, 10)
+	for i := range specs {
+		specs[i] = e.spec(sb, "sleep", "1000")
+	}
+	var wg sync.WaitGroup
+	for _, s := range specs {
+		wg.Go(func() {
+			c, err := e.rt.Start(context.Background(), s)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer func() {
+				if err := c.Destroy(); err != nil {
+					t.Error(err)
+				}
+			}()
+			var out strings.Builder
+			if code, err := c.Exec(context.Background(), ExecSpec{Args: []string{"hostname"}, Stdout: &out}); err != nil || code != 0 || out.String() != "busy\n" {
+				t.Errorf("exec in %s: %d %v %q", c.ID(), code, err, out.String())
+			}
+			if err := c.Signal(unix.SIGKILL); err != nil {
+				t.Error(err)
+			}
+			select { // not wait(): t.Fatal only on the test's goroutine
+			case <-c.Done():
+				if exit := c.Exit(); exit.Code != 137 {
+					t.Errorf("%s exit %+v", c.ID(), exit)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("%s still running", c.ID())
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -4,6 +4,31 @@
 // configuration (mounts, capabilities, masked paths, user); and writes
 // container output as CRI log files. It knows nothing about Kubernetes types.
 //
+// What it owns on the machine:
+//
+//   - <root>/<id>/: libcontainer's state of each container (root as given to
+//     New, e.g. /run/podrun/runc).
+//   - <root>/sandboxes/<id>/: a pod's pinned namespaces. The directory is a
+//     shared bind mount of itself; uts and ipc are bind mounts of namespaces
+//     created with no process in them; with SharePID, pid pins the namespace
+//     of the pod's pause process; sandbox.json says what LoadSandbox needs.
+//   - The container's leaf cgroup (libcontainer creates and removes it), the
+//     pause process's leaf <pod cgroup>/pause, and per exec a child cgroup
+//     <container leaf>/exec-<pid>-<n> that lets a timeout kill exactly that
+//     process tree. Parent cgroups belong to the cgroups package.
+//   - The "pause" re-exec role of this binary (MaybeReexec): PID 1 of a shared
+//     PID namespace, which reaps orphans and exits on SIGTERM or SIGINT.
+//
+// The process that calls Start is the parent of the container's init (runc
+// clones it with CLONE_PARENT) and owns its output pipes: only it learns the
+// exit status and copies the output. Load re-attaches from another process,
+// without either.
+//
+// Not done: seccomp (libcontainer needs libseccomp and the seccomp build tag;
+// containers run unconfined like Kubernetes' Unconfined profile), AppArmor and
+// SELinux labels, user namespaces, and the check that a Bidirectional
+// volume's source is itself a shared mount.
+//
 // May import: the standard library, x/sys, libcontainer, opencontainers/cgroups
 // and runtime-spec types.
 package runtime

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
 )
 
 func TestExec(t *testing.T) {
@@ -153,5 +156,64 @@ func TestExecAfterExit(t *testing.T) {
 	wait(t, c, 10*time.Second)
 	if code, err := c.Exec(context.Background(), ExecSpec{Args: []string{"true"}}); err == nil {
 		t.Errorf("Exec in an exited container = %d, nil; want an error", code)
+	}
+}
+
+// On plain cgroup v1 (no unified hierarchy, so no cgroup.kill) killCgroup
+// freezes the cgroup and kills its processes one by one.
+func TestKillCgroupByFreezing(t *testing.T) {
+	e := newEnv(t)
+	if cgroups.IsCgroup2UnifiedMode() {
+		t.Skip("cgroup v1 only")
+	}
+	cg := &cgroups.Cgroup{Path: e.cgParent + "/pod/victims", Resources: &cgroups.Resources{}}
+	m, err := manager.New(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(-1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Destroy(); err != nil {
+			t.Error(err)
+		}
+	})
+	paths := maps.Clone(m.GetPaths()) // GetPaths returns m's own map
+	delete(paths, "")                 // no unified hierarchy: no cgroup.kill
+	v1, err := manager.NewWithPaths(cg, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/busybox", "sh", "-c", "read x; sleep 100 & sleep 100 & wait")
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(cmd.Process.Pid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal(err)
+	}
+	stdin.Write([]byte("go\n")) // fork inside the cgroup
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if pids, _ := m.GetAllPids(); len(pids) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shell's children never appeared")
+		}
+	}
+	if err := killCgroup(v1); err != nil {
+		t.Fatal(err)
+	}
+	if pids, err := m.GetAllPids(); err != nil || len(pids) != 0 {
+		t.Errorf("left in the cgroup: %v %v", pids, err)
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("shell: %v, want killed", err)
+	}
+	if st, _ := v1.GetFreezerState(); st != cgroups.Thawed {
+		t.Errorf("freezer left %v", st)
 	}
 }
