@@ -127,10 +127,12 @@ func imageImport(c *cli.Context) error {
 	args, ref := c.Args().Slice(), c.String("name")
 	for i := 0; i < len(args); i++ {
 		if v, ok := strings.CutPrefix(args[i], "--name="); ok {
-			ref, args = v, slices.Delete(args, i, i+1)
+			ref = v
+			args = slices.Delete(args, i, i+1)
 			i--
 		} else if args[i] == "--name" && i+1 < len(args) {
-			ref, args = args[i+1], slices.Delete(args, i, i+2)
+			ref = args[i+1]
+			args = slices.Delete(args, i, i+2)
 			i--
 		}
 	}
