@@ -487,13 +487,35 @@ func BenchmarkPodNetwork(b *testing.B) {
 		}
 		b.ReportMetric(median(up), "setup-ms")
 		b.ReportMetric(median(down), "teardown-ms")
+		b.ReportMetric(quantile(up, 0.9), "setup-p90-ms")
+		b.ReportMetric(quantile(down, 0.9), "teardown-p90-ms")
 	}
 	b.Run("steady", func(b *testing.B) { bench(b, true) })
 	b.Run("first-pod", func(b *testing.B) { bench(b, false) })
 }
 
-func median(d []time.Duration) float64 {
+func median(d []time.Duration) float64 { return quantile(d, 0.5) }
+
+func quantile(d []time.Duration, q float64) float64 {
 	s := slices.Clone(d)
 	slices.Sort(s)
-	return float64(s[len(s)/2]) / float64(time.Millisecond)
+	return float64(s[int(float64(len(s)-1)*q)]) / float64(time.Millisecond)
+}
+
+func TestSubnetOverlapIsRefused(t *testing.T) {
+	n, cfg := newTestNetwork(t, 24)
+	setup(t, n, "route-holder") // the bridge and its route exist now
+	other := cfg
+	other.Bridge = "podrunt" + randHex(3)
+	if _, err := New(other); err == nil || !strings.Contains(err.Error(), cfg.Bridge) {
+		t.Fatalf("New with a subnet routed on %s: err = %v", cfg.Bridge, err)
+	}
+	wider := cfg
+	wider.Bridge, wider.Subnet = other.Bridge, "10.250.0.0/16"
+	if _, err := New(wider); err == nil {
+		t.Fatal("New with a subnet containing a routed one succeeded")
+	}
+	if _, err := New(cfg); err != nil {
+		t.Fatalf("the route on our own bridge counted as an overlap: %v", err)
+	}
 }
