@@ -20,10 +20,14 @@ const (
 	ReasonErrImagePull      = "ErrImagePull"
 	ReasonInvalidImageName  = "InvalidImageName"
 	ReasonErrImageNeverPull = "ErrImageNeverPull"
+	ReasonImageInspectError = "ImageInspectError" // the local store could not be read
 )
 
 // Error is a failure to make an image available. Reason is the kubelet's
-// waiting reason and Error() the kubelet's message for it.
+// waiting reason; Error() is the waiting message the kubelet shows with it.
+// For ErrImagePull that is the runtime's error, which (as containerd words
+// it) names the normalised image; the kubelet's event adds "Failed to pull
+// image %q: " in front.
 type Error struct {
 	Reason string
 	Image  string // the reference as the caller wrote it
@@ -36,15 +40,21 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("Container image %q is not present with pull policy of Never", e.Image)
 	case ReasonInvalidImageName:
 		return fmt.Sprintf("Failed to apply default image tag %q: %v", e.Image, e.Err)
+	case ReasonImageInspectError:
+		return fmt.Sprintf("Failed to inspect image %q: %v", e.Image, e.Err)
 	}
-	return fmt.Sprintf("Failed to pull image %q: %v", e.Image, e.Err)
+	ref := e.Image
+	if norm, err := Normalize(ref); err == nil {
+		ref = norm
+	}
+	return fmt.Sprintf("failed to pull and unpack image %q: %v", ref, e.Err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
 
 // Reason maps an error from this package to the kubelet's waiting reason:
-// "ErrImagePull", "InvalidImageName", "ErrImageNeverPull", or "" for errors
-// that are none of these.
+// "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
+// "ImageInspectError", or "" for errors that are none of these.
 func Reason(err error) string {
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Reason

@@ -34,10 +34,6 @@ type PullOptions struct {
 	Progress func(Progress)
 }
 
-// ReasonImageInspectError is the kubelet's reason when the local store
-// cannot be read.
-const ReasonImageInspectError = "ImageInspectError"
-
 // Ensure makes ref available following a container's imagePullPolicy
 // ("" means the API server's default for ref):
 //

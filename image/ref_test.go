@@ -74,7 +74,7 @@ func TestReason(t *testing.T) {
 		}
 	}
 	err := pullError("busybox", errors.New("boom"))
-	if want := `Failed to pull image "busybox": boom`; err.Error() != want {
+	if want := `failed to pull and unpack image "docker.io/library/busybox:latest": boom`; err.Error() != want {
 		t.Errorf("message %q, want %q", err, want)
 	}
 }
