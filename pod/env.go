@@ -1,0 +1,369 @@
+package pod
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	goruntime "runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/podrun/podrun/image"
+)
+
+// resolveContainer computes a container's argv and environment the way the
+// kubelet (makeEnvironmentVariables, ExpandContainerCommandAndArgs) and
+// containerd (image Entrypoint/Cmd, image env first) do together.
+func resolveContainer(p *corev1.Pod, c *corev1.Container, img *image.Image, sb *Sandbox, objs Objects) (args, env []string, err error) {
+	vars, err := containerEnv(p, c, sb, objs)
+	if err != nil {
+		return nil, nil, err
+	}
+	env = mergeEnv(img.Config.Env, vars)
+
+	m := map[string]string{}
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	var cmd, cargs []string
+	for _, s := range c.Command {
+		cmd = append(cmd, expand(s, m))
+	}
+	for _, s := range c.Args {
+		cargs = append(cargs, expand(s, m))
+	}
+	switch {
+	case len(cmd) > 0:
+		args = append(cmd, cargs...)
+	case len(cargs) > 0:
+		args = append(append([]string{}, img.Config.Entrypoint...), cargs...)
+	default:
+		args = append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
+	}
+	if len(args) == 0 {
+		return nil, nil, errors.New("no command specified")
+	}
+	return args, env, nil
+}
+
+// mergeEnv appends add to base, a later KEY replacing an earlier one in place.
+func mergeEnv(base, add []string) []string {
+	out := append([]string{}, base...)
+	idx := map[string]int{}
+	for i, kv := range out {
+		k, _, _ := strings.Cut(kv, "=")
+		idx[k] = i
+	}
+	for _, kv := range add {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+// containerEnv is the kubelet's makeEnvironmentVariables: envFrom first,
+// then env in order, each value expanded against what came before.
+func containerEnv(p *corev1.Pod, c *corev1.Container, sb *Sandbox, objs Objects) ([]string, error) {
+	var order []string
+	vals := map[string]string{}
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			order = append(order, k)
+		}
+		vals[k] = v
+	}
+	for _, from := range c.EnvFrom {
+		var data map[string]string
+		switch {
+		case from.ConfigMapRef != nil:
+			cm := lookupConfigMap(objs, p.Namespace, from.ConfigMapRef.Name)
+			if cm == nil {
+				if isTrue(from.ConfigMapRef.Optional) {
+					continue
+				}
+				return nil, fmt.Errorf("configmap %q not found", from.ConfigMapRef.Name)
+			}
+			data = cm.Data
+		case from.SecretRef != nil:
+			sec := lookupSecret(objs, p.Namespace, from.SecretRef.Name)
+			if sec == nil {
+				if isTrue(from.SecretRef.Optional) {
+					continue
+				}
+				return nil, fmt.Errorf("secret %q not found", from.SecretRef.Name)
+			}
+			data = map[string]string{}
+			for k, v := range sec.Data {
+				data[k] = string(v)
+			}
+		}
+		keys := make([]string, 0, len(data))
+		for k := range data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			set(from.Prefix+k, data[k])
+		}
+	}
+	for _, e := range c.Env {
+		v := e.Value
+		switch {
+		case v != "":
+			v = expand(v, vals)
+		case e.ValueFrom == nil:
+		case e.ValueFrom.FieldRef != nil:
+			var err error
+			if v, err = fieldRefValue(e.ValueFrom.FieldRef.FieldPath, p, sb); err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+		case e.ValueFrom.ResourceFieldRef != nil:
+			var err error
+			if v, err = resourceFieldValue(e.ValueFrom.ResourceFieldRef, p, c); err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			ref := e.ValueFrom.ConfigMapKeyRef
+			cm := lookupConfigMap(objs, p.Namespace, ref.Name)
+			if cm == nil {
+				if isTrue(ref.Optional) {
+					continue
+				}
+				return nil, fmt.Errorf("configmap %q not found", ref.Name)
+			}
+			val, ok := cm.Data[ref.Key]
+			if !ok {
+				if isTrue(ref.Optional) {
+					continue
+				}
+				return nil, fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, p.Namespace, ref.Name)
+			}
+			v = val
+		case e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			sec := lookupSecret(objs, p.Namespace, ref.Name)
+			if sec == nil {
+				if isTrue(ref.Optional) {
+					continue
+				}
+				return nil, fmt.Errorf("secret %q not found", ref.Name)
+			}
+			val, ok := sec.Data[ref.Key]
+			if !ok {
+				if isTrue(ref.Optional) {
+					continue
+				}
+				return nil, fmt.Errorf("couldn't find key %s in Secret %s/%s", ref.Key, p.Namespace, ref.Name)
+			}
+			v = string(val)
+		default:
+			return nil, fmt.Errorf("env %s: this valueFrom source is not supported by podrun", e.Name)
+		}
+		set(e.Name, v)
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vals[k])
+	}
+	return out, nil
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
+
+func lookupConfigMap(objs Objects, ns, name string) *corev1.ConfigMap {
+	if objs == nil {
+		return nil
+	}
+	return objs.ConfigMap(ns, name)
+}
+
+func lookupSecret(objs Objects, ns, name string) *corev1.Secret {
+	if objs == nil {
+		return nil
+	}
+	return objs.Secret(ns, name)
+}
+
+// fieldRefValue is the downward API for env (podFieldSelectorRuntimeValue).
+func fieldRefValue(path string, p *corev1.Pod, sb *Sandbox) (string, error) {
+	var podIP, hostIP string
+	if sb != nil {
+		podIP, hostIP = sb.PodIP, sb.HostIP
+	}
+	if k, ok := subscript(path, "metadata.labels"); ok {
+		return p.Labels[k], nil
+	}
+	if k, ok := subscript(path, "metadata.annotations"); ok {
+		return p.Annotations[k], nil
+	}
+	switch path {
+	case "metadata.name":
+		return p.Name, nil
+	case "metadata.namespace":
+		return p.Namespace, nil
+	case "metadata.uid":
+		return string(p.UID), nil
+	case "spec.nodeName":
+		if p.Spec.NodeName != "" {
+			return p.Spec.NodeName, nil
+		}
+		return NodeName(), nil
+	case "spec.serviceAccountName":
+		if p.Spec.ServiceAccountName != "" {
+			return p.Spec.ServiceAccountName, nil
+		}
+		return "default", nil
+	case "status.hostIP", "status.hostIPs":
+		return hostIP, nil
+	case "status.podIP", "status.podIPs":
+		return podIP, nil
+	}
+	return "", fmt.Errorf("unsupported fieldPath %q", path)
+}
+
+// subscript parses `prefix['key']`.
+func subscript(path, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, prefix+"['")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, "']")
+}
+
+// resourceFieldValue is ExtractContainerResourceValue with the kubelet's
+// defaulting of missing limits to the node's allocatable.
+func resourceFieldValue(fs *corev1.ResourceFieldSelector, p *corev1.Pod, c *corev1.Container) (string, error) {
+	if fs.ContainerName != "" && fs.ContainerName != c.Name {
+		c = findContainer(p, fs.ContainerName)
+		if c == nil {
+			return "", fmt.Errorf("container %q not found", fs.ContainerName)
+		}
+	}
+	divisor := resource.MustParse("1")
+	if !fs.Divisor.IsZero() {
+		divisor = fs.Divisor
+	}
+	cpus, mem := nodeCapacity()
+	q := func(list corev1.ResourceList, name corev1.ResourceName, def *resource.Quantity) resource.Quantity {
+		if v, ok := list[name]; ok {
+			return v
+		}
+		if def != nil {
+			return *def
+		}
+		return resource.Quantity{}
+	}
+	nodeCPU := *resource.NewQuantity(int64(cpus), resource.DecimalSI)
+	nodeMem := *resource.NewQuantity(mem, resource.BinarySI)
+	var v resource.Quantity
+	isCPU := false
+	switch fs.Resource {
+	case "limits.cpu":
+		v, isCPU = q(c.Resources.Limits, corev1.ResourceCPU, &nodeCPU), true
+	case "requests.cpu":
+		v, isCPU = q(c.Resources.Requests, corev1.ResourceCPU, nil), true
+	case "limits.memory":
+		v = q(c.Resources.Limits, corev1.ResourceMemory, &nodeMem)
+	case "requests.memory":
+		v = q(c.Resources.Requests, corev1.ResourceMemory, nil)
+	case "limits.ephemeral-storage":
+		v = q(c.Resources.Limits, corev1.ResourceEphemeralStorage, nil)
+	case "requests.ephemeral-storage":
+		v = q(c.Resources.Requests, corev1.ResourceEphemeralStorage, nil)
+	default:
+		return "", fmt.Errorf("unsupported container resource %q", fs.Resource)
+	}
+	if isCPU {
+		return strconv.FormatInt(int64(math.Ceil(float64(v.MilliValue())/float64(divisor.MilliValue()))), 10), nil
+	}
+	return strconv.FormatInt(int64(math.Ceil(float64(v.Value())/float64(divisor.Value()))), 10), nil
+}
+
+func findContainer(p *corev1.Pod, name string) *corev1.Container {
+	for i := range p.Spec.InitContainers {
+		if p.Spec.InitContainers[i].Name == name {
+			return &p.Spec.InitContainers[i]
+		}
+	}
+	for i := range p.Spec.Containers {
+		if p.Spec.Containers[i].Name == name {
+			return &p.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+var nodeCap = sync.OnceValues(func() (int, int64) {
+	var mem int64
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var kb int64
+			if _, err := fmt.Sscanf(sc.Text(), "MemTotal: %d kB", &kb); err == nil {
+				mem = kb * 1024
+				break
+			}
+		}
+		f.Close()
+	}
+	return goruntime.NumCPU(), mem
+})
+
+// nodeCapacity is this machine's CPUs and memory: the node allocatable a
+// kubelet without reservations reports.
+func nodeCapacity() (cpus int, memory int64) { return nodeCap() }
+
+// NodeName is the name podrun gives this machine as a node.
+func NodeName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "localhost"
+	}
+	return strings.ToLower(h)
+}
+
+// expand is Kubernetes' $(VAR) expansion: $(VAR) becomes its value when
+// defined and stays as written otherwise; $$ is a literal $.
+func expand(in string, vars map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(in); i++ {
+		if in[i] != '$' || i+1 >= len(in) {
+			b.WriteByte(in[i])
+			continue
+		}
+		switch in[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(in[i+2:], ')')
+			if end < 0 {
+				b.WriteString(in[i:])
+				return b.String()
+			}
+			name := in[i+2 : i+2+end]
+			if v, ok := vars[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(in[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}

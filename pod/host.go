@@ -1,0 +1,82 @@
+package pod
+
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podrun/podrun/image"
+	"github.com/podrun/podrun/runtime"
+)
+
+// Host carries out the supervisor's decisions on this machine. *Node
+// implements it with the real leaves; tests use a fake.
+type Host interface {
+	// CreateSandbox makes the pod's cgroup, network, volumes and shared
+	// namespaces. On error nothing of them is left.
+	CreateSandbox(ctx context.Context, p *corev1.Pod, objs Objects) (*Sandbox, error)
+	// DestroySandbox removes everything CreateSandbox made; idempotent.
+	DestroySandbox(ctx context.Context, p *corev1.Pod, sb *Sandbox) error
+	// LookupImage finds a local image; image.ErrNotFound when absent.
+	LookupImage(ref string) (*image.Image, error)
+	// PullImage pulls with the pod's pull secrets.
+	PullImage(ctx context.Context, sb *Sandbox, ref string) (*image.Image, error)
+	// StartContainer creates and starts one container instance. A
+	// *StartError says the container never existed (config or create
+	// failure); any other error is a failed start of a created container.
+	StartContainer(ctx context.Context, sb *Sandbox, r *ContainerRequest) (Container, error)
+}
+
+// Sandbox is what the containers of a pod share.
+type Sandbox struct {
+	PodIP, HostIP string
+	// Dial opens connections from inside the pod's network namespace.
+	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	Warnings []Event // e.g. MissingClusterDNS
+	impl     any     // the Host's own handles
+}
+
+// ContainerRequest is one container instance to start.
+type ContainerRequest struct {
+	Pod          *corev1.Pod
+	Container    *corev1.Container
+	Image        *image.Image
+	Args, Env    []string // resolved: command/args expanded, env complete
+	RestartCount int32
+	Output       func(stream, line string)
+}
+
+// Container is a running (or exited) container instance.
+type Container interface {
+	ID() string
+	StartedAt() time.Time
+	Done() <-chan struct{}
+	Exit() runtime.Exit
+	Signal(syscall.Signal) error
+	Exec(ctx context.Context, e runtime.ExecSpec) (int, error)
+	// Remove reads the termination message and removes the container's
+	// runtime state and root filesystem. Call once, after Done.
+	Remove() (terminationMessage string, err error)
+}
+
+// StartError is a start failure before any container existed, with the
+// kubelet's waiting reason (CreateContainerConfigError, CreateContainerError).
+type StartError struct {
+	Reason string
+	Err    error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+func configError(err error) error { return &StartError{Reason: reasonCreateConfig, Err: err} }
+
+func asStartError(err error) (*StartError, bool) {
+	var se *StartError
+	ok := errors.As(err, &se)
+	return se, ok
+}

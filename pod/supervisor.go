@@ -1,0 +1,419 @@
+package pod
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podrun/podrun/cgroups"
+	"github.com/podrun/podrun/probes"
+	"github.com/podrun/podrun/runtime"
+)
+
+// Objects finds the ConfigMaps and Secrets a pod refers to.
+type Objects interface {
+	ConfigMap(namespace, name string) *corev1.ConfigMap
+	Secret(namespace, name string) *corev1.Secret
+}
+
+// Options configure a Supervisor.
+type Options struct {
+	Host    Host
+	Objects Objects
+	Log     *slog.Logger
+	// OnEvent sees every event as it is recorded (any goroutine).
+	OnEvent func(p *corev1.Pod, e Event)
+	// OnStatus sees the pod after each status change (owner goroutine; do not block).
+	OnStatus func(p *corev1.Pod)
+	// Output sees each line a container writes (copier goroutines).
+	Output func(p *corev1.Pod, container, stream, line string)
+}
+
+// Supervisor runs one pod with the kubelet's rules. Run is its owner
+// goroutine: every event (container exit, probe result, sync step, delete,
+// timer) reaches it through one channel and only it touches the pod's state.
+// Each sync (what decide returns) runs on its own goroutine, one at a time,
+// so the owner stays responsive while a sync waits for a pull, a hook or a
+// grace period, exactly as the kubelet's pod worker serialises SyncPod.
+type Supervisor struct {
+	o   Options
+	log *slog.Logger
+	rec recorder
+
+	st      *podState // owner goroutine only
+	crash   *backoff  // crash-loop back-off, keyed as the kubelet keys it
+	pulls   *backoff  // image pull back-off, keyed pod UID + image
+	boffMu  sync.Mutex
+	events  chan any
+	deletes chan *int64
+	snap    atomic.Pointer[corev1.Pod]
+	done    chan struct{}
+
+	// owner goroutine only:
+	sb         *Sandbox
+	syncing    bool
+	dirty      bool // something happened that the last sync did not see
+	cancelSync context.CancelFunc
+	workers    map[*instance]map[probes.Kind]*probes.Worker
+	wake       *time.Timer
+	wakeAt     time.Time
+	lastStatus *corev1.PodStatus
+}
+
+// New returns the supervisor of p; it does nothing until Run.
+func New(p *corev1.Pod, o Options) *Supervisor {
+	p = p.DeepCopy()
+	s := &Supervisor{
+		o:       o,
+		st:      newPodState(p),
+		crash:   newBackoff(),
+		pulls:   newBackoff(),
+		events:  make(chan any, 64),
+		deletes: make(chan *int64, 4),
+		done:    make(chan struct{}),
+		workers: map[*instance]map[probes.Kind]*probes.Worker{},
+	}
+	s.log = o.Log
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("pod", p.Namespace+"/"+p.Name)
+	if o.OnEvent != nil {
+		s.rec.notify = func(e Event) { o.OnEvent(s.Pod(), e) }
+	}
+	s.snap.Store(p.DeepCopy())
+	return s
+}
+
+// Pod returns the latest pod with its status; safe from any goroutine.
+func (s *Supervisor) Pod() *corev1.Pod { return s.snap.Load() }
+
+// Events returns the pod's events so far.
+func (s *Supervisor) Events() []Event { return s.rec.list() }
+
+// Done is closed when Run has returned.
+func (s *Supervisor) Done() <-chan struct{} { return s.done }
+
+// Delete asks for the pod's termination with the given grace period
+// (nil: the pod's terminationGracePeriodSeconds).
+func (s *Supervisor) Delete(grace *int64) {
+	select {
+	case s.deletes <- grace:
+	case <-s.done:
+	}
+}
+
+// events the owner goroutine reacts to
+type (
+	evSandbox struct {
+		sb  *Sandbox
+		err error
+	}
+	evStarted struct {
+		c    *ctr
+		inst *instance
+		ref  string // image as shown in status
+		id   string // image ID for status
+	}
+	evStartFailed struct {
+		c               *ctr
+		reason, message string
+		retryAt         time.Time // when a back-off ends; zero if none
+		failed          *instance // a created container that failed to start
+	}
+	evExited struct {
+		c    *ctr
+		inst *instance
+		exit runtime.Exit
+		msg  string
+	}
+	evProbe struct {
+		c      *ctr
+		inst   *instance
+		kind   probes.Kind
+		result probes.Result
+	}
+	evSyncDone struct{}
+)
+
+// send hands an event to the owner; after Run returned it is dropped.
+func (s *Supervisor) send(ev any) {
+	select {
+	case s.events <- ev:
+	case <-s.done:
+	}
+}
+
+// Run supervises the pod until it is finished (terminal, every container
+// stopped, sandbox removed). Cancelling ctx is a deletion with the pod's
+// grace period.
+func (s *Supervisor) Run(ctx context.Context) error {
+	defer close(s.done)
+	s.st.startTime = time.Now()
+	s.st.qos = cgroups.QOSClass(s.st.pod)
+	var deadline <-chan time.Time
+	if ads := s.st.pod.Spec.ActiveDeadlineSeconds; ads != nil {
+		t := time.NewTimer(time.Duration(*ads) * time.Second)
+		defer t.Stop()
+		deadline = t.C
+	}
+	resync := time.NewTicker(10 * time.Second)
+	defer resync.Stop()
+	s.wake = time.NewTimer(time.Hour)
+	defer s.wake.Stop()
+	ctxDone := ctx.Done()
+	s.dirty = true
+	s.publish()
+	for {
+		s.sync()
+		s.publish()
+		if s.st.finished {
+			break
+		}
+		select {
+		case ev := <-s.events:
+			s.apply(ev)
+		case g := <-s.deletes:
+			s.delete(g, "")
+			s.dirty = true
+		case <-ctxDone:
+			ctxDone = nil
+			s.delete(nil, "")
+			s.dirty = true
+		case <-deadline:
+			s.delete(nil, "DeadlineExceeded")
+			s.dirty = true
+		case <-s.wake.C:
+			s.wakeAt = time.Time{}
+			s.dirty = true
+		case <-resync.C:
+			s.dirty = true
+		}
+	}
+	s.publish()
+	return nil
+}
+
+// sync starts the next sync when none runs and something changed since
+// the last one (the kubelet syncs on container events and timers, never in
+// a loop: a start refused by a back-off waits for the back-off's end), or
+// finishes the pod.
+func (s *Supervisor) sync() {
+	if s.syncing || s.st.finished || !s.dirty {
+		return
+	}
+	s.dirty = false
+	st := s.st
+	if !st.anyRunning() && (st.deleting || terminal(st.status().Phase)) {
+		s.finish()
+		return
+	}
+	p := decide(st)
+	if p.empty() {
+		return
+	}
+	if p.killPod && !st.deleting {
+		st.killed = true
+		s.stopProbes(probes.Liveness, probes.Startup)
+	}
+	j := &job{plan: p, sb: s.sb, lastExit: map[*ctr]time.Time{}, restarts: map[*ctr]int32{}, prev: map[*ctr]*instance{},
+		grace: st.pod.DeletionGracePeriodSeconds}
+	for _, c := range st.all() {
+		if c.cur != nil {
+			j.restarts[c] = c.restarts + 1
+			j.prev[c] = c.cur
+		}
+		if c.cur.running() {
+			j.running = append(j.running, target{c, c.cur})
+		}
+		if e := c.lastExited(); e != nil {
+			j.lastExit[c] = e.finishedAt
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.syncing, s.cancelSync = true, cancel
+	go func() {
+		defer cancel()
+		s.execute(ctx, j)
+		s.send(evSyncDone{})
+	}()
+}
+
+func terminal(p corev1.PodPhase) bool { return p == corev1.PodSucceeded || p == corev1.PodFailed }
+
+// finish tears the pod down once nothing runs any more.
+func (s *Supervisor) finish() {
+	s.stopProbes(probes.Liveness, probes.Readiness, probes.Startup)
+	if s.sb != nil {
+		if err := s.o.Host.DestroySandbox(context.Background(), s.st.pod, s.sb); err != nil {
+			s.log.Error("removing the pod sandbox", "err", err)
+		}
+		s.sb = nil
+	}
+	s.st.sandbox = false
+	s.st.finished = true
+}
+
+func (s *Supervisor) delete(grace *int64, reason string) {
+	st := s.st
+	if st.deleting {
+		return
+	}
+	st.deleting = true
+	if reason != "" {
+		st.reason = reason
+		st.msg = "Pod was active on the node longer than the specified deadline"
+		st.killed = true
+		s.rec.record(nil, warning, reason, "%s", st.msg)
+	} else {
+		now := metav1.Now()
+		st.pod.DeletionTimestamp = &now
+		g := *st.pod.Spec.TerminationGracePeriodSeconds
+		if grace != nil {
+			g = max(*grace, 0)
+		}
+		st.pod.DeletionGracePeriodSeconds = &g
+	}
+	// Liveness and startup stop at termination; readiness goes on (§5.5).
+	s.stopProbes(probes.Liveness, probes.Startup)
+	if s.cancelSync != nil {
+		s.cancelSync()
+	}
+}
+
+// apply records one event in the pod's state.
+func (s *Supervisor) apply(ev any) {
+	st := s.st
+	switch e := ev.(type) {
+	case evSyncDone:
+		s.syncing, s.cancelSync = false, nil
+		return
+	case evStartFailed:
+		// A refused start is retried when its back-off ends, or like the
+		// kubelet's pod worker after an error, 10 s later; only a container
+		// that was created and failed is a change to act on now.
+		s.startFailed(e)
+		s.dirty = s.dirty || e.failed != nil
+		return
+	case evSandbox:
+		if e.err != nil {
+			s.rec.record(nil, warning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", e.err)
+			s.wakeUp(time.Now().Add(backoffInitial))
+			return
+		}
+	}
+	s.dirty = true
+	switch e := ev.(type) {
+	case evSandbox:
+		s.sb, st.sandbox = e.sb, true
+		st.podIP, st.hostIP = e.sb.PodIP, e.sb.HostIP
+		for _, w := range e.sb.Warnings {
+			s.rec.record(nil, w.Type, w.Reason, "%s", w.Message)
+		}
+	case evStarted:
+		c := e.c
+		if c.cur != nil {
+			c.prev = c.cur
+			c.restarts++
+		}
+		c.cur, c.waiting = e.inst, nil
+		c.imageRef, c.imageID = e.ref, e.id
+		go func() {
+			h := e.inst.handle
+			<-h.Done()
+			exit := h.Exit()
+			msg, err := h.Remove()
+			if err != nil {
+				s.log.Error("removing container", "container", c.spec.Name, "err", err)
+			}
+			close(e.inst.removed)
+			s.send(evExited{c: c, inst: e.inst, exit: exit, msg: msg})
+		}()
+		s.startProbes(c, e.inst)
+	case evExited:
+		i := e.inst
+		i.exited, i.finishedAt, i.message = true, e.exit.FinishedAt, e.msg
+		i.exitCode = int32(e.exit.Code)
+		switch {
+		case e.exit.Unknown:
+			i.exitCode, i.reason = 137, reasonStatusUnknown
+			i.message = "The container could not be located when the pod was terminated"
+		case e.exit.OOMKilled:
+			i.reason = reasonOOMKilled
+		case i.exitCode == 0:
+			i.reason = reasonCompleted
+		default:
+			i.reason = reasonError
+		}
+		if e.exit.OOMKilled {
+			s.rec.record(e.c, warning, "OOMKilling", "Memory cgroup out of memory: killed container %s", e.c.spec.Name)
+		}
+		s.log.Debug("container exited", "container", e.c.spec.Name, "exitCode", i.exitCode, "reason", i.reason)
+		s.stopInstanceProbes(i)
+		close(i.applied)
+	case evProbe:
+		if e.inst != e.c.cur || e.inst.exited {
+			return // a result about an earlier instance
+		}
+		switch e.kind {
+		case probes.Startup:
+			e.inst.startup = e.result
+			if e.result == probes.Success && !st.deleting && !st.killed {
+				s.startWorker(e.c, e.inst, probes.Readiness)
+				s.startWorker(e.c, e.inst, probes.Liveness)
+			}
+		case probes.Liveness:
+			e.inst.liveness = e.result
+		case probes.Readiness:
+			e.inst.readiness = e.result
+		}
+	}
+}
+
+func (s *Supervisor) startFailed(e evStartFailed) {
+	c := e.c
+	c.waiting = &waitReason{reason: e.reason, message: e.message}
+	if e.failed != nil {
+		if c.cur != nil {
+			c.prev = c.cur
+			c.restarts++
+		}
+		c.cur = e.failed
+	}
+	if e.retryAt.IsZero() {
+		e.retryAt = time.Now().Add(backoffInitial)
+	}
+	s.wakeUp(e.retryAt)
+}
+
+// wakeUp makes the owner look again at t (the end of a back-off).
+func (s *Supervisor) wakeUp(t time.Time) {
+	if !s.wakeAt.IsZero() && !t.Before(s.wakeAt) && s.wakeAt.After(time.Now()) {
+		return
+	}
+	s.wakeAt = t
+	s.wake.Reset(time.Until(t))
+}
+
+// publish renders the status and hands out a new snapshot when it changed.
+func (s *Supervisor) publish() {
+	st := s.st.status()
+	if s.lastStatus != nil && reflect.DeepEqual(*s.lastStatus, st) && s.snap.Load().DeletionTimestamp.Equal(s.st.pod.DeletionTimestamp) {
+		return
+	}
+	s.st.prevConditions = st.Conditions
+	s.st.prevPhase = st.Phase
+	s.lastStatus = &st
+	p := s.st.pod.DeepCopy()
+	p.Status = *st.DeepCopy()
+	s.snap.Store(p)
+	if s.o.OnStatus != nil {
+		s.o.OnStatus(p)
+	}
+}
