@@ -109,7 +109,7 @@ func (s *Store) Prune(ctx context.Context) (Pruned, error) {
 		return out, err
 	}
 	defer unlock()
-	idx, err := s.loadIndex()
+	idx, _, err := s.loadIndex()
 	if err != nil {
 		return out, err
 	}
@@ -156,8 +156,13 @@ func (s *Store) Prune(ctx context.Context) (Pruned, error) {
 	}
 	remove(filepath.Join(s.root, "snapshots"), chains, &out.Snapshots)
 	remove(filepath.Join(s.root, "blobs", "sha256"), blobs, &out.Blobs)
-	remove(filepath.Join(s.root, "tmp"), nil, nil)   // nobody is pulling: we hold the lock
-	remove(filepath.Join(s.root, "locks"), nil, nil) // nor waiting on a key
+	remove(filepath.Join(s.root, "tmp"), nil, nil)                               // nobody is pulling: we hold the lock
+	remove(filepath.Join(s.root, "locks"), nil, nil)                             // nor waiting on a key
+	if tmps, err := filepath.Glob(filepath.Join(s.root, ".tmp-*")); err == nil { // index writes cut short
+		for _, p := range tmps {
+			os.Remove(p)
+		}
+	}
 	return out, errors.Join(errs...)
 }
 

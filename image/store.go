@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -165,9 +167,11 @@ type fileID struct {
 
 func (s *Store) indexPath() string { return filepath.Join(s.root, "index.json") }
 
-// readIndex returns the current index. It is cached by the file's identity:
-// every write replaces the file, so an unchanged inode and mtime mean an
-// unchanged index and a lookup costs one stat.
+// readIndex returns the current index, cached by the file's identity: every
+// write replaces the file, so an unchanged inode, size and mtime mean an
+// unchanged index and a lookup costs one stat. A file read within a moment
+// of its mtime is not trusted to the cache (a quick second write could
+// reuse the inode with the same size and coarse mtime): git's racy-clean rule.
 func (s *Store) readIndex() (*index, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(s.indexPath(), &st); errors.Is(err, unix.ENOENT) {
@@ -175,33 +179,54 @@ func (s *Store) readIndex() (*index, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("stat %s: %w", s.indexPath(), err)
 	}
-	id := fileID{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cached != nil && s.cacheID == id {
+	if s.cached != nil && s.cacheID == statID(&st) {
 		return s.cached, nil
 	}
-	idx, err := s.loadIndex()
+	start := time.Now()
+	idx, id, err := s.loadIndex()
 	if err != nil {
 		return nil, err
 	}
-	s.cached, s.cacheID = idx, id
+	if start.Sub(time.Unix(id.mtime.Unix())) > racyWindow {
+		s.cached, s.cacheID = idx, id
+	} else {
+		s.cached = nil
+	}
 	return idx, nil
 }
 
-func (s *Store) loadIndex() (*index, error) {
+// racyWindow is well over the kernel's coarse timestamp granularity.
+const racyWindow = 50 * time.Millisecond
+
+func statID(st *unix.Stat_t) fileID {
+	return fileID{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim}
+}
+
+// loadIndex reads index.json and the identity of the file it read.
+func (s *Store) loadIndex() (*index, fileID, error) {
 	idx := &index{}
-	b, err := os.ReadFile(s.indexPath())
+	f, err := os.Open(s.indexPath())
 	if errors.Is(err, fs.ErrNotExist) {
-		return idx, nil
+		return idx, fileID{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read image index: %w", err)
+		return nil, fileID{}, fmt.Errorf("read image index: %w", err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fileID{}, fmt.Errorf("read image index: %w", err)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fileID{}, fmt.Errorf("read image index: %w", err)
 	}
 	if err := json.Unmarshal(b, idx); err != nil {
-		return nil, fmt.Errorf("read image index %s: %w", s.indexPath(), err)
+		return nil, fileID{}, fmt.Errorf("read image index %s: %w", s.indexPath(), err)
 	}
-	return idx, nil
+	return idx, statID(&st), nil
 }
 
 // updateIndex applies fn to a fresh copy of the index and commits it by
@@ -212,7 +237,7 @@ func (s *Store) updateIndex(ctx context.Context, fn func(*index) error) error {
 		return err
 	}
 	defer unlock()
-	idx, err := s.loadIndex()
+	idx, _, err := s.loadIndex()
 	if err != nil {
 		return err
 	}
