@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -265,5 +266,29 @@ func TestMountDeepImage(t *testing.T) {
 	_, small := mount(t, s, pushPull(t, s, busybox(t)))
 	if _, err := os.Stat(filepath.Join(small, "bin/busybox")); err != nil {
 		t.Errorf("legacy mount: %v", err)
+	}
+}
+
+// TestMergedRootRuns runs the app image's entrypoint in its merged root, as
+// its image user: the busybox layer, the app layer and the config work together.
+func TestMergedRootRuns(t *testing.T) {
+	needRoot(t)
+	chroot, err := exec.LookPath("chroot")
+	if err != nil {
+		t.Skip("no chroot(8)")
+	}
+	s := newStore(t)
+	img := pushPull(t, s, appImage(t, busybox(t)))
+	_, root := mount(t, s, img)
+	args := append([]string{"--userspec=" + img.Config.User, root}, img.Config.Entrypoint...)
+	cmd := exec.Command(chroot, append(args, img.Config.Cmd...)...)
+	cmd.Env = img.Config.Env
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "hello world\n" {
+		t.Errorf("entrypoint: %q, %v", out, err)
+	}
+	out, err = exec.Command(chroot, "--userspec=1000:1000", root, "/bin/sh", "-c", "id -u; touch /tmp/x && ls /tmp").CombinedOutput()
+	if err != nil || string(out) != "1000\nx\n" {
+		t.Errorf("as uid 1000: %q, %v", out, err)
 	}
 }
