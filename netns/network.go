@@ -270,6 +270,33 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 	return &Attachment{NSPath: e.NetNS, IP: podIP, IPs: []net.IP{podIP}}, nil
 }
 
+// Attach takes over a pod whose network an earlier process set up (a pod
+// shim restarted after a crash): it returns the pod's attachment and starts
+// its loopback hostPort proxies in this process, as Setup would have.
+func (n *Network) Attach(ctx context.Context, id string) (*Attachment, error) {
+	var e *entry
+	err := n.withState(func(st *state) error {
+		e = st.Pods[id]
+		if e == nil || e.Terminating {
+			return fmt.Errorf("pod %s has no network", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if e.HostNetwork {
+		ip := hostIP()
+		return &Attachment{IP: ip, IPs: []net.IP{ip}}, nil
+	}
+	podIP := net.ParseIP(e.IP).To4()
+	n.stopProxies(id)
+	if err := n.startProxies(id, podIP, e.Ports, n.log.With("pod", e.Namespace+"/"+e.Name, "podUID", id)); err != nil {
+		return nil, err
+	}
+	return &Attachment{NSPath: e.NetNS, IP: podIP, IPs: []net.IP{podIP}}, nil
+}
+
 // syncHost makes the bridge, the nftables table and ip_forward match st:
 // present and current while a pod that is not terminating needs them, the
 // bridge and table gone otherwise. Called under the state lock, so two

@@ -74,6 +74,15 @@ func (h *fakeHost) CreateSandbox(ctx context.Context, p *corev1.Pod, objs Object
 	return &Sandbox{PodIP: "10.0.0.2", HostIP: "192.0.2.1"}, nil
 }
 
+func (h *fakeHost) RestoreSandbox(ctx context.Context, p *corev1.Pod, objs Objects, podIP string) (*Sandbox, error) {
+	h.log("restore sandbox")
+	return &Sandbox{PodIP: podIP}, nil
+}
+
+func (h *fakeHost) AttachContainer(ctx context.Context, sb *Sandbox, p *corev1.Pod, c *corev1.Container, restarts int32, id string) (Container, error) {
+	return nil, errors.New("gone")
+}
+
 func (h *fakeHost) DestroySandbox(ctx context.Context, p *corev1.Pod, sb *Sandbox) error {
 	h.log("teardown")
 	return nil

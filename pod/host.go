@@ -25,6 +25,10 @@ type Host interface {
 	LookupImage(ref string) (*image.Image, error)
 	// PullImage pulls with the pod's pull secrets.
 	PullImage(ctx context.Context, sb *Sandbox, ref string) (*image.Image, error)
+	// RestoreSandbox takes over the sandbox an earlier process created.
+	RestoreSandbox(ctx context.Context, p *corev1.Pod, objs Objects, podIP string) (*Sandbox, error)
+	// AttachContainer re-attaches to a container an earlier process started.
+	AttachContainer(ctx context.Context, sb *Sandbox, p *corev1.Pod, c *corev1.Container, restartCount int32, id string) (Container, error)
 	// StartContainer creates and starts one container instance. A
 	// *StartError says the container never existed (config or create
 	// failure); any other error is a failed start of a created container.

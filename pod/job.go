@@ -9,9 +9,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Job controller constants: a failed pod is replaced after 10 s, doubling
-// per failure, capped at 6 minutes (the Job documentation's back-off).
-const (
+// A failed Job pod is replaced after 10 s, doubling per failure, capped at
+// 6 minutes (the Job documentation's back-off). Variables for tests.
+var (
 	jobBackoffInitial = 10 * time.Second
 	jobBackoffMax     = 6 * time.Minute
 )
@@ -28,13 +28,21 @@ type JobController struct {
 	Pods []*corev1.Pod
 	// NewPod makes one more pod of the Job.
 	NewPod func() *corev1.Pod
-	// Start runs a pod: it makes its Supervisor and starts its Run.
-	Start func(p *corev1.Pod) *Supervisor
+	// Start runs a pod (a Supervisor here, or a pod shim).
+	Start func(p *corev1.Pod) PodHandle
 	// OnStatus sees the Job after each change of its status.
 	OnStatus func(j *batchv1.Job)
 }
 
-type jobPodDone struct{ s *Supervisor }
+// PodHandle is a running pod as a controller sees it: a Supervisor in this
+// process, or a pod shim of the daemon.
+type PodHandle interface {
+	Pod() *corev1.Pod
+	Done() <-chan struct{}
+	Delete(grace *int64)
+}
+
+type jobPodDone struct{ s PodHandle }
 
 // Run drives the Job to completion or failure (or until ctx is cancelled,
 // which deletes its pods) and returns the Job with its final status.
@@ -53,7 +61,7 @@ func (jc *JobController) Run(ctx context.Context) *batchv1.Job {
 	job.Status.StartTime = &start
 
 	done := make(chan jobPodDone, 16)
-	active := map[*Supervisor]bool{}
+	active := map[PodHandle]bool{}
 	launch := func(p *corev1.Pod) {
 		s := jc.Start(p)
 		active[s] = true
@@ -210,7 +218,7 @@ func (jc *JobController) backoff(job *batchv1.Job) time.Duration {
 }
 
 // restartsExceed is the Job controller's pastBackoffLimitOnFailure.
-func (jc *JobController) restartsExceed(active map[*Supervisor]bool, limit int32) bool {
+func (jc *JobController) restartsExceed(active map[PodHandle]bool, limit int32) bool {
 	if jc.Job.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyOnFailure {
 		return false
 	}

@@ -120,20 +120,7 @@ func (n *Node) CreateSandbox(ctx context.Context, p *corev1.Pod, objs Objects) (
 	}
 	sb.Dial = netns.Dialer(att.NSPath)
 
-	limits := cgroups.PodLimits(p)
-	nsb.vols, err = volumes.Setup(filepath.Join(nsb.dir, "volumes"), p, objs, func(v *corev1.Volume) int64 {
-		if v.EmptyDir == nil || v.EmptyDir.Medium != corev1.StorageMediumMemory {
-			return 0
-		}
-		size := n.memory
-		if m, ok := limits[corev1.ResourceMemory]; ok && !m.IsZero() && m.Value() < size {
-			size = m.Value()
-		}
-		if v.EmptyDir.SizeLimit != nil && !v.EmptyDir.SizeLimit.IsZero() && v.EmptyDir.SizeLimit.Value() < size {
-			size = v.EmptyDir.SizeLimit.Value()
-		}
-		return size
-	})
+	nsb.vols, err = volumes.Setup(filepath.Join(nsb.dir, "volumes"), p, objs, n.memSize(cgroups.PodLimits(p)))
 	if err != nil {
 		return nil, fmt.Errorf("volumes: %w", err)
 	}
@@ -220,6 +207,56 @@ func (n *Node) DestroySandbox(ctx context.Context, p *corev1.Pod, sb *Sandbox) e
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// RestoreSandbox takes over a pod's sandbox after its supervisor's process
+// died: the namespaces, the network (restarting its loopback proxies here)
+// and the volumes (emptyDir content kept) as they are.
+func (n *Node) RestoreSandbox(ctx context.Context, p *corev1.Pod, objs Objects, podIP string) (*Sandbox, error) {
+	uid := string(p.UID)
+	nsb := &nodeSandbox{pod: p, objs: objs, dir: n.PodDir(uid), netDone: true}
+	att, err := n.Network.Attach(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	sb := &Sandbox{PodIP: podIP, HostIP: n.hostIP, Dial: netns.Dialer(att.NSPath), impl: nsb}
+	if nsb.rt, err = n.Runtime.LoadSandbox(uid); err != nil {
+		return nil, err
+	}
+	limits := cgroups.PodLimits(p)
+	if nsb.vols, err = volumes.Setup(filepath.Join(nsb.dir, "volumes"), p, objs, n.memSize(limits)); err != nil {
+		return nil, fmt.Errorf("volumes: %w", err)
+	}
+	return sb, nil
+}
+
+// AttachContainer re-attaches to a running container of the pod.
+func (n *Node) AttachContainer(ctx context.Context, sb *Sandbox, p *corev1.Pod, c *corev1.Container, restartCount int32, id string) (Container, error) {
+	h, err := n.Runtime.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(n.PodDir(string(p.UID)), "containers", fmt.Sprintf("%s-%d", c.Name, restartCount))
+	return &nodeContainer{Container: h, dir: dir, spec: c,
+		logPath: filepath.Join(n.LogDir(p), c.Name, fmt.Sprintf("%d.log", restartCount))}, nil
+}
+
+// memSize sizes a pod's memory-backed volumes: the smallest of the node's
+// memory, the pod's memory limit and the volume's sizeLimit.
+func (n *Node) memSize(limits corev1.ResourceList) func(v *corev1.Volume) int64 {
+	return func(v *corev1.Volume) int64 {
+		if v.EmptyDir == nil || v.EmptyDir.Medium != corev1.StorageMediumMemory {
+			return 0
+		}
+		size := n.memory
+		if m, ok := limits[corev1.ResourceMemory]; ok && !m.IsZero() && m.Value() < size {
+			size = m.Value()
+		}
+		if v.EmptyDir.SizeLimit != nil && !v.EmptyDir.SizeLimit.IsZero() && v.EmptyDir.SizeLimit.Value() < size {
+			size = v.EmptyDir.SizeLimit.Value()
+		}
+		return size
+	}
 }
 
 // LookupImage finds a local image.

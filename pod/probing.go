@@ -36,20 +36,6 @@ func probeOf(c *corev1.Container, k probes.Kind) *corev1.Probe {
 	return c.StartupProbe
 }
 
-// startProbes starts the workers of a new instance: the startup probe
-// first when there is one, readiness and liveness once it has started.
-func (s *Supervisor) startProbes(c *ctr, inst *instance) {
-	if c.role == roleInit {
-		return
-	}
-	if c.spec.StartupProbe != nil {
-		s.startWorker(c, inst, probes.Startup)
-		return
-	}
-	s.startWorker(c, inst, probes.Readiness)
-	s.startWorker(c, inst, probes.Liveness)
-}
-
 func (s *Supervisor) startWorker(c *ctr, inst *instance, kind probes.Kind) {
 	p := probeOf(c.spec, kind)
 	if p == nil || (kind != probes.Readiness && (s.st.deleting || s.st.killed)) {

@@ -33,6 +33,9 @@ type Options struct {
 	OnStatus func(p *corev1.Pod)
 	// Output sees each line a container writes (copier goroutines).
 	Output func(p *corev1.Pod, container, stream, line string)
+	// Checkpoint receives the supervisor's state after each change (owner
+	// goroutine), for Restore after a crash of the hosting process.
+	Checkpoint func(cp *Checkpoint)
 }
 
 // Supervisor runs one pod with the kubelet's rules. Run is its owner
@@ -64,6 +67,7 @@ type Supervisor struct {
 	wake       *time.Timer
 	wakeAt     time.Time
 	lastStatus *corev1.PodStatus
+	restored   []target // running instances Restore re-attached
 }
 
 // New returns the supervisor of p; it does nothing until Run.
@@ -155,8 +159,13 @@ func (s *Supervisor) send(ev any) {
 // grace period.
 func (s *Supervisor) Run(ctx context.Context) error {
 	defer close(s.done)
-	s.st.startTime = time.Now()
+	if s.st.startTime.IsZero() {
+		s.st.startTime = time.Now()
+	}
 	s.st.qos = cgroups.QOSClass(s.st.pod)
+	for _, t := range s.restored {
+		s.watch(t.c, t.inst)
+	}
 	var deadline <-chan time.Time
 	if ads := s.st.pod.Spec.ActiveDeadlineSeconds; ads != nil {
 		t := time.NewTimer(time.Duration(*ads) * time.Second)
@@ -324,18 +333,7 @@ func (s *Supervisor) apply(ev any) {
 		}
 		c.cur, c.waiting = e.inst, nil
 		c.imageRef, c.imageID = e.ref, e.id
-		go func() {
-			h := e.inst.handle
-			<-h.Done()
-			exit := h.Exit()
-			msg, err := h.Remove()
-			if err != nil {
-				s.log.Error("removing container", "container", c.spec.Name, "err", err)
-			}
-			close(e.inst.removed)
-			s.send(evExited{c: c, inst: e.inst, exit: exit, msg: msg})
-		}()
-		s.startProbes(c, e.inst)
+		s.watch(c, e.inst)
 	case evExited:
 		i := e.inst
 		i.exited, i.finishedAt, i.message = true, e.exit.FinishedAt, e.msg
@@ -376,6 +374,29 @@ func (s *Supervisor) apply(ev any) {
 	}
 }
 
+// watch reports the instance's exit, once it is removed, and starts its probes.
+func (s *Supervisor) watch(c *ctr, inst *instance) {
+	go func() {
+		h := inst.handle
+		<-h.Done()
+		exit := h.Exit()
+		msg, err := h.Remove()
+		if err != nil {
+			s.log.Error("removing container", "container", c.spec.Name, "err", err)
+		}
+		close(inst.removed)
+		s.send(evExited{c: c, inst: inst, exit: exit, msg: msg})
+	}()
+	switch {
+	case c.role == roleInit:
+	case c.spec.StartupProbe != nil && inst.startup != probes.Success:
+		s.startWorker(c, inst, probes.Startup)
+	default:
+		s.startWorker(c, inst, probes.Readiness)
+		s.startWorker(c, inst, probes.Liveness)
+	}
+}
+
 func (s *Supervisor) startFailed(e evStartFailed) {
 	c := e.c
 	c.waiting = &waitReason{reason: e.reason, message: e.message}
@@ -413,6 +434,9 @@ func (s *Supervisor) publish() {
 	p := s.st.pod.DeepCopy()
 	p.Status = *st.DeepCopy()
 	s.snap.Store(p)
+	if s.o.Checkpoint != nil {
+		s.o.Checkpoint(s.checkpoint())
+	}
 	if s.o.OnStatus != nil {
 		s.o.OnStatus(p)
 	}

@@ -1,0 +1,146 @@
+package pod
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podrun/podrun/probes"
+)
+
+// Checkpoint is what a Supervisor needs to take over a pod whose previous
+// supervisor process died: the pod, what was decided about it, and every
+// container instance it started. The shim writes it atomically after each
+// change and restores from it after a crash.
+type Checkpoint struct {
+	Pod        *corev1.Pod         `json:"pod"`
+	StartTime  time.Time           `json:"startTime"`
+	PodIP      string              `json:"podIP,omitempty"`
+	HostIP     string              `json:"hostIP,omitempty"`
+	Sandbox    bool                `json:"sandbox,omitempty"`
+	Deleting   bool                `json:"deleting,omitempty"`
+	Killed     bool                `json:"killed,omitempty"`
+	Reason     string              `json:"reason,omitempty"`
+	Message    string              `json:"message,omitempty"`
+	Phase      corev1.PodPhase     `json:"phase,omitempty"`
+	Containers []ContainerRecord   `json:"containers"`
+	Conditions []corev1.PodCondition `json:"conditions,omitempty"`
+	Events     []Event             `json:"events,omitempty"`
+}
+
+// ContainerRecord is one container's history in a Checkpoint.
+type ContainerRecord struct {
+	Name       string          `json:"name"`
+	Restarts   int32           `json:"restarts"`
+	WaitReason string          `json:"waitReason,omitempty"`
+	WaitMsg    string          `json:"waitMessage,omitempty"`
+	ImageRef   string          `json:"imageRef,omitempty"`
+	ImageID    string          `json:"imageID,omitempty"`
+	Current    *InstanceRecord `json:"current,omitempty"`
+	Previous   *InstanceRecord `json:"previous,omitempty"`
+}
+
+// InstanceRecord is one container instance in a Checkpoint.
+type InstanceRecord struct {
+	ID         string        `json:"id"`
+	Hash       string        `json:"hash"`
+	StartedAt  time.Time     `json:"startedAt"`
+	Env        []string      `json:"env,omitempty"`
+	StopSignal string        `json:"stopSignal,omitempty"`
+	Exited     bool          `json:"exited,omitempty"`
+	ExitCode   int32         `json:"exitCode,omitempty"`
+	Reason     string        `json:"reason,omitempty"`
+	Message    string        `json:"message,omitempty"`
+	FinishedAt time.Time     `json:"finishedAt,omitempty"`
+	Startup    probes.Result `json:"startup,omitempty"`
+	Liveness   probes.Result `json:"liveness,omitempty"`
+	Readiness  probes.Result `json:"readiness,omitempty"`
+}
+
+// checkpoint captures the owner's state.
+func (s *Supervisor) checkpoint() *Checkpoint {
+	st := s.st
+	cp := &Checkpoint{
+		Pod: st.pod.DeepCopy(), StartTime: st.startTime, PodIP: st.podIP, HostIP: st.hostIP,
+		Sandbox: st.sandbox, Deleting: st.deleting, Killed: st.killed, Reason: st.reason, Message: st.msg,
+		Phase: st.prevPhase, Conditions: st.prevConditions, Events: s.rec.list(),
+	}
+	for _, c := range st.all() {
+		r := ContainerRecord{Name: c.spec.Name, Restarts: c.restarts, ImageRef: c.imageRef, ImageID: c.imageID,
+			Current: instanceRecord(c.cur), Previous: instanceRecord(c.prev)}
+		if c.waiting != nil {
+			r.WaitReason, r.WaitMsg = c.waiting.reason, c.waiting.message
+		}
+		cp.Containers = append(cp.Containers, r)
+	}
+	return cp
+}
+
+func instanceRecord(i *instance) *InstanceRecord {
+	if i == nil {
+		return nil
+	}
+	return &InstanceRecord{ID: i.id, Hash: i.hash, StartedAt: i.startedAt, Env: i.env, StopSignal: i.stopSignal,
+		Exited: i.exited, ExitCode: i.exitCode, Reason: i.reason, Message: i.message, FinishedAt: i.finishedAt,
+		Startup: i.startup, Liveness: i.liveness, Readiness: i.readiness}
+}
+
+func (r *InstanceRecord) instance() *instance {
+	if r == nil {
+		return nil
+	}
+	return &instance{id: r.ID, hash: r.Hash, startedAt: r.StartedAt, env: r.Env, stopSignal: r.StopSignal,
+		exited: r.Exited, exitCode: r.ExitCode, reason: r.Reason, message: r.Message, finishedAt: r.FinishedAt,
+		startup: r.Startup, liveness: r.Liveness, readiness: r.Readiness}
+}
+
+// Restore makes a Supervisor that takes over the pod of cp: it finds the
+// sandbox and the containers that were running again through the Host.
+// A container that is gone, or that exits while re-attached, is reported
+// as the kubelet reports a container it lost: terminated,
+// ContainerStatusUnknown, exit code 137.
+func Restore(ctx context.Context, cp *Checkpoint, o Options) (*Supervisor, error) {
+	s := New(cp.Pod, o)
+	st := s.st
+	st.startTime, st.podIP, st.hostIP = cp.StartTime, cp.PodIP, cp.HostIP
+	st.deleting, st.killed, st.reason, st.msg = cp.Deleting, cp.Killed, cp.Reason, cp.Message
+	st.prevPhase, st.prevConditions = cp.Phase, cp.Conditions
+	s.rec.events = append(s.rec.events, cp.Events...)
+	if cp.Sandbox {
+		sb, err := o.Host.RestoreSandbox(ctx, st.pod, o.Objects, cp.PodIP)
+		if err != nil {
+			return nil, fmt.Errorf("restoring the sandbox of %s/%s: %w", st.pod.Namespace, st.pod.Name, err)
+		}
+		s.sb, st.sandbox = sb, true
+	}
+	for _, r := range cp.Containers {
+		c := st.byName(r.Name)
+		if c == nil {
+			continue
+		}
+		c.restarts, c.imageRef, c.imageID = r.Restarts, r.ImageRef, r.ImageID
+		if r.WaitReason != "" {
+			c.waiting = &waitReason{reason: r.WaitReason, message: r.WaitMsg}
+		}
+		c.prev, c.cur = r.Previous.instance(), r.Current.instance()
+		if !c.cur.running() {
+			continue
+		}
+		i := c.cur
+		i.removed, i.applied = make(chan struct{}), make(chan struct{})
+		h, err := o.Host.AttachContainer(ctx, s.sb, st.pod, c.spec, c.restarts, i.id)
+		if err != nil {
+			s.log.Warn("container lost while its supervisor was down", "container", c.spec.Name, "err", err)
+			i.exited, i.exitCode, i.reason = true, 137, reasonStatusUnknown
+			i.message, i.finishedAt = "The container could not be located when the pod was terminated", time.Now()
+			close(i.removed)
+			close(i.applied)
+			continue
+		}
+		i.handle = h
+		s.restored = append(s.restored, target{c, i})
+	}
+	return s, nil
+}
