@@ -15,19 +15,19 @@ import (
 // container instance it started. The shim writes it atomically after each
 // change and restores from it after a crash.
 type Checkpoint struct {
-	Pod        *corev1.Pod         `json:"pod"`
-	StartTime  time.Time           `json:"startTime"`
-	PodIP      string              `json:"podIP,omitempty"`
-	HostIP     string              `json:"hostIP,omitempty"`
-	Sandbox    bool                `json:"sandbox,omitempty"`
-	Deleting   bool                `json:"deleting,omitempty"`
-	Killed     bool                `json:"killed,omitempty"`
-	Reason     string              `json:"reason,omitempty"`
-	Message    string              `json:"message,omitempty"`
-	Phase      corev1.PodPhase     `json:"phase,omitempty"`
-	Containers []ContainerRecord   `json:"containers"`
+	Pod        *corev1.Pod           `json:"pod"`
+	StartTime  time.Time             `json:"startTime"`
+	PodIP      string                `json:"podIP,omitempty"`
+	HostIP     string                `json:"hostIP,omitempty"`
+	Sandbox    bool                  `json:"sandbox,omitempty"`
+	Deleting   bool                  `json:"deleting,omitempty"`
+	Killed     bool                  `json:"killed,omitempty"`
+	Reason     string                `json:"reason,omitempty"`
+	Message    string                `json:"message,omitempty"`
+	Phase      corev1.PodPhase       `json:"phase,omitempty"`
+	Containers []ContainerRecord     `json:"containers"`
 	Conditions []corev1.PodCondition `json:"conditions,omitempty"`
-	Events     []Event             `json:"events,omitempty"`
+	Events     []Event               `json:"events,omitempty"`
 }
 
 // ContainerRecord is one container's history in a Checkpoint.
