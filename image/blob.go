@@ -68,9 +68,9 @@ func (s *Store) writeBlob(d v1.Hash, data []byte) error {
 }
 
 // copyFetch is a fetchFunc that copies the blob from a local file, verifying it.
-func copyFetch(src string, d v1.Hash, size int64) fetchFunc {
+func copyFetch(open func() (*os.File, error), d v1.Hash, size int64) fetchFunc {
 	return func(ctx context.Context, partial string, progress func(int64)) error {
-		in, err := os.Open(src)
+		in, err := open()
 		if err != nil {
 			return err
 		}

@@ -241,14 +241,8 @@ func (b dirBundle) blob(name string) (blobFile, error) {
 		return blobFile{}, err
 	}
 	d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
-	full := filepath.Join(b.root.Name(), name)
-	return blobFile{digest: d, size: n, magic: head.b, fetch: func(ctx context.Context, partial string, progress func(int64)) error {
-		// Re-resolve through the root: the file was checked there.
-		if _, err := b.root.Stat(name); err != nil {
-			return err
-		}
-		return copyFetch(full, d, n)(ctx, partial, progress)
-	}}, nil
+	open := func() (*os.File, error) { return b.root.Open(name) }
+	return blobFile{digest: d, size: n, magic: head.b, fetch: copyFetch(open, d, n)}, nil
 }
 
 // dockerSave reads a docker save archive's manifest.json.

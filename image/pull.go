@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -147,12 +148,19 @@ func (s *Store) pull(ctx context.Context, ref string, o PullOptions) (*Image, er
 	}
 
 	src := &registrySource{repo: repo, client: &http.Client{Transport: tr, CheckRedirect: noRedirectToPrivate}}
-	if err := s.ensureBlob(ctx, m.Config.Digest, src.fetch(m.Config.Digest, m.Config.Size), nil); err != nil {
-		return nil, err
-	}
-	cfg, err := readConfig(s.blobPath(m.Config.Digest))
-	if err != nil {
-		return nil, err
+	var cfg *v1.ConfigFile
+	for attempt := 0; cfg == nil; attempt++ {
+		if err := s.ensureBlob(ctx, m.Config.Digest, src.fetch(m.Config.Digest, m.Config.Size), nil); err != nil {
+			return nil, err
+		}
+		cfg, err = readConfig(s.blobPath(m.Config.Digest), m.Config.Digest)
+		if errors.Is(err, ErrCorrupt) && attempt == 0 {
+			os.Remove(s.blobPath(m.Config.Digest)) // damaged on disk since: fetch it again
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	p := &pendingImage{refs: []string{norm}, repoDigest: repoDigest, id: m.Config.Digest, manifest: mdesc.Digest, config: cfg}
 	if repoDigest != norm {
@@ -183,15 +191,18 @@ func (s *Store) complete(img *Image) bool {
 	return len(img.chains) > 0
 }
 
-func readConfig(path string) (*v1.ConfigFile, error) {
-	f, err := os.Open(path)
+// readConfig reads and parses a stored config blob, checking it against d.
+func readConfig(path string, d v1.Hash) (*v1.ConfigFile, error) {
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	cfg, err := v1.ParseConfigFile(f)
+	if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:]) != d.Hex {
+		return nil, fmt.Errorf("image config %s: %w", d, ErrCorrupt)
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("parse image config %s: %w", path, err)
+		return nil, fmt.Errorf("parse image config %s: %w", d, err)
 	}
 	return cfg, nil
 }
