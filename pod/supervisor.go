@@ -2,6 +2,7 @@ package pod
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"sync"
@@ -55,7 +56,9 @@ type Supervisor struct {
 	boffMu  sync.Mutex
 	events  chan any
 	deletes chan *int64
+	updates chan *corev1.Pod
 	snap    atomic.Pointer[corev1.Pod]
+	running atomic.Pointer[map[string]Container] // running instances by container name
 	done    chan struct{}
 
 	// owner goroutine only:
@@ -67,7 +70,8 @@ type Supervisor struct {
 	wake       *time.Timer
 	wakeAt     time.Time
 	lastStatus *corev1.PodStatus
-	restored   []target // running instances Restore re-attached
+	restored   []target    // running instances Restore re-attached
+	pending    *corev1.Pod // an update waiting for the running sync to end
 }
 
 // New returns the supervisor of p; it does nothing until Run.
@@ -80,6 +84,7 @@ func New(p *corev1.Pod, o Options) *Supervisor {
 		pulls:   newBackoff(),
 		events:  make(chan any, 64),
 		deletes: make(chan *int64, 4),
+		updates: make(chan *corev1.Pod, 4),
 		done:    make(chan struct{}),
 		workers: map[*instance]map[probes.Kind]*probes.Worker{},
 	}
@@ -109,6 +114,25 @@ func (s *Supervisor) Done() <-chan struct{} { return s.done }
 func (s *Supervisor) Delete(grace *int64) {
 	select {
 	case s.deletes <- grace:
+	case <-s.done:
+	}
+}
+
+// Exec runs a process in a running container of the pod.
+func (s *Supervisor) Exec(ctx context.Context, container string, e runtime.ExecSpec) (int, error) {
+	m := s.running.Load()
+	if m == nil || (*m)[container] == nil {
+		return 0, fmt.Errorf("container %s is not running", container)
+	}
+	return (*m)[container].Exec(ctx, e)
+}
+
+// Update applies a new version of the pod. As on a node, only a container
+// image may change; a running container whose image changed is restarted
+// (whatever the restart policy). The caller validates the rest.
+func (s *Supervisor) Update(p *corev1.Pod) {
+	select {
+	case s.updates <- p.DeepCopy():
 	case <-s.done:
 	}
 }
@@ -191,6 +215,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case g := <-s.deletes:
 			s.delete(g, "")
 			s.dirty = true
+		case p := <-s.updates:
+			s.pending = p
+			s.dirty = true
 		case <-ctxDone:
 			ctxDone = nil
 			s.delete(nil, "")
@@ -216,6 +243,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 func (s *Supervisor) sync() {
 	if s.syncing || s.st.finished || !s.dirty {
 		return
+	}
+	if s.pending != nil {
+		s.applyUpdate(s.pending)
+		s.pending = nil
 	}
 	s.dirty = false
 	st := s.st
@@ -374,6 +405,37 @@ func (s *Supervisor) apply(ev any) {
 	}
 }
 
+// applyUpdate takes the new images of p. It runs between syncs, when no
+// executor goroutine reads the spec. A terminating pod ignores updates (§5.5).
+func (s *Supervisor) applyUpdate(p *corev1.Pod) {
+	if s.st.deleting || s.st.killed {
+		return
+	}
+	for _, lists := range [][2][]corev1.Container{{s.st.pod.Spec.InitContainers, p.Spec.InitContainers}, {s.st.pod.Spec.Containers, p.Spec.Containers}} {
+		for i := range lists[0] {
+			for _, n := range lists[1] {
+				if n.Name == lists[0][i].Name && n.Image != lists[0][i].Image {
+					lists[0][i].Image = n.Image
+					if n.ImagePullPolicy != "" {
+						lists[0][i].ImagePullPolicy = n.ImagePullPolicy
+					}
+				}
+			}
+		}
+	}
+}
+
+// publishRunning hands out the running instances for Exec.
+func (s *Supervisor) publishRunning() {
+	m := map[string]Container{}
+	for _, c := range s.st.all() {
+		if c.cur.running() && c.cur.handle != nil {
+			m[c.spec.Name] = c.cur.handle
+		}
+	}
+	s.running.Store(&m)
+}
+
 // watch reports the instance's exit, once it is removed, and starts its probes.
 func (s *Supervisor) watch(c *ctr, inst *instance) {
 	go func() {
@@ -434,6 +496,7 @@ func (s *Supervisor) publish() {
 	p := s.st.pod.DeepCopy()
 	p.Status = *st.DeepCopy()
 	s.snap.Store(p)
+	s.publishRunning()
 	if s.o.Checkpoint != nil {
 		s.o.Checkpoint(s.checkpoint())
 	}

@@ -167,3 +167,32 @@ func TestKubectlColumnsThroughInit(t *testing.T) {
 		t.Errorf("rows %q, want %q", got, want)
 	}
 }
+
+func TestUpdateImageRestartsContainer(t *testing.T) {
+	h := newFakeHost(map[string]behaviour{"a1": forever(), "a2": forever()})
+	p := testPod("Never", "| a1 a2")
+	s := runPod(t, h, p, func(s *Supervisor) {
+		waitFor(t, "running", func() bool { return len(h.events("start ")) == 2 })
+		q := s.Pod().DeepCopy()
+		q.Spec.Containers[0].Image = "busybox:2"
+		s.Update(q)
+		waitFor(t, "restart", func() bool { return len(h.events("start ")) == 3 })
+		s.Delete(nil)
+	})
+	if got := h.events("start "); !reflect.DeepEqual(got, []string{"a1", "a2", "a1"}) {
+		t.Errorf("starts %v: want a1 restarted alone (whatever the restart policy)", got)
+	}
+	if img := s.Pod().Spec.Containers[0].Image; img != "busybox:2" {
+		t.Errorf("image %s", img)
+	}
+	var kill string
+	for _, e := range s.Events() {
+		if e.Reason == "Killing" && e.Container == "a1" {
+			kill = e.Message
+			break
+		}
+	}
+	if kill != "Container a1 definition changed, will be restarted" {
+		t.Errorf("kill event %q", kill)
+	}
+}
