@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -93,13 +92,13 @@ func imagePull(c *cli.Context) error {
 		return err
 	}
 	start := time.Now()
-	p := newProgressPrinter(os.Stderr)
+	p := newProgressPrinter(c.App.ErrWriter)
 	img, err := s.Pull(c.Context, c.Args().First(), image.PullOptions{Progress: p.update})
 	p.finish()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Pulled %s in %s\nDigest: %s\nImage ID: %s\n", img.Ref, time.Since(start).Round(time.Millisecond), img.RepoDigest, img.ID)
+	fmt.Fprintf(c.App.Writer, "Pulled %s in %s\nDigest: %s\nImage ID: %s\n", img.Ref, time.Since(start).Round(time.Millisecond), img.RepoDigest, img.ID)
 	return nil
 }
 
@@ -108,14 +107,14 @@ func imageLoad(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	p := newProgressPrinter(os.Stderr)
+	p := newProgressPrinter(c.App.ErrWriter)
 	imgs, err := s.Load(c.Context, c.String("input"), p.update)
 	p.finish()
 	for _, img := range imgs {
 		if img.Ref != "" {
-			fmt.Println("Loaded image:", img.Ref)
+			fmt.Fprintln(c.App.Writer, "Loaded image:", img.Ref)
 		} else {
-			fmt.Println("Loaded image ID:", img.ID)
+			fmt.Fprintln(c.App.Writer, "Loaded image ID:", img.ID)
 		}
 	}
 	return err
@@ -150,7 +149,7 @@ func imageImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(img.ID)
+	fmt.Fprintln(c.App.Writer, img.ID)
 	return nil
 }
 
@@ -175,12 +174,12 @@ func imageList(c *cli.Context) error {
 		for _, img := range imgs {
 			if !seen[img.ID] {
 				seen[img.ID] = true
-				fmt.Println(shortID(img.ID))
+				fmt.Fprintln(c.App.Writer, shortID(img.ID))
 			}
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tSIZE")
 	shown := map[string]bool{}
 	for _, img := range imgs {
@@ -209,7 +208,7 @@ func imageRemove(c *cli.Context) error {
 	for _, ref := range c.Args().Slice() {
 		did, err := s.Remove(c.Context, ref)
 		for _, line := range did {
-			fmt.Println(line)
+			fmt.Fprintln(c.App.Writer, line)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -224,7 +223,7 @@ func imagePrune(c *cli.Context) error {
 		return err
 	}
 	p, err := s.Prune(c.Context)
-	fmt.Printf("Deleted %d layers and %d blobs, reclaimed %s\n", p.Snapshots, p.Blobs, humanSize(p.Bytes))
+	fmt.Fprintf(c.App.Writer, "Deleted %d layers and %d blobs, reclaimed %s\n", p.Snapshots, p.Blobs, humanSize(p.Bytes))
 	return err
 }
 

@@ -24,9 +24,16 @@ type progressPrinter struct {
 	last  time.Time
 }
 
-func newProgressPrinter(f *os.File) *progressPrinter {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return &progressPrinter{w: f, tty: err == nil, state: map[string]image.Progress{}}
+func newProgressPrinter(w io.Writer) *progressPrinter {
+	if w == nil {
+		w = os.Stderr
+	}
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		tty = err == nil
+	}
+	return &progressPrinter{w: w, tty: tty, state: map[string]image.Progress{}}
 }
 
 func (p *progressPrinter) update(ev image.Progress) {
