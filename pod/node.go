@@ -83,6 +83,7 @@ func (n *Node) LogDir(p *corev1.Pod) string {
 
 // nodeSandbox is what a Node keeps per pod.
 type nodeSandbox struct {
+	lock    *os.File // held while this process supervises the pod
 	pod     *corev1.Pod
 	objs    Objects
 	dir     string
@@ -97,6 +98,10 @@ func (n *Node) CreateSandbox(ctx context.Context, p *corev1.Pod, objs Objects) (
 	uid := string(p.UID)
 	nsb := &nodeSandbox{pod: p, objs: objs, dir: n.PodDir(uid)}
 	sb := &Sandbox{HostIP: n.hostIP, impl: nsb}
+	var err error
+	if nsb.lock, err = n.lockPod(uid); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if retErr != nil {
 			if err := n.DestroySandbox(context.WithoutCancel(ctx), p, sb); err != nil {
@@ -206,7 +211,108 @@ func (n *Node) DestroySandbox(ctx context.Context, p *corev1.Pod, sb *Sandbox) e
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return os.RemoveAll(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if sb != nil {
+		if nsb, ok := sb.impl.(*nodeSandbox); ok && nsb.lock != nil {
+			os.Remove(nsb.lock.Name())
+			nsb.lock.Close()
+		}
+	}
+	return nil
+}
+
+// lockPod takes the pod's supervision lock, held as long as this process
+// supervises the pod (released by the kernel if the process dies): GC
+// leaves a locked pod alone.
+func (n *Node) lockPod(uid string) (*os.File, error) {
+	dir := filepath.Join(n.cfg.RunRoot, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, uid), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pod %s is supervised by another process: %w", uid, err)
+	}
+	return f, nil
+}
+
+// supervised reports whether some process (this one included) holds the
+// pod's lock.
+func (n *Node) supervised(uid string) bool {
+	f, err := os.Open(filepath.Join(n.cfg.RunRoot, "locks", uid))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	return false
+}
+
+// GC removes what pods that no process supervises left behind (a killed
+// `podrun run`, a shim that died for good): their containers (killed),
+// sandboxes, root filesystems, volumes, network and cgroups. keep, if set,
+// spares more pods, e.g. those a daemon is about to restore.
+func (n *Node) GC(ctx context.Context, keep func(uid string) bool) error {
+	live := func(uid string) bool { return (keep != nil && keep(uid)) || n.supervised(uid) }
+	var errs []error
+	ids, err := n.Runtime.List()
+	errs = append(errs, err)
+	for _, id := range ids {
+		if uid := podUIDOf(id); uid == "" || live(uid) {
+			continue
+		}
+		if c, err := n.Runtime.Load(id); err == nil {
+			errs = append(errs, c.Destroy())
+		}
+	}
+	// Sandboxes live in the runtime's state directory, one per pod UID.
+	entries, _ := os.ReadDir(filepath.Join(n.cfg.RunRoot, "runc", "sandboxes"))
+	for _, e := range entries {
+		if !live(e.Name()) {
+			if sb, err := n.Runtime.LoadSandbox(e.Name()); err == nil {
+				errs = append(errs, sb.Destroy())
+			}
+		}
+	}
+	entries, _ = os.ReadDir(filepath.Join(n.cfg.Root, "pods"))
+	for _, e := range entries {
+		uid := e.Name()
+		if live(uid) {
+			continue
+		}
+		dir := n.PodDir(uid)
+		if cs, err := os.ReadDir(filepath.Join(dir, "containers")); err == nil {
+			for _, c := range cs {
+				errs = append(errs, image.Unmount(filepath.Join(dir, "containers", c.Name())))
+			}
+		}
+		errs = append(errs, volumes.Teardown(filepath.Join(dir, "volumes")), os.RemoveAll(dir))
+	}
+	errs = append(errs, n.Network.GC(ctx, live), n.cfg.Cgroups.GC(live))
+	entries, _ = os.ReadDir(filepath.Join(n.cfg.RunRoot, "locks"))
+	for _, e := range entries {
+		if !live(e.Name()) {
+			os.Remove(filepath.Join(n.cfg.RunRoot, "locks", e.Name()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// podUIDOf is the pod UID of a container ID made by StartContainer
+// (<uid>-<name>-<restart count>); pod UIDs are UUIDs.
+func podUIDOf(id string) string {
+	if len(id) < 37 || id[36] != '-' {
+		return ""
+	}
+	return id[:36]
 }
 
 // RestoreSandbox takes over a pod's sandbox after its supervisor's process
@@ -215,8 +321,13 @@ func (n *Node) DestroySandbox(ctx context.Context, p *corev1.Pod, sb *Sandbox) e
 func (n *Node) RestoreSandbox(ctx context.Context, p *corev1.Pod, objs Objects, podIP string) (*Sandbox, error) {
 	uid := string(p.UID)
 	nsb := &nodeSandbox{pod: p, objs: objs, dir: n.PodDir(uid), netDone: true}
+	var err error
+	if nsb.lock, err = n.lockPod(uid); err != nil {
+		return nil, err
+	}
 	att, err := n.Network.Attach(ctx, uid)
 	if err != nil {
+		nsb.lock.Close()
 		return nil, err
 	}
 	sb := &Sandbox{PodIP: podIP, HostIP: n.hostIP, Dial: netns.Dialer(att.NSPath), impl: nsb}
