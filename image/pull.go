@@ -89,7 +89,7 @@ func (s *Store) pull(ctx context.Context, ref string, o PullOptions) (*Image, er
 	if err != nil {
 		return nil, err
 	}
-	if slices.Contains(s.insecure, r.Context().RegistryStr()) {
+	if listed(s.insecure, r.Context().RegistryStr()) {
 		r, _, _ = parseRef(ref, name.Insecure)
 	}
 	unlock, err := s.lockShared(ctx)
@@ -258,13 +258,19 @@ func (g httpGuard) allowHTTP(host string) bool {
 	if hh, _, err := net.SplitHostPort(host); err == nil {
 		h = hh
 	}
-	if h == "localhost" {
+	if ip, err := netip.ParseAddr(h); h == "localhost" || err == nil && ip.IsLoopback() {
 		return true
 	}
-	if ip, err := netip.ParseAddr(h); err == nil && ip.IsLoopback() {
-		return true
+	return listed(g.insecure, host)
+}
+
+// listed reports whether registry host[:port] is in list, as itself or by its bare host.
+func listed(list []string, host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
 	}
-	return slices.Contains(g.insecure, host) || slices.Contains(g.insecure, h)
+	return slices.Contains(list, host) || slices.Contains(list, h)
 }
 
 // noRedirectToPrivate keeps a registry from redirecting a blob download to

@@ -487,9 +487,10 @@ func TestConcurrentEnsureUnpacksOnce(t *testing.T) {
 }
 
 func TestPlainHTTPOnlyToLoopbackOrInsecure(t *testing.T) {
-	g := httpGuard{insecure: []string{"10.1.2.3:5000"}}
+	g := httpGuard{insecure: []string{"10.1.2.3:5000", "reg.lan"}}
 	for host, want := range map[string]bool{
 		"127.0.0.1:5000": true, "localhost:5000": true, "[::1]:5000": true, "10.1.2.3:5000": true,
+		"reg.lan": true, "reg.lan:5000": true,
 		"10.1.2.3:5001": false, "192.168.1.10:5000": false, "registry.local": false, "example.com": false,
 	} {
 		if got := g.allowHTTP(host); got != want {
