@@ -1,0 +1,149 @@
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+)
+
+// maxGeneratedNameLength leaves room for the 5 random characters the API
+// server appends to a generateName (names.SimpleNameGenerator).
+const maxGeneratedNameLength = 63 - 5
+
+// generateName is the API server's name generator: the base cut to 58
+// characters plus 5 from the alphabet "bcdfghjklmnpqrstvwxz2456789".
+func generateName(base string) string {
+	if len(base) > maxGeneratedNameLength {
+		base = base[:maxGeneratedNameLength]
+	}
+	return base + rand.String(5)
+}
+
+// podsPrefix is the controllers' generateName for their pods: "<owner>-",
+// or the owner's name alone when the dash would make it invalid.
+func podsPrefix(owner string) string {
+	prefix := owner + "-"
+	if len(apivalidation.NameIsDNSSubdomain(prefix, true)) != 0 {
+		return owner
+	}
+	return prefix
+}
+
+// now is when objects are created: the API server stores whole seconds.
+func now() metav1.Time { return metav1.NewTime(time.Now().Truncate(time.Second)) }
+
+// create fills what the API server sets on create: the name from
+// generateName, a fresh UID and the creation time.
+func create(m *metav1.ObjectMeta) {
+	if m.Name == "" && m.GenerateName != "" {
+		m.Name = generateName(m.GenerateName)
+	}
+	m.UID = uuid.NewUUID()
+	m.CreationTimestamp = now()
+	m.ResourceVersion = ""
+}
+
+// createPod makes a pod what the API server stores: created, defaulted,
+// status Pending. The QoS class is left to the cgroups package, which owns it.
+func createPod(p *corev1.Pod) {
+	create(&p.ObjectMeta)
+	p.APIVersion, p.Kind = "v1", "Pod"
+	p.Generation = 1
+	defaultPod(p)
+	p.Status = corev1.PodStatus{Phase: corev1.PodPending}
+}
+
+// podFromTemplate is the controllers' GetPodFromTemplate.
+func podFromTemplate(t *corev1.PodTemplateSpec, namespace, owner string, ref metav1.OwnerReference) *corev1.Pod {
+	t = t.DeepCopy()
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName:    podsPrefix(owner),
+			Namespace:       namespace,
+			Labels:          t.Labels,
+			Annotations:     t.Annotations,
+			Finalizers:      t.Finalizers,
+			OwnerReferences: []metav1.OwnerReference{ref},
+		},
+		Spec: t.Spec,
+	}
+}
+
+func controllerRef(apiVersion, kind, name string, uid types.UID) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: uid,
+		Controller: ptrTo(true), BlockOwnerDeletion: ptrTo(true)}
+}
+
+// templateHash is the pod-template-hash of a Deployment's template: an FNV-32a
+// of the template, printed in decimal and encoded with the API's safe
+// alphabet, as the Deployment controller's ComputeHash does. The controller
+// feeds the hash a go-spew dump of its own Go structs, so the value differs
+// from a cluster's; it is stable for the same template.
+func templateHash(t *corev1.PodTemplateSpec) string {
+	h := fnv.New32a()
+	b, _ := json.Marshal(t) // a PodTemplateSpec always marshals
+	h.Write(b)
+	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
+}
+
+// deploymentPods makes the pods a Deployment's first ReplicaSet would:
+// spec.replicas of them (none while paused), named
+// <deployment>-<pod-template-hash>-<5 random>, owned by the ReplicaSet.
+func deploymentPods(d *appsv1.Deployment) []*corev1.Pod {
+	if d.Spec.Paused || d.Spec.Replicas == nil {
+		return nil
+	}
+	hash := templateHash(&d.Spec.Template)
+	rsName := d.Name + "-" + hash
+	rsUID := uuid.NewUUID() // one ReplicaSet owns all the pods
+	t := d.Spec.Template.DeepCopy()
+	if t.Labels == nil {
+		t.Labels = map[string]string{}
+	}
+	t.Labels[appsv1.DefaultDeploymentUniqueLabelKey] = hash
+	var pods []*corev1.Pod
+	for range *d.Spec.Replicas {
+		p := podFromTemplate(t, d.Namespace, rsName, controllerRef("apps/v1", "ReplicaSet", rsName, rsUID))
+		createPod(p)
+		pods = append(pods, p)
+	}
+	return pods
+}
+
+// jobPods makes the pods a Job's controller starts with: parallelism of
+// them, at most completions, none while suspended.
+func jobPods(j *batchv1.Job) []*corev1.Pod {
+	if j.Spec.Suspend != nil && *j.Spec.Suspend || j.Spec.Parallelism == nil {
+		return nil
+	}
+	n := *j.Spec.Parallelism
+	if j.Spec.Completions != nil {
+		n = min(n, *j.Spec.Completions)
+	}
+	var pods []*corev1.Pod
+	for range n {
+		pods = append(pods, NewJobPod(j))
+	}
+	return pods
+}
+
+// NewJobPod makes one more pod of a loaded Job, as its controller would for
+// a first start or a replacement: from the template (which carries the
+// job-name and controller-uid labels), named <job>-<5 random>, owned by the
+// Job, with a fresh UID and creation time, defaulted, status Pending.
+// Indexed Jobs are not supported (see Bundle.Unsupported).
+func NewJobPod(job *batchv1.Job) *corev1.Pod {
+	p := podFromTemplate(&job.Spec.Template, job.Namespace, job.Name, controllerRef("batch/v1", "Job", job.Name, job.UID))
+	createPod(p)
+	return p
+}

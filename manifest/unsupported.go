@@ -1,0 +1,86 @@
+package manifest
+
+import (
+	"path"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// runnableVolumes are the volume sources podrun's volumes package provides.
+var runnableVolumes = []string{"configMap", "emptyDir", "hostPath", "secret"}
+
+// Unsupported lists what in a valid pod podrun cannot run, as field errors
+// in the API server's format (paths from the pod's root). It is not part of
+// validation: the API server accepts all of these. The list:
+//   - volumes other than emptyDir, hostPath, configMap and secret
+//     (persistentVolumeClaim, ephemeral, nfs, csi, image, projected,
+//     downwardAPI, cloud disks...), and volumeDevices;
+//   - an emptyDir medium other than "" or Memory (HugePages);
+//   - a mountPath that is not absolute (runc refuses it);
+//   - spec.os.name windows, and hostUsers: false (no user namespaces);
+//   - extended resources and hugepages (no device plugins), resource claims,
+//     pod-level resources (spec.resources), and a runtimeClassName (podrun
+//     has one runtime).
+func Unsupported(p *corev1.Pod) field.ErrorList {
+	return unsupportedSpec(&p.Spec, field.NewPath("spec"))
+}
+
+func unsupportedSpec(spec *corev1.PodSpec, fp *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, v := range spec.Volumes {
+		vp := fp.Child("volumes").Index(i)
+		for _, src := range volumeSources(&v.VolumeSource) {
+			if !slices.Contains(runnableVolumes, src) {
+				errs = append(errs, field.Forbidden(vp.Child(src), "podrun runs only emptyDir, hostPath, configMap and secret volumes"))
+			}
+		}
+		if ed := v.EmptyDir; ed != nil && ed.Medium != corev1.StorageMediumDefault && ed.Medium != corev1.StorageMediumMemory {
+			errs = append(errs, field.NotSupported(vp.Child("emptyDir", "medium"), ed.Medium, []corev1.StorageMedium{corev1.StorageMediumDefault, corev1.StorageMediumMemory}))
+		}
+	}
+	if spec.OS != nil && spec.OS.Name == corev1.Windows {
+		errs = append(errs, field.NotSupported(fp.Child("os", "name"), spec.OS.Name, []corev1.OSName{corev1.Linux}))
+	}
+	if spec.HostUsers != nil && !*spec.HostUsers {
+		errs = append(errs, field.Forbidden(fp.Child("hostUsers"), "podrun does not run pods in user namespaces"))
+	}
+	if spec.RuntimeClassName != nil {
+		errs = append(errs, field.Forbidden(fp.Child("runtimeClassName"), "podrun has a single runtime"))
+	}
+	if len(spec.ResourceClaims) > 0 {
+		errs = append(errs, field.Forbidden(fp.Child("resourceClaims"), "podrun does not allocate dynamic resources"))
+	}
+	if spec.Resources != nil {
+		errs = append(errs, field.Forbidden(fp.Child("resources"), "podrun supports only container-level resources"))
+	}
+	visitContainers(spec, fp, func(c *corev1.Container, cp *field.Path) {
+		for j, m := range c.VolumeMounts {
+			if m.MountPath != "" && !path.IsAbs(m.MountPath) {
+				errs = append(errs, field.Invalid(cp.Child("volumeMounts").Index(j).Child("mountPath"), m.MountPath, "podrun needs an absolute path"))
+			}
+		}
+		if len(c.VolumeDevices) > 0 {
+			errs = append(errs, field.Forbidden(cp.Child("volumeDevices"), "podrun has no raw block devices"))
+		}
+		for _, rl := range []struct {
+			list corev1.ResourceList
+			name string
+		}{{c.Resources.Limits, "limits"}, {c.Resources.Requests, "requests"}} {
+			for _, n := range sortedKeys(rl.list) {
+				if _, defaulted := c.Resources.Limits[n]; rl.name == "requests" && defaulted {
+					continue // a request defaulted from its limit: reported once, at the limit
+				}
+				if !native(string(n)) || strings.HasPrefix(string(n), corev1.ResourceHugePagesPrefix) {
+					errs = append(errs, field.Forbidden(cp.Child("resources", rl.name).Key(string(n)), "podrun has no device plugins or hugepages; it provides cpu, memory and ephemeral-storage"))
+				}
+			}
+		}
+		if len(c.Resources.Claims) > 0 {
+			errs = append(errs, field.Forbidden(cp.Child("resources", "claims"), "podrun does not allocate dynamic resources"))
+		}
+	})
+	return errs
+}
