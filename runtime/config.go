@@ -91,6 +91,13 @@ func (r *Runtime) config(s *Spec) (*configs.Config, procDefaults, error) {
 		return nil, d, fmt.Errorf("rootfs %q: not a directory (%v)", s.Rootfs, err)
 	}
 	sb := s.Sandbox.st.Spec
+	if sb.SharePID {
+		// Joining the pinned PID namespace of a dead pause would fail deep
+		// in runc init with ENOMEM from fork.
+		if _, start, err := procStat(s.Sandbox.st.PausePid); err != nil || start != s.Sandbox.st.PauseStart {
+			return nil, d, fmt.Errorf("sandbox %s: its pause process (pid %d) is gone", sb.ID, s.Sandbox.st.PausePid)
+		}
+	}
 
 	ns := configs.Namespaces{{Type: configs.NEWNS}}
 	if !sb.HostPID {

@@ -281,7 +281,7 @@ func (c *Container) StartedAt() time.Time { return c.startedAt }
 // drained (waiting at most 2 s for processes still holding the pipes).
 func (c *Container) Done() <-chan struct{} { return c.done }
 
-// Exit returns how the init ended; valid once Done is closed.
+// Exit returns how the init ended, waiting for Done if needed.
 func (c *Container) Exit() Exit {
 	<-c.done
 	return c.exit
