@@ -358,3 +358,38 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestOOMScoreAdjAndRlimits(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{HostNetwork: true})
+	for _, tc := range []struct{ adj, want int }{{500, 500}, {-998, -998}} {
+		if tc.adj < 0 && !e.rt.sysResource {
+			tc.want = 0 // refused without CAP_SYS_RESOURCE: left at the default, with a warning
+		}
+		s := e.spec(sb, "sh", "-c", "cat /proc/self/oom_score_adj; ulimit -n")
+		s.OOMScoreAdj = &tc.adj
+		exit, log := e.run(s)
+		if got, want := strings.Join(texts(log), " "), fmt.Sprintf("%d %d", tc.want, e.rt.nofile); exit.Code != 0 || got != want {
+			t.Errorf("oom_score_adj %d: exit %d, output %q, want %q", tc.adj, exit.Code, got, want)
+		}
+	}
+}
+
+func TestPrivileged(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{HostNetwork: true})
+	if _, err := os.Stat("/dev/kmsg"); err != nil {
+		t.Skip("host has no /dev/kmsg")
+	}
+	script := "test -c /dev/kmsg && echo kmsg; touch /sys/kernel/x 2>&1 | grep -q Read-only && echo sys-ro; grep -q CPU0 /proc/interrupts && echo interrupts"
+	for _, tc := range []struct {
+		priv bool
+		want string
+	}{{false, "sys-ro"}, {true, "kmsg interrupts"}} {
+		s := e.spec(sb, "sh", "-c", script)
+		s.Privileged = tc.priv
+		if _, log := e.run(s); strings.Join(texts(log), " ") != tc.want {
+			t.Errorf("privileged=%v: %q, want %q", tc.priv, texts(log), tc.want)
+		}
+	}
+}

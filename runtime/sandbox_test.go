@@ -169,3 +169,16 @@ func TestCreateSandboxErrors(t *testing.T) {
 		t.Errorf("sandboxes left: %v", entries)
 	}
 }
+
+func TestStartAfterPauseDied(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{HostNetwork: true, SharePID: true})
+	if err := sb.pause.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	sb.pause.Wait()
+	_, err := e.rt.Start(t.Context(), e.spec(sb, "true"))
+	if err == nil || !strings.Contains(err.Error(), "pause process") {
+		t.Errorf("Start in a sandbox whose pause died: %v", err)
+	}
+}
