@@ -370,8 +370,11 @@ func decodeInput(in input) ([]*object, []error) {
 		}
 		out := make([]error, len(dups))
 		for i, d := range dups {
-			out[i] = &fieldProblem{Field: renderPath(typ, d.segs),
-				Detail: fmt.Sprintf("duplicate key (first set on line %d)", d.first+in.loc.(yamlLines).base)}
+			detail := fmt.Sprintf("duplicate key (first set on line %d)", d.first+in.loc.(yamlLines).base)
+			if len(d.segs) == 1 && (d.segs[0] == "apiVersion" || d.segs[0] == "kind") {
+				detail += `; is a "---" line missing between two objects?`
+			}
+			out[i] = &fieldProblem{Field: renderPath(typ, d.segs), Detail: detail}
 		}
 		if o.kind == "" {
 			return nil, untyped(o, out)
@@ -391,11 +394,23 @@ func decodeObject(o *object, data []byte, root *jnode) ([]*object, []error) {
 		errs = append(errs, field.Required(field.NewPath("apiVersion"), `every object needs apiVersion and kind, e.g. "apiVersion: v1" and "kind: Pod"`))
 	}
 	if len(errs) > 0 {
+		// Keys are case-sensitive: "apiversion" is not "apiVersion".
+		for _, fe := range errs {
+			for _, key := range root.keys {
+				if key != fe.Field && strings.EqualFold(key, fe.Field) {
+					fe.Detail = fmt.Sprintf("found %q; keys are case-sensitive", key)
+				}
+			}
+		}
 		return nil, untyped(o, fieldErrs(errs))
 	}
 	k, ok := kinds[o.kind]
 	if !ok {
-		return nil, untyped(o, []error{field.NotSupported(field.NewPath("kind"), o.kind, sets.List(sets.KeySet(kinds)))})
+		fe := field.NotSupported(field.NewPath("kind"), o.kind, sets.List(sets.KeySet(kinds)))
+		if s := closest(o.kind, sets.List(sets.KeySet(kinds))); s != "" {
+			fe.Detail += fmt.Sprintf("; did you mean %q?", s)
+		}
+		return nil, untyped(o, []error{fe})
 	}
 	if apiVersion != k.apiVersion {
 		return nil, o.wrapAll([]error{field.NotSupported(field.NewPath("apiVersion"), apiVersion, []string{k.apiVersion})})

@@ -257,8 +257,9 @@ func isKeyed(t reflect.Type) bool {
 }
 
 // unknownFieldHint suggests what a user meant by an unknown member at segs:
-// a near spelling in the same object, or the same name one level down (the
-// usual result of a line indented too little).
+// a near spelling in the same object, or the same name in a neighbouring
+// object (the usual result of a wrong indentation): one level down first,
+// then beside each enclosing object.
 func unknownFieldHint(root reflect.Type, segs []string, present func([]string) bool) string {
 	if len(segs) == 0 {
 		return ""
@@ -268,17 +269,30 @@ func unknownFieldHint(root reflect.Type, segs []string, present func([]string) b
 	if parent == nil || indirect(parent).Kind() != reflect.Struct {
 		return ""
 	}
-	parent = indirect(parent)
-	if s := closest(name, memberNames(parent)); s != "" {
+	if s := closest(name, memberNames(indirect(parent))); s != "" {
 		return fmt.Sprintf("; did you mean %q?", s)
 	}
-	// Prefer a home the document uses: "image" under a present containers
-	// rather than under an absent initContainers.
+	for k := len(parentSegs); k >= 0; k-- {
+		if home := homeOf(root, parentSegs[:k], name, present); home != "" {
+			return fmt.Sprintf("; %q is a field of %s: check the indentation", name, home)
+		}
+	}
+	return ""
+}
+
+// homeOf finds a member of the object at at (or of the lists of objects it
+// holds) that has a field name. It prefers one the document uses: "image"
+// under a present containers rather than under an absent initContainers.
+func homeOf(root reflect.Type, at []string, name string, present func([]string) bool) string {
+	t := typeAt(root, at)
+	if t == nil || indirect(t).Kind() != reflect.Struct {
+		return ""
+	}
+	t = indirect(t)
 	var homes, used []string
-	for _, m := range memberNames(parent) {
-		mt, _ := memberType(parent, m)
-		seg := m
-		et := indirect(mt)
+	for _, m := range memberNames(t) {
+		mt, _ := memberType(t, m)
+		seg, et := m, indirect(mt)
 		if et.Kind() == reflect.Slice {
 			et, seg = indirect(et.Elem()), m+"[*]"
 		}
@@ -286,19 +300,18 @@ func unknownFieldHint(root reflect.Type, segs []string, present func([]string) b
 			continue
 		}
 		if _, ok := memberType(et, name); ok {
-			home := strings.TrimPrefix(renderPath(root, parentSegs)+"."+seg, ".")
+			home := strings.TrimPrefix(renderPath(root, at)+"."+seg, ".")
 			homes = append(homes, home)
-			if present(append(append([]string(nil), parentSegs...), m)) {
+			if present(append(append([]string(nil), at...), m)) {
 				used = append(used, home)
 			}
 		}
 	}
 	if len(used) > 0 {
-		homes = used
+		return used[0]
 	}
 	if len(homes) > 0 {
-		home := homes[0]
-		return fmt.Sprintf("; %q is a field of %s: check the indentation", name, home)
+		return homes[0]
 	}
 	return ""
 }

@@ -197,7 +197,11 @@ func validateContainers(cs []corev1.Container, c containerCtx, fldPath *field.Pa
 		errs = append(errs, validateProbes(ctr, c.grace, p)...)
 		// ContainerRestartRules is alpha and off in 1.34.
 		if ctr.RestartPolicy != nil {
-			errs = append(errs, field.Forbidden(p.Child("restartPolicy"), "may not be set for non-init containers"))
+			msg := "may not be set for non-init containers"
+			if *ctr.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				msg += " (a sidecar is an initContainers entry with restartPolicy: Always)"
+			}
+			errs = append(errs, field.Forbidden(p.Child("restartPolicy"), msg))
 		}
 	}
 	return append(errs, hostPortConflicts(cs, fldPath)...)
