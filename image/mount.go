@@ -74,9 +74,11 @@ func (s *Store) Mount(img *Image, dir string) (rootfs string, retErr error) {
 		undo = append(undo, func() { os.RemoveAll(d) })
 	}
 
+	// Written in place: prune, the only reader, cannot run while we hold the
+	// lock, and a lease torn by a crash belongs to a mount that never was.
 	leasePath := filepath.Join(s.root, "leases", leaseName(dir))
 	b, _ := json.Marshal(lease{Dir: dir, Chains: img.chains})
-	if err := writeFileAtomic(leasePath, b, false); err != nil {
+	if err := os.WriteFile(leasePath, b, 0o600); err != nil {
 		return "", fmt.Errorf("mount %s: %w", img.Ref, err)
 	}
 	undo = append(undo, func() { os.Remove(leasePath) })

@@ -182,7 +182,7 @@ func (s *Store) leasedChains(chains map[string]bool) error {
 		}
 		var l lease
 		if err := json.Unmarshal(b, &l); err != nil || l.Dir == "" {
-			os.Remove(p) // the temporary file of a Mount that crashed: that mount never happened
+			os.Remove(p) // torn by a crash in Mount: that mount never happened
 			continue
 		}
 		if !exists(l.Dir) {
