@@ -100,7 +100,8 @@ func leaseName(dir string) string {
 
 // Unmount undoes Mount: it unmounts dir/rootfs, drops the layers' lease and
 // removes dir. It needs only dir (so it works after a crash) and is
-// idempotent. It refuses to remove dir while dir/rootfs is still mounted.
+// idempotent. Call it once the container's processes are gone: a rootfs
+// still busy is detached lazily, and its layers lose their lease.
 func Unmount(dir string) error {
 	rootfs := filepath.Join(dir, "rootfs")
 	for range 16 { // a rootfs mounted more than once comes off one mount per call
