@@ -742,32 +742,34 @@ func overcommittable(name string) bool {
 	return native(name) && !strings.HasPrefix(name, corev1.ResourceHugePagesPrefix)
 }
 
+var standardResources = sets.New("cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
+	"requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage", "pods", "resourcequotas",
+	"services", "replicationcontrollers", "secrets", "configmaps", "persistentvolumeclaims", "storage",
+	"requests.storage", "services.nodeports", "services.loadbalancers")
+
+// validateResourceName is upstream's validateContainerResourceName: a
+// qualified name; without a domain, a standard resource and one a container
+// can have; with one, native (kubernetes.io) or an extended resource.
 func validateResourceName(name corev1.ResourceName, p *field.Path) field.ErrorList {
 	n := string(name)
-	if msgs := validation.IsQualifiedName(n); len(msgs) > 0 {
-		var errs field.ErrorList
-		for _, m := range msgs {
-			errs = append(errs, field.Invalid(p, name, m))
+	var errs field.ErrorList
+	for _, m := range validation.IsQualifiedName(n) {
+		errs = append(errs, field.Invalid(p, name, m))
+	}
+	if len(errs) == 0 && !strings.Contains(n, "/") && !standardResources.Has(n) &&
+		!strings.HasPrefix(n, corev1.ResourceHugePagesPrefix) && !strings.HasPrefix(n, "requests."+corev1.ResourceHugePagesPrefix) {
+		errs = append(errs, field.Invalid(p, name, "must be a standard resource type or fully qualified"))
+	}
+	switch {
+	case !strings.Contains(n, "/"):
+		if name != corev1.ResourceCPU && name != corev1.ResourceMemory && name != corev1.ResourceEphemeralStorage &&
+			!strings.HasPrefix(n, corev1.ResourceHugePagesPrefix) {
+			errs = append(errs, field.Invalid(p, name, "must be a standard resource for containers"))
 		}
-		return errs
+	case !native(n) && (strings.HasPrefix(n, corev1.DefaultResourceRequestsPrefix) || len(validation.IsQualifiedName(corev1.DefaultResourceRequestsPrefix+n)) > 0):
+		errs = append(errs, field.Invalid(p, name, "doesn't follow extended resource name standard"))
 	}
-	if !strings.Contains(n, "/") {
-		switch {
-		case name == corev1.ResourceCPU || name == corev1.ResourceMemory || name == corev1.ResourceEphemeralStorage,
-			strings.HasPrefix(n, corev1.ResourceHugePagesPrefix):
-		case name == corev1.ResourceStorage || name == corev1.ResourcePods || strings.HasPrefix(n, "requests.") || strings.HasPrefix(n, "limits.") ||
-			n == "services" || n == "replicationcontrollers" || n == "resourcequotas" || n == "secrets" || n == "configmaps" ||
-			n == "persistentvolumeclaims" || n == "services.nodeports" || n == "services.loadbalancers":
-			return field.ErrorList{field.Invalid(p, name, "must be a standard resource for containers")}
-		default:
-			return field.ErrorList{field.Invalid(p, name, "must be a standard resource type or fully qualified")}
-		}
-		return nil
-	}
-	if !native(n) && (strings.HasPrefix(n, corev1.DefaultResourceRequestsPrefix) || len(validation.IsQualifiedName(corev1.DefaultResourceRequestsPrefix+n)) > 0) {
-		return field.ErrorList{field.Invalid(p, name, "doesn't follow extended resource name standard")}
-	}
-	return nil
+	return errs
 }
 
 func validateQuantity(name corev1.ResourceName, q resource.Quantity, p *field.Path) field.ErrorList {
@@ -775,8 +777,8 @@ func validateQuantity(name corev1.ResourceName, q resource.Quantity, p *field.Pa
 	if q.Sign() < 0 {
 		errs = append(errs, field.Invalid(p, q.String(), "must be greater than or equal to 0"))
 	}
-	// Extended resources and hugepages are counted in whole units.
-	if (!native(string(name)) || strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix)) && q.MilliValue()%1000 != 0 {
+	// Extended resources are counted in whole units.
+	if !native(string(name)) && q.MilliValue()%1000 != 0 {
 		errs = append(errs, field.Invalid(p, q, "must be an integer"))
 	}
 	if strings.HasPrefix(string(name), corev1.ResourceHugePagesPrefix) {
