@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/cgroups"
@@ -147,6 +148,17 @@ func (n *Node) CreateSandbox(ctx context.Context, p *corev1.Pod, objs Objects) (
 		}
 		sb.Warnings = append(sb.Warnings, Event{Type: warning, Reason: reason, Message: msg})
 	}
+	// The pod's /dev/shm: one tmpfs shared by its containers, as the
+	// sandbox's shm is under containerd (they share the IPC namespace too).
+	if !p.Spec.HostIPC {
+		shm := filepath.Join(nsb.dir, "shm")
+		if err := os.MkdirAll(shm, 0o755); err != nil {
+			return nil, err
+		}
+		if err := unix.Mount("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+			return nil, fmt.Errorf("pod /dev/shm: %w", err)
+		}
+	}
 	for name, data := range map[string][]byte{"hosts": hosts, "resolv.conf": resolv, "hostname": []byte(hostname + "\n")} {
 		if err := os.WriteFile(filepath.Join(nsb.dir, "etc", name), data, 0o644); err != nil {
 			return nil, err
@@ -205,7 +217,7 @@ func (n *Node) DestroySandbox(ctx context.Context, p *corev1.Pod, sb *Sandbox) e
 			errs = append(errs, image.Unmount(filepath.Join(dir, "containers", e.Name())))
 		}
 	}
-	errs = append(errs, volumes.Teardown(filepath.Join(dir, "volumes")))
+	errs = append(errs, volumes.Teardown(filepath.Join(dir, "volumes")), unmountShm(dir))
 	errs = append(errs, n.Network.Teardown(ctx, uid))
 	errs = append(errs, n.cfg.Cgroups.RemovePod(p))
 	if err := errors.Join(errs...); err != nil {
@@ -219,6 +231,15 @@ func (n *Node) DestroySandbox(ctx context.Context, p *corev1.Pod, sb *Sandbox) e
 			os.Remove(nsb.lock.Name())
 			nsb.lock.Close()
 		}
+	}
+	return nil
+}
+
+// unmountShm removes the pod's /dev/shm tmpfs, if mounted.
+func unmountShm(podDir string) error {
+	err := unix.Unmount(filepath.Join(podDir, "shm"), unix.MNT_DETACH)
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount the pod's /dev/shm: %w", err)
 	}
 	return nil
 }
@@ -294,7 +315,7 @@ func (n *Node) GC(ctx context.Context, keep func(uid string) bool) error {
 				errs = append(errs, image.Unmount(filepath.Join(dir, "containers", c.Name())))
 			}
 		}
-		errs = append(errs, volumes.Teardown(filepath.Join(dir, "volumes")), os.RemoveAll(dir))
+		errs = append(errs, volumes.Teardown(filepath.Join(dir, "volumes")), unmountShm(dir), os.RemoveAll(dir))
 	}
 	errs = append(errs, n.Network.GC(ctx, live), n.cfg.Cgroups.GC(live))
 	entries, _ = os.ReadDir(filepath.Join(n.cfg.RunRoot, "locks"))
@@ -548,6 +569,9 @@ func (n *Node) containerSpec(nsb *nodeSandbox, r *ContainerRequest, id, dir, roo
 		}
 		s.Mounts = append(s.Mounts, m)
 		taken[filepath.Clean(vm.MountPath)] = true
+	}
+	if !p.Spec.HostIPC && !taken["/dev/shm"] {
+		s.Mounts = append(s.Mounts, runtime.Mount{Source: filepath.Join(nsb.dir, "shm"), Destination: "/dev/shm"})
 	}
 	for _, f := range []struct{ name, dest string }{{"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}, {"hostname", "/etc/hostname"}} {
 		if !taken[f.dest] {
