@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/podrun/podrun/cgroups"
+	"github.com/podrun/podrun/netns"
+	"github.com/podrun/podrun/pod"
+)
+
+// nodeFlags configure where pods run: the directories and the pod network.
+// Every role that runs pods (run, daemon, shim) takes them.
+func nodeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "root", Value: "/var/lib/podrun", Usage: "state directory (images, pod volumes)", EnvVars: []string{"PODRUN_ROOT"}},
+		&cli.StringFlag{Name: "run-root", Value: "/run/podrun", Usage: "runtime state directory (containers, sandboxes)", EnvVars: []string{"PODRUN_RUN_ROOT"}},
+		&cli.StringFlag{Name: "log-dir", Value: "/var/log/pods", Usage: "container log directory", EnvVars: []string{"PODRUN_LOG_DIR"}},
+		&cli.StringFlag{Name: "bridge", Value: netns.DefaultBridge, Usage: "pod network bridge (also the name of podrun's nftables table)", EnvVars: []string{"PODRUN_BRIDGE"}},
+		&cli.StringFlag{Name: "subnet", Value: netns.DefaultSubnet, Usage: "pod network IPv4 subnet", EnvVars: []string{"PODRUN_SUBNET"}},
+		&cli.StringFlag{Name: "cgroup-root", Value: "podrun", Usage: "top-level cgroup of podrun's pods", EnvVars: []string{"PODRUN_CGROUP_ROOT"}},
+		&cli.Int64Flag{Name: "pod-pids-limit", Value: -1, Usage: "pids.max of each pod cgroup (-1: unlimited, like the kubelet's default)"},
+	}
+}
+
+func nodeConfig(c *cli.Context) pod.NodeConfig {
+	return pod.NodeConfig{
+		Root:    c.String("root"),
+		RunRoot: c.String("run-root"),
+		LogDir:  c.String("log-dir"),
+		Network: netns.Config{Bridge: c.String("bridge"), Subnet: c.String("subnet")},
+		Cgroups: cgroups.Tree{Root: c.String("cgroup-root"), PidsLimit: c.Int64("pod-pids-limit")},
+	}
+}
+
+// needRoot refuses early and clearly instead of failing half way.
+func needRoot(verb string) error {
+	if os.Geteuid() != 0 {
+		return cli.Exit(fmt.Sprintf("%s: podrun must run as root to create containers, namespaces and cgroups", verb), 1)
+	}
+	return nil
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podrun/podrun/internal/kubectl"
+	"github.com/podrun/podrun/manifest"
+	"github.com/podrun/podrun/pod"
+)
+
+func init() { commands = append(commands, runCommand) }
+
+// Exit statuses of `podrun run`.
+const (
+	exitFailed    = 1
+	exitTimeout   = 124
+	exitInterrupt = 130
+)
+
+var runCommand = &cli.Command{
+	Name:      "run",
+	Usage:     "run the pods of FILEs in the foreground until they finish",
+	ArgsUsage: "FILE... (- for standard input)",
+	Description: "Runs every Pod, Deployment and Job of the files with the kubelet's semantics and exits when\n" +
+		"they are all done: 0 when every pod (and Job) succeeded, 1 when any failed, 124 when --timeout\n" +
+		"ended them, 130 after Ctrl-C or SIGTERM (pods are then terminated the kubelet way first).\n" +
+		"Container output is streamed as \"pod/container | line\" and status changes go to stderr,\n" +
+		"unless -o is given: then stdout holds only the final pods, as a v1 List.",
+	Flags: append([]cli.Flag{
+		&cli.BoolFlag{Name: "dry-run", Usage: "print the defaulted pods that would run, as a v1 List, and exit"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "yaml or json: print the final pods (or with --dry-run the defaulted ones)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "terminate the pods after this long (0: no limit)"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print status changes and events"},
+	}, nodeFlags()...),
+	Action: runAction,
+}
+
+func runAction(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.Exit("run: no files given (use - for standard input)", 2)
+	}
+	format := c.String("output")
+	if format != "" && format != "yaml" && format != "json" {
+		return cli.Exit(fmt.Sprintf("run: -o %q: must be yaml or json", format), 2)
+	}
+	b, err := manifest.Load(c.Args().Slice()...)
+	if err != nil {
+		return manifestErrors(c, err)
+	}
+	if err := b.Unsupported(); err != nil {
+		return manifestErrors(c, err)
+	}
+	if c.Bool("dry-run") {
+		if format == "" {
+			format = "yaml"
+		}
+		var pods []*corev1.Pod
+		for _, p := range b.Pods {
+			pods = append(pods, p.Pod)
+		}
+		return manifest.WriteList(c.App.Writer, pods, format)
+	}
+	if len(b.Pods) == 0 && len(b.Jobs) == 0 {
+		return cli.Exit("run: the files hold no Pod, Deployment or Job", 1)
+	}
+	if err := needRoot("run"); err != nil {
+		return err
+	}
+	node, err := pod.NewNode(nodeConfig(c))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("run: %v", err), 1)
+	}
+	// What an earlier podrun killed with SIGKILL left behind goes first;
+	// pods a daemon's shim checkpointed are the daemon's to restore.
+	if err := node.GC(c.Context, daemonPod(c.String("run-root"))); err != nil {
+		slog.Warn("cleaning up after earlier runs", "err", err)
+	}
+
+	out := &console{w: c.App.Writer, errw: c.App.ErrWriter, quiet: c.Bool("quiet"), streams: format == ""}
+	r := &runner{node: node, bundle: b, out: out}
+
+	// Ctrl-C or SIGTERM cancel c.Context: every pod is then deleted and
+	// terminated the kubelet way. --timeout does the same.
+	ctx := c.Context
+	timedOut := false
+	if d := c.Duration("timeout"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	failed := r.run(ctx)
+	if ctx.Err() != nil && c.Context.Err() == nil {
+		timedOut = true
+	}
+
+	if format != "" {
+		if err := manifest.WriteList(c.App.Writer, r.finalPods(), format); err != nil {
+			return err
+		}
+	}
+	switch {
+	case c.Context.Err() != nil:
+		return cli.Exit("", exitInterrupt)
+	case timedOut:
+		return cli.Exit("", exitTimeout)
+	case failed:
+		return cli.Exit("", exitFailed)
+	}
+	return nil
+}
+
+// daemonPod reports pods that have a shim checkpoint under runRoot.
+func daemonPod(runRoot string) func(uid string) bool {
+	return func(uid string) bool {
+		_, err := os.Stat(filepath.Join(runRoot, "pods", uid, "checkpoint.json"))
+		return err == nil
+	}
+}
+
+// manifestErrors prints every problem of the input, one per line.
+func manifestErrors(c *cli.Context, err error) error {
+	var errs manifest.Errors
+	if !errors.As(err, &errs) {
+		return cli.Exit(err.Error(), 1)
+	}
+	for _, e := range errs {
+		fmt.Fprintln(c.App.ErrWriter, e)
+	}
+	return cli.Exit("", 1)
+}
+
+// runner supervises every pod and Job of one `podrun run`.
+type runner struct {
+	node   *pod.Node
+	bundle *manifest.Bundle
+	out    *console
+
+	mu   sync.Mutex // guards sups and jobs
+	sups []*pod.Supervisor
+	jobs []*batchv1.Job
+}
+
+// run starts everything and waits until it is all done; it reports
+// whether anything failed.
+func (r *runner) run(ctx context.Context) (failed bool) {
+	var wg sync.WaitGroup
+	jobPods := map[*batchv1.Job][]*corev1.Pod{}
+	for _, p := range r.bundle.Pods {
+		if p.Job != nil {
+			jobPods[p.Job] = append(jobPods[p.Job], p.Pod)
+			continue
+		}
+		s := r.start(ctx, p.Pod)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-s.Done()
+		}()
+	}
+	finalJobs := make(chan *batchv1.Job, len(r.bundle.Jobs))
+	for _, j := range r.bundle.Jobs {
+		jc := &pod.JobController{
+			Job:    j,
+			Pods:   jobPods[j],
+			NewPod: func() *corev1.Pod { return manifest.NewJobPod(j) },
+			Start:  func(p *corev1.Pod) pod.PodHandle { return r.start(ctx, p) },
+			OnStatus: func(j *batchv1.Job) {
+				r.out.job(j)
+			},
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			finalJobs <- jc.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	close(finalJobs)
+	for j := range finalJobs {
+		r.jobs = append(r.jobs, j)
+		for _, c := range j.Status.Conditions {
+			if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+				failed = true
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.sups {
+		p := s.Pod()
+		if _, isJob := p.Labels[batchv1.JobNameLabel]; isJob {
+			continue // a Job's failed pods are its business (backoffLimit)
+		}
+		if p.Status.Phase != corev1.PodSucceeded {
+			failed = true
+		}
+	}
+	return failed
+}
+
+// start runs one pod; cancelling ctx deletes it.
+func (r *runner) start(ctx context.Context, p *corev1.Pod) *pod.Supervisor {
+	s := pod.New(p, pod.Options{
+		Host:     r.node,
+		Objects:  r.bundle,
+		Log:      slog.Default(),
+		OnEvent:  r.out.event,
+		OnStatus: r.out.status,
+		Output:   r.out.line,
+	})
+	r.mu.Lock()
+	r.sups = append(r.sups, s)
+	r.mu.Unlock()
+	go func() { _ = s.Run(ctx) }()
+	return s
+}
+
+func (r *runner) finalPods() []*corev1.Pod {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pods := make([]*corev1.Pod, 0, len(r.sups))
+	for _, s := range r.sups {
+		pods = append(pods, s.Pod())
+	}
+	sort.SliceStable(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+	return pods
+}
+
+// console serialises what the pods print: container lines on stdout, status
+// changes and warnings on stderr.
+type console struct {
+	mu      sync.Mutex
+	w, errw io.Writer
+	quiet   bool
+	streams bool // print container output
+	header  bool
+	last    map[string]string // last printed row per pod
+}
+
+func (o *console) line(p *corev1.Pod, container, stream, text string) {
+	if !o.streams {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintf(o.w, "%s/%s | %s\n", p.Name, container, strings.TrimRight(text, "\n"))
+}
+
+func (o *console) status(p *corev1.Pod) {
+	if o.quiet {
+		return
+	}
+	r := kubectl.Row(p, time.Now())
+	row := fmt.Sprintf("%-40s %-7s %-24s %-10s", r.Name, r.Ready, r.Status, r.Restarts)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.last == nil {
+		o.last = map[string]string{}
+	}
+	if o.last[p.Name] == row {
+		return
+	}
+	o.last[p.Name] = row
+	if !o.header {
+		fmt.Fprintf(o.errw, "%-40s %-7s %-24s %-10s %s\n", "NAME", "READY", "STATUS", "RESTARTS", "AGE")
+		o.header = true
+	}
+	fmt.Fprintf(o.errw, "%s %s\n", row, r.Age)
+}
+
+func (o *console) event(p *corev1.Pod, e pod.Event) {
+	// Every pod gets MissingClusterDNS on podrun (there is no cluster DNS):
+	// it stays in the pod's events but is no news on the console.
+	if o.quiet || e.Type != "Warning" || e.Reason == "MissingClusterDNS" {
+		return
+	}
+	obj := "pod/" + p.Name
+	if e.Container != "" {
+		obj += "/" + e.Container
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintf(o.errw, "%s: %s %s: %s\n", obj, e.Type, e.Reason, e.Message)
+}
+
+func (o *console) job(j *batchv1.Job) {
+	if o.quiet {
+		return
+	}
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			o.mu.Lock()
+			fmt.Fprintf(o.errw, "job.batch/%s: %s (%s): succeeded %d, failed %d\n", j.Name, c.Type, c.Reason, j.Status.Succeeded, j.Status.Failed)
+			o.mu.Unlock()
+		}
+	}
+}
