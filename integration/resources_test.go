@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// cgroupRoot is the suite's --cgroup-root.
+func cgroupRoot() string {
+	for i, a := range nodeArg {
+		if a == "--cgroup-root" {
+			return nodeArg[i+1]
+		}
+	}
+	return "podrun"
+}
+
+// podCgroup finds the only pod cgroup under the suite's root in a v1
+// hierarchy (the suite runs one pod at a time).
+func podCgroup(t *testing.T, ctrl string) string {
+	t.Helper()
+	base := filepath.Join("/sys/fs/cgroup", ctrl, cgroupRoot())
+	for _, pattern := range []string{"pod*", "*/pod*"} {
+		if m, _ := filepath.Glob(filepath.Join(base, pattern)); len(m) == 1 {
+			return m[0]
+		}
+	}
+	t.Fatalf("no single pod cgroup under %s", base)
+	return ""
+}
+
+func readInt(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return n
+}
+
+func limits(cpu, mem string) corev1.ResourceRequirements {
+	l := corev1.ResourceList{}
+	if cpu != "" {
+		l[corev1.ResourceCPU] = resource.MustParse(cpu)
+	}
+	if mem != "" {
+		l[corev1.ResourceMemory] = resource.MustParse(mem)
+	}
+	return corev1.ResourceRequirements{Limits: l}
+}
+
+func needV1(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.limit_in_bytes"); err != nil {
+		t.Skip("these checks read cgroup v1 files; this host is cgroup v2 (covered by the cgroups package's fake-tree tests)")
+	}
+}
+
+func TestCgroupLimits(t *testing.T) {
+	needRoot(t)
+	needV1(t)
+	app := container("app", serve)
+	app.Resources = limits("500m", "64Mi")
+	side := container("sidecar", serve)
+	side.Resources = limits("250m", "32Mi")
+	s := newScenario(t, "limits", corev1.RestartPolicyAlways).sidecar(side).app(app)
+	bg := s.start()
+	bg.waitEvent("app", "Started")
+
+	// Guaranteed: requests = limits; the pod cgroup holds the sum.
+	cpuPod, memPod := podCgroup(t, "cpu"), podCgroup(t, "memory")
+	if filepath.Base(filepath.Dir(cpuPod)) != cgroupRoot() {
+		t.Errorf("pod cgroup %s: a Guaranteed pod belongs right under the root", cpuPod)
+	}
+	checks := map[string]int64{
+		filepath.Join(cpuPod, "cpu.shares"):                       768, // 750m
+		filepath.Join(cpuPod, "cpu.cfs_quota_us"):                 75000,
+		filepath.Join(cpuPod, "cpu.cfs_period_us"):                100000,
+		filepath.Join(memPod, "memory.limit_in_bytes"):            96 << 20,
+		filepath.Join(cpuPod, "app", "cpu.shares"):                512,
+		filepath.Join(cpuPod, "app", "cpu.cfs_quota_us"):          50000,
+		filepath.Join(memPod, "app", "memory.limit_in_bytes"):     64 << 20,
+		filepath.Join(cpuPod, "sidecar", "cpu.cfs_quota_us"):      25000,
+		filepath.Join(memPod, "sidecar", "memory.limit_in_bytes"): 32 << 20,
+	}
+	for path, want := range checks {
+		if got := readInt(t, path); got != want {
+			t.Errorf("%s = %d, want %d", path, got, want)
+		}
+	}
+	r := bg.interrupt()
+	if q := r.pod(t).Status.QOSClass; q != corev1.PodQOSGuaranteed {
+		t.Errorf("qosClass %s, want Guaranteed", q)
+	}
+	if _, err := os.Stat(cpuPod); err == nil {
+		t.Errorf("%s left behind", cpuPod)
+	}
+}
+
+func TestOOMKilled(t *testing.T) {
+	needRoot(t)
+	// tail keeps an endless line in memory: past 32 MiB the kernel kills it.
+	app := container("app", `log Starting; exec tail /dev/zero`)
+	app.Resources = limits("", "32Mi")
+	s := newScenario(t, "oom", corev1.RestartPolicyOnFailure).app(app)
+	bg := s.start()
+	bg.waitEventN("app", "Starting", 2) // restarted per policy
+	bg.waitStderr("OOMKilling")
+	r := bg.interrupt()
+	st := status(r.pod(t), "app")
+	last := st.LastTerminationState.Terminated
+	if last == nil || last.Reason != "OOMKilled" || last.ExitCode != 137 {
+		t.Errorf("lastState %+v, want terminated OOMKilled 137", st.LastTerminationState)
+	}
+	if st.RestartCount < 1 {
+		t.Errorf("restartCount %d", st.RestartCount)
+	}
+}
+
+func TestOOMKilledInitFailsPodUnderNever(t *testing.T) {
+	needRoot(t)
+	init := container("init", `log Starting; exec tail /dev/zero`)
+	init.Resources = limits("", "32Mi")
+	s := newScenario(t, "oom-init", corev1.RestartPolicyNever).
+		init(init).
+		app(container("app", runExit("0", 0)))
+	r := s.run()
+	p := r.pod(t)
+	if p.Status.Phase != corev1.PodFailed {
+		t.Errorf("phase %s, want Failed", p.Status.Phase)
+	}
+	if term := status(p, "init").State.Terminated; term == nil || term.Reason != "OOMKilled" {
+		t.Errorf("init state %+v, want OOMKilled", status(p, "init").State)
+	}
+	if len(r.ev.all("app", "Starting")) != 0 {
+		t.Error("the app started")
+	}
+}
+
+func TestCPUThrottled(t *testing.T) {
+	needRoot(t)
+	needV1(t)
+	app := container("app", `log Started; while :; do :; done`)
+	app.Resources = limits("100m", "")
+	s := newScenario(t, "throttled", corev1.RestartPolicyAlways).app(app)
+	one := int64(1)
+	s.pod.Spec.TerminationGracePeriodSeconds = &one
+	bg := s.start()
+	bg.waitEvent("app", "Started")
+	stat := filepath.Join(podCgroup(t, "cpu"), "app", "cpu.stat")
+	bg.until("throttling", func() bool {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return false
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "nr_throttled" && f[1] != "0" {
+				return true
+			}
+		}
+		return false
+	})
+	if q := readInt(t, filepath.Join(filepath.Dir(stat), "cpu.cfs_quota_us")); q != 10000 {
+		t.Errorf("quota %d, want 10000", q)
+	}
+	bg.interrupt()
+}

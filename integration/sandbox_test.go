@@ -1,0 +1,85 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestPodSharesShmAndProcesses(t *testing.T) {
+	// With shareProcessNamespace the containers see each other's processes;
+	// /dev/shm is the pod's, shared by all its containers.
+	s := newScenario(t, "shared", corev1.RestartPolicyNever).
+		app(container("writer", `echo hello > /dev/shm/note; log Wrote; exec sleep 30`)).
+		app(container("reader", `until [ -f /dev/shm/note ]; do sleep 0.1; done; log Read $(cat /dev/shm/note)
+log SeesWriter $(ps | grep -c "[s]leep 30")`))
+	share := true
+	s.pod.Spec.ShareProcessNamespace = &share
+	bg := s.start()
+	bg.waitEvent("reader", "SeesWriter 1")
+	r := bg.interrupt()
+	if len(r.ev.all("reader", "Read hello")) != 1 {
+		t.Errorf("the reader did not see the writer's /dev/shm:\n%s", r.ev)
+	}
+}
+
+func TestEmptyDirSurvivesRestart(t *testing.T) {
+	// The first run writes a file in the emptyDir and fails; the restart
+	// (OnFailure) finds it and succeeds.
+	app := container("app", `if [ -f /data/mark ]; then log Found; exit 0; fi; touch /data/mark; log Marked; exit 1`)
+	app.VolumeMounts = append(app.VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
+	s := newScenario(t, "emptydir", corev1.RestartPolicyOnFailure).app(app)
+	s.pod.Spec.Volumes = append(s.pod.Spec.Volumes, corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	r := s.run()
+	r.ev.order(t, "app Marked", "app Found")
+	if p := r.pod(t); p.Status.Phase != corev1.PodSucceeded || status(p, "app").RestartCount != 1 {
+		t.Errorf("phase %s, restarts %d; want Succeeded after 1 restart", p.Status.Phase, status(p, "app").RestartCount)
+	}
+}
+
+func TestConfigAndSecurity(t *testing.T) {
+	needRoot(t)
+	s := newScenario(t, "config", corev1.RestartPolicyNever)
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: "settings"},
+		Data:       map[string]string{"greeting": "hi", "file.txt": "from a file"},
+	}
+	app := container("app", `log Env $GREETING $POD_NAME; log File $(cat /etc/settings/file.txt); log Id $(id -u):$(id -g)
+touch /tmp/x 2>/dev/null || log ReadOnlyRoot; echo done > /dev/termination-log; exit 2`)
+	app.Env = append(app.Env,
+		corev1.EnvVar{Name: "GREETING", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}, Key: "greeting"}}},
+		corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}})
+	app.VolumeMounts = append(app.VolumeMounts, corev1.VolumeMount{Name: "settings", MountPath: "/etc/settings"})
+	uid, yes := int64(1000), true
+	app.SecurityContext = &corev1.SecurityContext{RunAsUser: &uid, RunAsNonRoot: &yes, ReadOnlyRootFilesystem: &yes}
+	s.app(app)
+	s.pod.Spec.Volumes = append(s.pod.Spec.Volumes, corev1.Volume{Name: "settings", VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}})
+	r := podrun(t, s.dir, []any{cm, s.pod}, "--quiet")
+	for _, w := range []string{"Env hi config", "File from a file", "Id 1000:1000", "ReadOnlyRoot"} {
+		if len(r.ev.all("app", w)) != 1 {
+			t.Errorf("no %q:\n%s", w, r.ev)
+		}
+	}
+	term := status(r.pod(t), "app").State.Terminated
+	if term == nil || term.ExitCode != 2 || strings.TrimSpace(term.Message) != "done" {
+		t.Errorf("terminated %+v, want exit 2 with message \"done\"", term)
+	}
+}
+
+func TestRunAsNonRootRefusesRoot(t *testing.T) {
+	app := container("app", runExit("0", 0))
+	yes := true
+	app.SecurityContext = &corev1.SecurityContext{RunAsNonRoot: &yes}
+	s := newScenario(t, "nonroot", corev1.RestartPolicyNever).app(app)
+	bg := s.start()
+	bg.waitStderr("CreateContainerConfigError")
+	r := bg.interrupt()
+	if !strings.Contains(r.stderr, "runAsNonRoot") {
+		t.Errorf("the error does not say why:\n%s", r.stderr)
+	}
+}
