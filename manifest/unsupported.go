@@ -20,6 +20,7 @@ var runnableVolumes = []string{"configMap", "emptyDir", "hostPath", "secret"}
 //     downwardAPI, cloud disks...), and volumeDevices;
 //   - an emptyDir medium other than "" or Memory (HugePages);
 //   - a mountPath that is not absolute (runc refuses it);
+//   - restartPolicyRules (alpha in 1.34; dropped there, ignored by podrun);
 //   - spec.os.name windows, and hostUsers: false (no user namespaces);
 //   - extended resources and hugepages (no device plugins), resource claims,
 //     pod-level resources (spec.resources), and a runtimeClassName (podrun
@@ -61,6 +62,9 @@ func unsupportedSpec(spec *corev1.PodSpec, fp *field.Path) field.ErrorList {
 			if m.MountPath != "" && !path.IsAbs(m.MountPath) {
 				errs = append(errs, field.Invalid(cp.Child("volumeMounts").Index(j).Child("mountPath"), m.MountPath, "podrun needs an absolute path"))
 			}
+		}
+		if len(c.RestartPolicyRules) > 0 {
+			errs = append(errs, field.Forbidden(cp.Child("restartPolicyRules"), "podrun does not implement container restart rules"))
 		}
 		if len(c.VolumeDevices) > 0 {
 			errs = append(errs, field.Forbidden(cp.Child("volumeDevices"), "podrun has no raw block devices"))

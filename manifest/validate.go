@@ -31,24 +31,13 @@ import (
 // resource claims, seccomp/AppArmor annotations, sysctl names and the
 // Windows-only options.
 
-// validatePod is ValidatePodCreate.
+// validatePod is ValidatePodCreate. Its check that a serviceAccountToken
+// projection needs a serviceAccountName is left out: on a cluster the
+// ServiceAccount admission plugin always sets the name first.
 func validatePod(p *corev1.Pod) field.ErrorList {
 	specPath := field.NewPath("spec")
 	errs := apivalidation.ValidateObjectMeta(&p.ObjectMeta, true, apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 	errs = append(errs, validatePodSpec(&p.Spec, &p.ObjectMeta, specPath, true)...)
-	if p.Spec.ServiceAccountName == "" {
-		for vi, v := range p.Spec.Volumes {
-			if v.Projected == nil {
-				continue
-			}
-			for si, s := range v.Projected.Sources {
-				if s.ServiceAccountToken != nil {
-					errs = append(errs, field.Forbidden(specPath.Child("volumes").Index(vi).Child("projected", "sources").Index(si).Child("serviceAccountToken"),
-						"must not be specified when serviceAccountName is not set"))
-				}
-			}
-		}
-	}
 	if len(p.Spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(specPath.Child("ephemeralContainers"), "cannot be set on create"))
 	}
