@@ -37,8 +37,16 @@ func openLog(path string) (f *os.File, created bool, err error) {
 	if errors.Is(err, os.ErrExist) {
 		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		return f, false, err
+	} else if err != nil {
+		return nil, false, err
 	}
-	return f, err == nil, err
+	// 0640 whatever the umask.
+	if err := f.Chmod(0o640); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, false, err
+	}
+	return f, true, nil
 }
 
 // record writes one CRI log line: "<RFC3339Nano> <stream> <F|P> <text>\n",
