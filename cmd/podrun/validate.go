@@ -33,6 +33,9 @@ var validateCommand = &cli.Command{
 			}
 			return cli.Exit("", 1)
 		}
+		if len(b.Objects) == 0 {
+			return cli.Exit("validate: the files hold no objects", 1)
+		}
 		for _, o := range b.Objects {
 			fmt.Fprintf(c.App.Writer, "%s/%s ok\n", o.Kind, o.Name)
 		}
