@@ -518,3 +518,19 @@ func TestJSONParser(t *testing.T) {
 		t.Errorf("span of a[1].b: %+v", n)
 	}
 }
+
+func BenchmarkLoadExamples(b *testing.B) {
+	for b.Loop() {
+		if _, err := Load("../examples/deployment-logshipper.yaml", "../examples/job-logshipper.yaml", "../examples/pod-sidecars.yaml"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkInvalidCorpusFile(b *testing.B) {
+	for b.Loop() {
+		if _, err := Load("testdata/invalid/decode.yaml"); err == nil {
+			b.Fatal("loaded")
+		}
+	}
+}

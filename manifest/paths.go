@@ -57,8 +57,7 @@ type yamlLines struct {
 }
 
 func (y yamlLines) line(segs []string) int {
-	n, line := y.walk(segs)
-	_ = n
+	_, line := y.walk(segs)
 	return line + y.base
 }
 
