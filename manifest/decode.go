@@ -144,10 +144,19 @@ func readInputs(paths []string, stdin io.Reader) ([]input, []error) {
 	return ins, errs
 }
 
+// fileError names the file first, like every other error of Load.
+func fileError(path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &Error{Source: Source{File: path}, Err: err}
+}
+
 func manifestFiles(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read directory %s: %w", dir, err)
+		return nil, fileError(dir, err)
 	}
 	var files []string
 	for _, e := range entries {
@@ -159,7 +168,7 @@ func manifestFiles(dir string) ([]string, error) {
 		}
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("%s: no .yaml, .yml or .json files in directory", dir)
+		return nil, &Error{Source: Source{File: dir}, Err: errors.New("no .yaml, .yml or .json files in directory")}
 	}
 	return files, nil
 }
@@ -168,13 +177,13 @@ func readFile(path string, stdin io.Reader) (string, []byte, error) {
 	if path == "-" {
 		data, err := io.ReadAll(stdin)
 		if err != nil {
-			return "", nil, fmt.Errorf("read standard input: %w", err)
+			return "", nil, fileError("<stdin>", err)
 		}
 		return "<stdin>", data, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", nil, fmt.Errorf("read manifest: %w", err)
+		return "", nil, fileError(path, err)
 	}
 	return path, data, nil
 }
