@@ -628,9 +628,10 @@ func validateRecursiveReadOnly(m corev1.VolumeMount, p *field.Path) field.ErrorL
 
 func validateVolumeDevices(ctr *corev1.Container, vols map[string]corev1.VolumeSource, fldPath *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	mounts := map[string]string{}
+	mountNames, mountPaths := sets.New[string](), sets.New[string]()
 	for _, m := range ctr.VolumeMounts {
-		mounts[m.Name] = m.MountPath
+		mountNames.Insert(m.Name)
+		mountPaths.Insert(m.MountPath)
 	}
 	paths, names := sets.New[string](), sets.New[string]()
 	for i, d := range ctr.VolumeDevices {
@@ -638,13 +639,7 @@ func validateVolumeDevices(ctr *corev1.Container, vols map[string]corev1.VolumeS
 		if d.Name == "" {
 			errs = append(errs, field.Required(p.Child("name"), ""))
 		}
-		if d.DevicePath == "" {
-			errs = append(errs, field.Required(p.Child("devicePath"), ""))
-		}
-		if paths.Has(d.DevicePath) {
-			errs = append(errs, field.Invalid(p.Child("devicePath"), d.DevicePath, "must be unique"))
-		}
-		if d.DevicePath != "" && names.Has(d.Name) {
+		if names.Has(d.Name) {
 			errs = append(errs, field.Invalid(p.Child("name"), d.Name, "must be unique"))
 		}
 		if src, ok := vols[d.Name]; !ok {
@@ -652,16 +647,26 @@ func validateVolumeDevices(ctr *corev1.Container, vols map[string]corev1.VolumeS
 		} else if src.PersistentVolumeClaim == nil && src.Ephemeral == nil {
 			errs = append(errs, field.Invalid(p.Child("name"), d.Name, "can only use volume source type of PersistentVolumeClaim or Ephemeral for block mode"))
 		}
-		for _, mp := range mounts {
-			if mp == d.DevicePath {
-				errs = append(errs, field.Invalid(p.Child("devicePath"), d.DevicePath, "must not already exist as a path in volumeMounts"))
-			}
+		if d.DevicePath == "" {
+			errs = append(errs, field.Required(p.Child("devicePath"), ""))
 		}
-		if _, ok := mounts[d.Name]; ok {
+		if paths.Has(d.DevicePath) {
+			errs = append(errs, field.Invalid(p.Child("devicePath"), d.DevicePath, "must be unique"))
+		}
+		if d.DevicePath != "" && len(noBacksteps(d.DevicePath, p)) > 0 {
+			errs = append(errs, field.Invalid(p.Child("devicePath"), d.DevicePath, "can not contain backsteps ('..')"))
+		} else {
+			paths.Insert(d.DevicePath)
+		}
+		if mountNames.Has(d.Name) {
 			errs = append(errs, field.Invalid(p.Child("name"), d.Name, "must not already exist in volumeMounts"))
 		}
-		paths.Insert(d.DevicePath)
-		names.Insert(d.Name)
+		if mountPaths.Has(d.DevicePath) {
+			errs = append(errs, field.Invalid(p.Child("devicePath"), d.DevicePath, "must not already exist as a path in volumeMounts"))
+		}
+		if d.Name != "" {
+			names.Insert(d.Name)
+		}
 	}
 	return errs
 }
