@@ -398,6 +398,13 @@ func validateEnvValueFrom(ev corev1.EnvVar, p *field.Path) field.ErrorList {
 	return errs
 }
 
+// downwardLabels are the pod fields the API server can convert a v1
+// fieldPath to (ConvertDownwardAPIFieldLabel); which of them a volume or an
+// env var may use is narrower.
+var downwardLabels = sets.New("metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace", "metadata.uid",
+	"spec.nodeName", "spec.restartPolicy", "spec.serviceAccountName", "spec.schedulerName", "status.phase", "status.hostIP",
+	"status.hostIPs", "status.podIP", "status.podIPs")
+
 func validateObjectFieldSelector(fs *corev1.ObjectFieldSelector, valid sets.Set[string], p *field.Path) field.ErrorList {
 	if fs.APIVersion == "" {
 		return field.ErrorList{field.Required(p.Child("apiVersion"), "")}
@@ -405,8 +412,11 @@ func validateObjectFieldSelector(fs *corev1.ObjectFieldSelector, valid sets.Set[
 	if fs.FieldPath == "" {
 		return field.ErrorList{field.Required(p.Child("fieldPath"), "")}
 	}
+	converr := func(msg string) field.ErrorList {
+		return field.ErrorList{field.Invalid(p.Child("fieldPath"), fs.FieldPath, "error converting fieldPath: "+msg)}
+	}
 	if fs.APIVersion != "v1" {
-		return field.ErrorList{field.Invalid(p.Child("fieldPath"), fs.FieldPath, fmt.Sprintf("error converting fieldPath: unsupported pod version: %s", fs.APIVersion))}
+		return converr("unsupported pod version: " + fs.APIVersion)
 	}
 	// Subscripted paths: metadata.labels['key'], metadata.annotations['key'].
 	if base, sub, ok := splitSubscript(fs.FieldPath); ok {
@@ -416,24 +426,29 @@ func validateObjectFieldSelector(fs *corev1.ObjectFieldSelector, valid sets.Set[
 		case "metadata.labels":
 			return qualifiedName(sub, p)
 		default:
-			return field.ErrorList{field.Invalid(p, base, "does not support subscript")}
+			return converr("field label does not support subscript: " + fs.FieldPath)
 		}
 	}
-	if !valid.Has(fs.FieldPath) {
-		return field.ErrorList{field.NotSupported(p.Child("fieldPath"), fs.FieldPath, sets.List(valid))}
+	fp := fs.FieldPath
+	if fp == "spec.host" { // what old clients sent for spec.nodeName
+		fp = "spec.nodeName"
+	}
+	if !downwardLabels.Has(fp) {
+		return converr("field label not supported: " + fp)
+	}
+	if !valid.Has(fp) {
+		return field.ErrorList{field.NotSupported(p.Child("fieldPath"), fp, sets.List(valid))}
 	}
 	return nil
 }
 
 func splitSubscript(fp string) (base, sub string, ok bool) {
-	if !strings.HasSuffix(fp, "']") {
+	s, found := strings.CutSuffix(fp, "']")
+	if !found {
 		return "", "", false
 	}
-	i := strings.Index(fp, "['")
-	if i < 0 {
-		return "", "", false
-	}
-	return fp[:i], fp[i+2 : len(fp)-2], true
+	base, sub, ok = strings.Cut(s, "['")
+	return base, sub, ok && base != ""
 }
 
 func validateResourceFieldSelector(fs *corev1.ResourceFieldSelector, volume bool, p *field.Path) field.ErrorList {
