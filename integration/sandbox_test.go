@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -81,5 +83,52 @@ func TestRunAsNonRootRefusesRoot(t *testing.T) {
 	r := bg.interrupt()
 	if !strings.Contains(r.stderr, "runAsNonRoot") {
 		t.Errorf("the error does not say why:\n%s", r.stderr)
+	}
+}
+
+func TestTerminationMessageFallbackToLogs(t *testing.T) {
+	app := container("app", `echo first; echo last words; exit 3`)
+	app.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
+	s := newScenario(t, "fallback", corev1.RestartPolicyNever).app(app)
+	r := s.run()
+	term := status(r.pod(t), "app").State.Terminated
+	if term == nil || term.Message != "first\nlast words\n" {
+		t.Errorf("terminated %+v, want the log as the message", term)
+	}
+}
+
+func TestLeftoversOfAKilledRunAreCleaned(t *testing.T) {
+	const marker = "# killed-run-marker"
+	s := newScenario(t, "killed", corev1.RestartPolicyAlways).
+		sidecar(container("sidecar", serve+"\n"+marker)).
+		app(container("app", serve+"\n"+marker))
+	bg := s.start()
+	bg.waitEvent("app", "Started")
+	cg := podCgroup(t, "memory")
+	uid := strings.TrimPrefix(filepath.Base(cg), "pod")
+	// SIGKILL: podrun cannot clean up; its containers run on.
+	if err := bg.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-bg.done
+	if countProcs(marker) == 0 {
+		t.Fatal("expected the killed run's containers to still run")
+	}
+	// The next run cleans what nobody supervises any more, then runs its pod.
+	next := newScenario(t, "next", corev1.RestartPolicyNever).app(container("app", runExit("0", 0)))
+	if r := next.run(); r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	if n := countProcs(marker); n != 0 {
+		t.Errorf("%d processes of the killed run's containers survive", n)
+	}
+	if _, err := os.Stat(cg); err == nil {
+		t.Errorf("cgroup %s survives", cg)
+	}
+	if _, err := os.Stat("/run/netns/podrun-" + uid); err == nil {
+		t.Errorf("netns of %s survives", uid)
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), uid) {
+		t.Errorf("mounts of %s survive", uid)
 	}
 }
