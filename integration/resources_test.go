@@ -155,7 +155,7 @@ func TestCPUThrottled(t *testing.T) {
 	s := newScenario(t, "throttled", corev1.RestartPolicyAlways).app(app)
 	one := int64(1)
 	s.pod.Spec.TerminationGracePeriodSeconds = &one
-	bg := s.start()
+	bg := s.start("--top", "1s")
 	bg.waitEvent("app", "Started")
 	stat := filepath.Join(podCgroup(t, "cpu"), "app", "cpu.stat")
 	bg.until("throttling", func() bool {
@@ -173,5 +173,18 @@ func TestCPUThrottled(t *testing.T) {
 	if q := readInt(t, filepath.Join(filepath.Dir(stat), "cpu.cfs_quota_us")); q != 10000 {
 		t.Errorf("quota %d, want 10000", q)
 	}
+	// --top shows the busy loop held at about 100m.
+	bg.until("a top row with the throttled CPU", func() bool {
+		for _, l := range strings.Split(bg.stderr.String(), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 4 && f[0] == "throttled" && f[1] == "app" && strings.HasSuffix(f[2], "m") {
+				m, err := strconv.Atoi(strings.TrimSuffix(f[2], "m"))
+				if err == nil && m >= 60 && m <= 140 {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	bg.interrupt()
 }

@@ -17,6 +17,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/internal/kubectl"
 	"github.com/podrun/podrun/manifest"
 	"github.com/podrun/podrun/pod"
@@ -45,6 +46,7 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "yaml or json: print the final pods (or with --dry-run the defaulted ones)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "terminate the pods after this long (0: no limit)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print status changes and events"},
+		&cli.DurationFlag{Name: "top", Usage: "every this long, print each running container's CPU and memory use (like kubectl top pod --containers) on stderr"},
 	}, nodeFlags()...),
 	Action: runAction,
 }
@@ -92,6 +94,11 @@ func runAction(c *cli.Context) error {
 
 	out := &console{w: c.App.Writer, errw: c.App.ErrWriter, quiet: c.Bool("quiet"), streams: format == ""}
 	r := &runner{node: node, bundle: b, out: out}
+	if every := c.Duration("top"); every > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go r.top(nodeConfig(c).Cgroups, every, stop)
+	}
 
 	// Ctrl-C or SIGTERM cancel c.Context: every pod is then deleted and
 	// terminated the kubelet way. --timeout does the same.
@@ -229,6 +236,45 @@ func (r *runner) start(ctx context.Context, p *corev1.Pod) *pod.Supervisor {
 	return s
 }
 
+// top prints the CPU (over the last interval) and memory (working set) of
+// every running container, as kubectl top pod --containers does.
+func (r *runner) top(tree cgroups.Tree, every time.Duration, stop <-chan struct{}) {
+	type sample struct {
+		cpu uint64
+		at  time.Time
+	}
+	last := map[string]sample{} // by container ID
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		var rows []string
+		for _, p := range r.finalPods() {
+			for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+				if cs.State.Running == nil {
+					continue
+				}
+				u, err := tree.Usage(tree.ContainerPath(p, cs.Name))
+				if err != nil {
+					continue
+				}
+				now := time.Now()
+				cpu := "-"
+				if prev, ok := last[cs.ContainerID]; ok && u.CPUNanos >= prev.cpu {
+					cpu = fmt.Sprintf("%dm", (u.CPUNanos-prev.cpu)*1000/uint64(now.Sub(prev.at).Nanoseconds()))
+				}
+				last[cs.ContainerID] = sample{u.CPUNanos, now}
+				rows = append(rows, fmt.Sprintf("%-40s %-20s %-11s %dMi", p.Name, cs.Name, cpu, u.WorkingSetBytes>>20))
+			}
+		}
+		r.out.table(fmt.Sprintf("%-40s %-20s %-11s %s", "POD", "NAME", "CPU(cores)", "MEMORY(bytes)"), rows)
+	}
+}
+
 func (r *runner) finalPods() []*corev1.Pod {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -280,6 +326,15 @@ func (o *console) status(p *corev1.Pod) {
 		o.header = true
 	}
 	fmt.Fprintf(o.errw, "%s %s\n", row, r.Age)
+}
+
+func (o *console) table(header string, rows []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintln(o.errw, header)
+	for _, r := range rows {
+		fmt.Fprintln(o.errw, r)
+	}
 }
 
 func (o *console) event(p *corev1.Pod, e pod.Event) {
