@@ -49,10 +49,13 @@ func (s *Supervisor) execute(ctx context.Context, j *job) {
 	}
 	if p.createSandbox {
 		sb, err := s.o.Host.CreateSandbox(ctx, s.st.pod, s.o.Objects)
-		s.send(evSandbox{sb: sb, err: err})
 		if err != nil {
+			if ctx.Err() == nil { // not a deletion that cut it short
+				s.send(evSandbox{err: err})
+			}
 			return
 		}
+		s.send(evSandbox{sb: sb})
 		j.sb = sb
 	}
 	for _, i := range p.startInit {
