@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
@@ -563,10 +564,17 @@ func strictProblem(typ reflect.Type, se error, present func([]string) bool) erro
 // same way.
 func culprit(data []byte, root *jnode, typ reflect.Type, err error) (*jnode, []string) {
 	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && (te.Field != "" || te.Struct != "") {
-		return nodeAt(root, int(te.Offset))
+	if errors.As(err, &te) {
+		// The offset is only the document's when the decoder itself hit
+		// the mismatch; one inside a type's UnmarshalJSON (IntOrString) is
+		// relative to that value. Trust it when it lands on a value of the
+		// kind and under the field the error names.
+		n, segs := nodeAt(root, int(te.Offset))
+		field := te.Field[strings.LastIndexByte(te.Field, '.')+1:]
+		if strings.HasPrefix(te.Value, jsonKind(n, data[n.start:n.end])) && field != "" && field == lastMember(typ, segs) {
+			return n, segs
+		}
 	}
-	target := err.Error()
 	n, t, segs := root, typ, []string(nil)
 descend:
 	for {
@@ -575,13 +583,27 @@ descend:
 			if kt == nil {
 				continue
 			}
-			if e := sigsjson.UnmarshalCaseSensitivePreserveInts(data[k.start:k.end], reflect.New(indirect(kt)).Interface()); e != nil && e.Error() == target {
+			if e := sigsjson.UnmarshalCaseSensitivePreserveInts(data[k.start:k.end], reflect.New(indirect(kt)).Interface()); sameError(err, e) {
 				n, t, segs = k, kt, append(segs, n.seg(i))
 				continue descend
 			}
 		}
 		return n, segs
 	}
+}
+
+// sameError reports whether e, from decoding part of a document alone, is
+// the error err of the whole: equal, or the same type mismatch named by a
+// shorter field path.
+func sameError(err, e error) bool {
+	if e == nil {
+		return false
+	}
+	var a, b *json.UnmarshalTypeError
+	if errors.As(err, &a) && errors.As(e, &b) {
+		return a.Value == b.Value && a.Type == b.Type && strings.HasSuffix(a.Field, b.Field)
+	}
+	return err.Error() == e.Error()
 }
 
 // nodeAt returns the innermost value containing offset off.
@@ -618,8 +640,11 @@ func valueProblem(typ reflect.Type, data []byte, n *jnode, segs []string, err er
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		got := describeJSON(n, raw)
-		detail := fmt.Sprintf("expected %s, got %s", describeType(te.Type), got)
+		got, want := describeJSON(n, raw), describeType(te.Type)
+		if dt := typeAt(typ, segs); dt != nil && indirect(dt) == reflect.TypeFor[intstr.IntOrString]() {
+			want = "an integer or a string"
+		}
+		detail := fmt.Sprintf("expected %s, got %s", want, got)
 		if te.Type.Kind() == reflect.String && !n.obj && !n.arr && raw[0] != '"' {
 			text := string(raw)
 			if loc != nil {
@@ -662,10 +687,45 @@ func describeType(t reflect.Type) string {
 			return "a base64 string"
 		}
 		return "a list"
-	case reflect.Map, reflect.Struct:
+	case reflect.Map:
+		return "a map"
+	case reflect.Struct:
 		return "a map of fields"
 	}
 	return t.String()
+}
+
+// jsonKind names a value the way UnmarshalTypeError.Value does.
+func jsonKind(n *jnode, raw []byte) string {
+	switch {
+	case n.obj:
+		return "object"
+	case n.arr:
+		return "array"
+	case raw[0] == '"':
+		return "string"
+	case raw[0] == 't' || raw[0] == 'f':
+		return "bool"
+	case raw[0] == 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// lastMember is the last struct member named along segs (list indices and
+// map keys skipped): the field an UnmarshalTypeError names last.
+func lastMember(typ reflect.Type, segs []string) string {
+	last, t := "", typ
+	for _, s := range segs {
+		if t == nil {
+			return ""
+		}
+		if indirect(t).Kind() == reflect.Struct {
+			last = s
+		}
+		t = step(t, s)
+	}
+	return last
 }
 
 func describeJSON(n *jnode, raw []byte) string {
