@@ -92,8 +92,12 @@ func build(ins []input, errs []error) (*Bundle, error) {
 			b.Secrets = append(b.Secrets, v)
 		}
 	}
+	// A ConfigMap or Secret that failed to decode is missing from b, so
+	// references are resolved only when every document decoded: otherwise
+	// each pod using it would also report it "not found".
+	refsKnown := len(errs) == 0
 	for _, o := range b.objs {
-		errs = append(errs, o.wrapAll(fieldErrs(o.validate(b)))...)
+		errs = append(errs, o.wrapAll(fieldErrs(o.validate(b, refsKnown)))...)
 	}
 	if len(errs) > 0 {
 		sortBySource(errs)
@@ -170,14 +174,20 @@ func (o *object) createAndDefault() *metav1.ObjectMeta {
 	panic(fmt.Sprintf("manifest: unexpected object %T", o.obj))
 }
 
-func (o *object) validate(b *Bundle) field.ErrorList {
+func (o *object) validate(b *Bundle, refsKnown bool) field.ErrorList {
+	refs := func(spec *corev1.PodSpec, ns string, p *field.Path) field.ErrorList {
+		if !refsKnown {
+			return nil
+		}
+		return checkRefs(spec, ns, p, b)
+	}
 	switch v := o.obj.(type) {
 	case *corev1.Pod:
-		return append(validatePod(v), checkRefs(&v.Spec, v.Namespace, field.NewPath("spec"), b)...)
+		return append(validatePod(v), refs(&v.Spec, v.Namespace, field.NewPath("spec"))...)
 	case *appsv1.Deployment:
-		return append(validateDeployment(v), checkRefs(&v.Spec.Template.Spec, v.Namespace, field.NewPath("spec", "template", "spec"), b)...)
+		return append(validateDeployment(v), refs(&v.Spec.Template.Spec, v.Namespace, field.NewPath("spec", "template", "spec"))...)
 	case *batchv1.Job:
-		return append(validateJob(v), checkRefs(&v.Spec.Template.Spec, v.Namespace, field.NewPath("spec", "template", "spec"), b)...)
+		return append(validateJob(v), refs(&v.Spec.Template.Spec, v.Namespace, field.NewPath("spec", "template", "spec"))...)
 	case *corev1.ConfigMap:
 		return validateConfigMap(v)
 	case *corev1.Secret:
