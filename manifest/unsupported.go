@@ -10,21 +10,22 @@ import (
 )
 
 // runnableVolumes are the volume sources podrun's volumes package provides.
-var runnableVolumes = []string{"configMap", "emptyDir", "hostPath", "secret"}
+var runnableVolumes = []string{"configMap", "downwardAPI", "emptyDir", "hostPath", "projected", "secret"}
 
 // Unsupported lists what in a valid pod podrun cannot run, as field errors
 // in the API server's format (paths from the pod's root). It is not part of
 // validation: the API server accepts all of these. The list:
-//   - volumes other than emptyDir, hostPath, configMap and secret
-//     (persistentVolumeClaim, ephemeral, nfs, csi, image, projected,
-//     downwardAPI, cloud disks...), and volumeDevices;
+//   - volumes other than emptyDir, hostPath, configMap, secret, downwardAPI
+//     and projected (persistentVolumeClaim, ephemeral, nfs, csi, image,
+//     cloud disks...), projected sources that need an API server
+//     (serviceAccountToken, clusterTrustBundle, podCertificate), and
+//     volumeDevices;
 //   - an emptyDir medium other than "" or Memory (HugePages);
 //   - a mountPath that is not absolute (runc refuses it);
 //   - restartPolicyRules (alpha in 1.34; dropped there, ignored by podrun);
 //   - spec.os.name windows, and hostUsers: false (no user namespaces);
 //   - extended resources and hugepages (no device plugins), resource claims,
-//     pod-level resources (spec.resources), and a runtimeClassName (podrun
-//     has one runtime).
+//     and a runtimeClassName (podrun has one runtime).
 func Unsupported(p *corev1.Pod) field.ErrorList {
 	return unsupportedSpec(&p.Spec, field.NewPath("spec"))
 }
@@ -35,7 +36,20 @@ func unsupportedSpec(spec *corev1.PodSpec, fp *field.Path) field.ErrorList {
 		vp := fp.Child("volumes").Index(i)
 		for _, src := range volumeSources(&v.VolumeSource) {
 			if !slices.Contains(runnableVolumes, src) {
-				errs = append(errs, field.Forbidden(vp.Child(src), "podrun runs only emptyDir, hostPath, configMap and secret volumes"))
+				errs = append(errs, field.Forbidden(vp.Child(src), "podrun runs only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes"))
+			}
+		}
+		if v.Projected != nil {
+			for j, ps := range v.Projected.Sources {
+				pp := vp.Child("projected", "sources").Index(j)
+				switch {
+				case ps.ServiceAccountToken != nil:
+					errs = append(errs, field.Forbidden(pp.Child("serviceAccountToken"), "podrun has no API server to issue tokens"))
+				case ps.ClusterTrustBundle != nil:
+					errs = append(errs, field.Forbidden(pp.Child("clusterTrustBundle"), "podrun has no API server to read trust bundles from"))
+				case ps.PodCertificate != nil:
+					errs = append(errs, field.Forbidden(pp.Child("podCertificate"), "podrun has no API server to issue certificates"))
+				}
 			}
 		}
 		if ed := v.EmptyDir; ed != nil && ed.Medium != corev1.StorageMediumDefault && ed.Medium != corev1.StorageMediumMemory {
@@ -53,9 +67,6 @@ func unsupportedSpec(spec *corev1.PodSpec, fp *field.Path) field.ErrorList {
 	}
 	if len(spec.ResourceClaims) > 0 {
 		errs = append(errs, field.Forbidden(fp.Child("resourceClaims"), "podrun does not allocate dynamic resources"))
-	}
-	if spec.Resources != nil {
-		errs = append(errs, field.Forbidden(fp.Child("resources"), "podrun supports only container-level resources"))
 	}
 	visitContainers(spec, fp, func(c *corev1.Container, cp *field.Path) {
 		for j, m := range c.VolumeMounts {
