@@ -182,3 +182,17 @@ func TestStartAfterPauseDied(t *testing.T) {
 		t.Errorf("Start in a sandbox whose pause died: %v", err)
 	}
 }
+
+// The pause process ends on SIGTERM (a supervisor's plain kill), taking
+// the pod's PID namespace with it; Destroy after that still cleans up.
+func TestPauseEndsOnSIGTERM(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{HostNetwork: true, SharePID: true})
+	c := e.start(e.spec(sb, "sleep", "1000"))
+	if err := sb.pause.Process.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if exit := wait(t, c, 10*time.Second); exit.Code != 137 {
+		t.Errorf("container after the pause ended: %+v, want 137", exit)
+	}
+}
