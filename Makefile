@@ -36,5 +36,21 @@ testimage: build
 demo: testimage
 	$(BIN) run examples/job-logshipper.yaml
 
+# Benchmarks (root): podrun, and podman side by side where it is installed.
+# Writes docs/benchmarks.md, docs/benchmarks-startup.png and
+# bin/bench/results.json; BENCHFLAGS passes flags to bench/podbench.
+bench: build
+	mkdir -p bin/bench
+	CGO_ENABLED=0 $(GO) build -o bin/bench/agent ./bench/agent
+	$(GO) build -o bin/bench/probebench ./bench/probebench
+	$(GO) run ./hack/testimage -o bin/busybox.tar
+	$(GO) run ./bench/podbench $(BENCHFLAGS)
+	hack/leakcheck.sh
+
+# The conformance suite (root): one subtest per scenario file of
+# integration/conformance/, ending with "N passed, M failed".
+conformance:
+	$(GO) test -count=1 -json -timeout 30m -run '^TestConformance$$' ./integration/ | $(GO) run ./integration/conformance/summary
+
 clean:
 	rm -rf bin

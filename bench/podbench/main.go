@@ -1,0 +1,206 @@
+// Command podbench measures podrun (and podman, where installed) on the
+// same pods, and writes the results as a markdown page and a PNG plot.
+// It drives the binaries from outside, like a user would; the workload is
+// bench/agent, which stamps events with CLOCK_BOOTTIME (nanoseconds, one
+// clock for the host and every container). `make bench` runs it.
+//
+// Every latency is measured from the moment the operation is started (just
+// before the command is executed, or the signal sent) to the first
+// observable effect: an event the container stamped, a status row on
+// podrun's stderr (stamped on arrival), or the command's exit.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	podrun, agent, probebench, image string
+	runs, runs100, peerRuns          int
+	peerRuns100                      int
+	podman                           string
+	out, plot, jsonOut               string
+	only                             string
+	commandLine                      string
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.podrun, "podrun", "bin/podrun", "the podrun binary")
+	flag.StringVar(&c.agent, "agent", "bin/bench/agent", "the static bench/agent binary")
+	flag.StringVar(&c.probebench, "probebench", "bin/bench/probebench", "the bench/probebench binary (empty: skip probes)")
+	flag.StringVar(&c.image, "image", "bin/busybox.tar", "the busybox image (docker save tarball, from hack/testimage)")
+	flag.IntVar(&c.runs, "runs", 20, "runs of each podrun measurement")
+	flag.IntVar(&c.runs100, "runs100", 20, "runs of podrun's 100-pod measurement")
+	flag.IntVar(&c.peerRuns, "peer-runs", 20, "runs of each podman measurement")
+	flag.IntVar(&c.peerRuns100, "peer-runs100", 3, "runs of podman's 100-pod measurement (each takes minutes)")
+	flag.StringVar(&c.podman, "podman", "auto", "auto (when installed) or off")
+	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "the markdown report")
+	flag.StringVar(&c.plot, "plot", "docs/benchmarks-startup.png", "the startup latency plot")
+	flag.StringVar(&c.jsonOut, "json", "bin/bench/results.json", "every sample, as JSON")
+	flag.StringVar(&c.only, "only", "", "run only the groups named, comma-separated (start1,sidecars,probes,pods100,image)")
+	flag.Parse()
+	c.commandLine = "podbench " + fmt.Sprint(os.Args[1:])
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "podbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(c config) (retErr error) {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (it runs pods)")
+	}
+	for _, p := range []*string{&c.podrun, &c.agent, &c.image} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("%w (make bench builds it)", err)
+		}
+		*p = abs
+	}
+	if c.probebench != "" {
+		abs, err := filepath.Abs(c.probebench)
+		if err != nil {
+			return err
+		}
+		c.probebench = abs
+	}
+	// Ctrl-C stops the benchmark; each measurement then cleans up.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tmp, err := os.MkdirTemp("", "podrun-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	res := &results{Machine: describeMachine(c.podrun), Date: time.Now().UTC().Format("2006-01-02 15:04 MST")}
+	pr, err := newPodrunBench(ctx, c, tmp)
+	if err != nil {
+		return err
+	}
+	defer func() { retErr = errors.Join(retErr, pr.close()) }()
+
+	var pm *podmanBench
+	if c.podman != "off" {
+		pm, err = newPodmanBench(ctx, c, tmp)
+		switch {
+		case errors.Is(err, errNoPodman):
+			res.PeerNote = err.Error()
+			slog.Info("skipping podman", "why", err)
+			pm = nil
+		case err != nil:
+			return fmt.Errorf("podman: %w", err)
+		default:
+			res.Machine.Podman = pm.version
+			defer func() { retErr = errors.Join(retErr, pm.close()) }()
+		}
+	} else {
+		res.PeerNote = "podman: off (-podman off)"
+	}
+
+	groups := []struct {
+		name string
+		fn   func() error
+	}{
+		{"start1", func() error {
+			return both(res, pr.start1, pm, func(pm *podmanBench) func(*results) error { return pm.start1 })
+		}},
+		{"sidecars", func() error {
+			return both(res, pr.sidecars, pm, func(pm *podmanBench) func(*results) error { return pm.plainFour })
+		}},
+		{"probes", func() error {
+			return both(res, pr.probes, pm, func(pm *podmanBench) func(*results) error { return pm.probes })
+		}},
+		{"pods100", func() error {
+			return both(res, pr.pods100, pm, func(pm *podmanBench) func(*results) error { return pm.pods100 })
+		}},
+		{"image", func() error {
+			return both(res, pr.images, pm, func(pm *podmanBench) func(*results) error { return pm.images })
+		}},
+	}
+	for _, g := range groups {
+		if !selected(c.only, g.name) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		slog.Info("measuring", "group", g.name)
+		if err := g.fn(); err != nil {
+			return fmt.Errorf("%s: %w", g.name, err)
+		}
+	}
+	res.Daemon = daemonNote(c.podrun)
+	res.Commands = c.commandLine
+	if err := os.MkdirAll(filepath.Dir(c.jsonOut), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.jsonOut, b, 0o644); err != nil {
+		return err
+	}
+	if err := writePlot(res, c.plot); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	md := res.markdown(c)
+	if err := os.WriteFile(c.out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(res.table())
+	fmt.Printf("\nwrote %s, %s and %s\n", c.out, c.plot, c.jsonOut)
+	return nil
+}
+
+// both runs podrun's measurement, then the peer's when there is a peer.
+func both(res *results, own func(*results) error, pm *podmanBench, peer func(*podmanBench) func(*results) error) error {
+	if err := own(res); err != nil {
+		return err
+	}
+	if pm == nil {
+		return nil
+	}
+	return peer(pm)(res)
+}
+
+func selected(only, name string) bool {
+	if only == "" {
+		return true
+	}
+	return slices.Contains(strings.Split(only, ","), name)
+}
+
+// daemonNote says whether this podrun has the daemon verbs yet.
+func daemonNote(podrun string) string {
+	out, _ := exec.Command(podrun, "--help").CombinedOutput()
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && strings.TrimSuffix(f[0], ",") == "daemon" {
+			return "not measured: the daemon landed after this benchmark was written; only `podrun run` is measured"
+		}
+	}
+	return "not measured: daemon not landed (this podrun has no `daemon` command)"
+}
+
+func randSuffix() string { return strconv.Itoa(10000 + rand.IntN(90000)) }
