@@ -15,13 +15,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/podrun/podrun/runtime"
+	_ "github.com/podrun/podrun/runtime/reexec"
 )
 
 func init() {
 	// libcontainer re-executes this binary as "podrun init" inside every new
-	// container; that path must run before anything else and never returns.
-	runtime.MaybeReexec()
+	// container: the blank import of runtime/reexec handles that (and never
+	// returns) before most packages are initialised.
+	//
 	// Keep the main goroutine on the main thread for the life of the process,
 	// so no namespace-switching goroutine can ever be scheduled on (and wedge)
 	// the thread-group leader. See DESIGN.md "hard-won facts".
