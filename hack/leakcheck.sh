@@ -11,7 +11,7 @@ l=$(ls /run/netns 2>/dev/null | grep -i podrun | head -5); [ -n "$l" ] && leaks+
 l=$(grep -i podrun /proc/self/mountinfo 2>/dev/null | awk '{print $5}' | head -5); [ -n "$l" ] && leaks+="mounts: $l"$'\n'
 l=$(ip -o link show 2>/dev/null | grep -i podrun | awk -F': ' '{print $2}' | head -5); [ -n "$l" ] && leaks+="links: $l"$'\n'
 l=$(nft list tables 2>/dev/null | grep -i podrun | head -5); [ -n "$l" ] && leaks+="nftables: $l"$'\n'
-l=$(pgrep -a -x podrun 2>/dev/null | head -5); [ -n "$l" ] && leaks+="processes: $l"$'\n'
+l=$( (pgrep -a -x podrun; pgrep -a -f '^podrun-pause') 2>/dev/null | head -5); [ -n "$l" ] && leaks+="processes: $l"$'\n'
 if [ -n "$leaks" ]; then
 	printf 'leak check FAILED; left behind:\n%s' "$leaks"
 	exit 1
