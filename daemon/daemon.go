@@ -1,0 +1,204 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/pod"
+)
+
+// Config configures a daemon.
+type Config struct {
+	Socket string         // the API's unix socket
+	Node   pod.NodeConfig // where pods run (passed on to every shim)
+	// Exe is the podrun binary shims run as; default: this executable.
+	Exe string
+	// LogLevel is the shims' --log-level.
+	LogLevel string
+	Log      *slog.Logger
+}
+
+// key names a namespaced object.
+type key struct{ ns, name string }
+
+func (k key) String() string { return k.ns + "/" + k.name }
+
+func keyOf(ns, name string) key { return key{ns, name} }
+
+// Daemon is the API's backend: the objects, a shim per running pod, and
+// the Deployment and Job controllers.
+//
+// Objects in its maps are immutable snapshots: a change replaces the
+// pointer, so lists, watches and encoders share them without copying.
+type Daemon struct {
+	cfg      Config
+	node     *pod.Node
+	log      *slog.Logger
+	store    *store
+	hostname string
+	applyMu  sync.Mutex // one apply at a time: it plans, then acts
+	ctrlMu   sync.Mutex // one Deployment reconcile at a time
+
+	mu          sync.Mutex // guards everything below
+	rv          int64      // the last resourceVersion handed out
+	pods        map[key]*podRec
+	deployments map[key]*appsv1.Deployment
+	jobs        map[key]*jobRec
+	configMaps  map[key]*corev1.ConfigMap
+	secrets     map[key]*corev1.Secret
+	watchers    map[*watcher]struct{}
+}
+
+// Run serves the API on cfg.Socket until ctx ends. Starting, it takes over
+// the pods that are still running, restarts the shims that died, and
+// removes what dead pods left. Stopping, it leaves every pod running: the
+// shims do not depend on it.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Node.Root == "" {
+		cfg.Node.Root = "/var/lib/podrun"
+	}
+	if cfg.Node.RunRoot == "" {
+		cfg.Node.RunRoot = "/run/podrun"
+	}
+	if cfg.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding the podrun binary for shims: %w", err)
+		}
+		cfg.Exe = exe
+	}
+	if err := os.MkdirAll(podsDir(cfg.Node.RunRoot), 0o700); err != nil {
+		return err
+	}
+	// One daemon per run root: two would each restart the other's shims.
+	lock, err := os.OpenFile(filepath.Join(cfg.Node.RunRoot, "daemon.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return fmt.Errorf("another podrun daemon runs with the run root %s: %w", cfg.Node.RunRoot, err)
+	}
+	node, err := pod.NewNode(cfg.Node)
+	if err != nil {
+		return fmt.Errorf("opening the node's stores: %w", err)
+	}
+	hostname, _ := os.Hostname()
+	d := &Daemon{
+		cfg: cfg, node: node, log: cfg.Log, hostname: hostname,
+		store:       &store{dir: filepath.Join(cfg.Node.Root, "api")},
+		pods:        map[key]*podRec{},
+		deployments: map[key]*appsv1.Deployment{},
+		jobs:        map[key]*jobRec{},
+		configMaps:  map[key]*corev1.ConfigMap{},
+		secrets:     map[key]*corev1.Secret{},
+		watchers:    map[*watcher]struct{}{},
+	}
+	if err := d.load(); err != nil {
+		return err
+	}
+	ln, err := listen(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	d.recover(ctx)
+
+	srv := &http.Server{Handler: api.Handler(d, d.log), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	d.log.Info("podrun daemon serving", "socket", cfg.Socket, "root", cfg.Node.Root, "runRoot", cfg.Node.RunRoot)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving %s: %w", cfg.Socket, err)
+	case <-ctx.Done():
+	}
+	d.log.Info("podrun daemon stopping; the pods keep running")
+	// Requests in flight get a moment; streams (watch, logs -f, exec) are cut.
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	return nil
+}
+
+// listen makes the API socket: mode 0600 and root's, since whoever can
+// reach it can run anything as root. A socket a dead daemon left is
+// replaced; a live one is an error.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("a podrun daemon already serves %s", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	// The socket is created with the umask's mode: never world-reachable,
+	// not even between bind and chmod.
+	old := unix.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("API socket: %w", err)
+	}
+	if err := os.Chown(path, 0, 0); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// nextRV hands out a resourceVersion (d.mu held).
+func (d *Daemon) nextRV() string {
+	d.rv++
+	return strconv.FormatInt(d.rv, 10)
+}
+
+// watcher is one watch request.
+type watcher struct {
+	res api.Resource
+	ns  string // "" for every namespace
+	ch  chan api.Event
+}
+
+// emit tells the watchers of res about a change (d.mu held). A watcher
+// whose buffer is full is dropped: its stream ends and the client lists
+// again, as with the API server's "too old resource version".
+func (d *Daemon) emit(res api.Resource, typ string, obj api.Object) {
+	for w := range d.watchers {
+		if w.res != res || w.ns != "" && w.ns != obj.GetNamespace() {
+			continue
+		}
+		select {
+		case w.ch <- api.Event{Type: typ, Object: obj}:
+		default:
+			close(w.ch)
+			delete(d.watchers, w)
+		}
+	}
+}

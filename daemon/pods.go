@@ -1,0 +1,468 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/pod"
+)
+
+// podRec is the daemon's record of one pod. Its shim is the truth about
+// the running pod; the record keeps what the API shows and what the user
+// asked for, and one owner goroutine (runPod) talks to the shim.
+type podRec struct {
+	dir  string        // run directory, <run-root>/pods/<uid>
+	gone chan struct{} // closed once finished
+	kick chan struct{} // the wanted state changed: the owner tells the shim
+
+	// guarded by d.mu:
+	pod       *corev1.Pod // the API object: spec as applied, status as reported
+	events    []pod.Event
+	finished  bool        // the shim ended; pod holds the final status
+	deleting  bool        // deletion requested, with grace
+	grace     *int64      //
+	uncounted bool        // finished while the daemon was down: its Job has yet to count it
+	owned     bool        // an owner goroutine runs
+	shimPod   *corev1.Pod // the pod as the shim last reported it
+	sentPod   *corev1.Pod // the pod last sent to this shim process as an update
+	sentDel   bool        // the deletion was sent to this shim process
+}
+
+func newPodRec(p *corev1.Pod, dir string) *podRec {
+	return &podRec{pod: p, dir: dir, gone: make(chan struct{}), kick: make(chan struct{}, 1)}
+}
+
+func (r *podRec) key() key { return keyOf(r.pod.Namespace, r.pod.Name) }
+
+func (d *Daemon) podDir(uid string) string { return filepath.Join(podsDir(d.cfg.Node.RunRoot), uid) }
+
+// createPod records a new pod and starts its shim. The pod is as manifest
+// made it (named, defaulted, validated).
+func (d *Daemon) createPod(p *corev1.Pod) (*podRec, error) {
+	p = p.DeepCopy()
+	p.APIVersion, p.Kind = "v1", "Pod"
+	if p.Spec.NodeName == "" {
+		p.Spec.NodeName = pod.NodeName()
+	}
+	rec := newPodRec(p, d.podDir(string(p.UID)))
+	d.mu.Lock()
+	k := rec.key()
+	if _, ok := d.pods[k]; ok {
+		d.mu.Unlock()
+		return nil, apierrors.NewAlreadyExists(api.Pods.GroupResource(), p.Name)
+	}
+	p.ResourceVersion = d.nextRV()
+	d.pods[k] = rec
+	d.savePod(rec)
+	d.emit(api.Pods, "ADDED", p)
+	d.mu.Unlock()
+	d.log.Info("pod created", "pod", k, "podUID", p.UID)
+	d.own(rec)
+	return rec, nil
+}
+
+// own starts the owner goroutine of rec unless one runs.
+func (d *Daemon) own(rec *podRec) {
+	d.mu.Lock()
+	start := !rec.owned && !rec.finished
+	rec.owned = true
+	d.mu.Unlock()
+	if start {
+		go d.runPod(rec)
+	}
+}
+
+// Back-off of restarting a shim that died: the first restart is quick,
+// a shim that keeps dying is restarted less and less often.
+const (
+	shimRestartInitial = 200 * time.Millisecond
+	shimRestartMax     = 30 * time.Second
+	shimStable         = time.Minute // running this long resets the back-off
+	shimSpawnAttempts  = 5           // failed spawns in a row before the pod is given up
+)
+
+// runPod is the owner of one pod: it starts its shim (or finds it
+// running), follows its state, passes deletions and updates on, restarts
+// the shim in restore mode if it dies, and records the final state once
+// the pod finished.
+func (d *Daemon) runPod(rec *podRec) {
+	log := d.log.With("pod", rec.key(), "podUID", rec.pod.UID)
+	delay := shimRestartInitial
+	failures := 0
+	for {
+		var final shimState
+		if err := readJSON(filepath.Join(rec.dir, finalFile), &final); err == nil && final.Pod != nil {
+			d.podFinished(rec, &final)
+			return
+		}
+		started, err := d.spawnShim(rec)
+		if err != nil {
+			failures++
+			log.Error("starting the pod shim", "err", err, "attempt", failures)
+			if failures >= shimSpawnAttempts || d.isDeleting(rec) {
+				d.abandon(rec, err)
+				return
+			}
+			time.Sleep(delay)
+			delay = min(2*delay, shimRestartMax)
+			continue
+		}
+		failures = 0
+		if started {
+			log.Debug("pod shim started")
+		}
+		t0 := time.Now()
+		if err := d.follow(rec); err != nil {
+			log.Warn("lost the pod shim", "err", err)
+		}
+		if time.Since(t0) > shimStable {
+			delay = shimRestartInitial
+		}
+		if _, err := os.Stat(filepath.Join(rec.dir, finalFile)); err == nil {
+			continue // finished: recorded on the next turn
+		}
+		if shimAlive(rec.dir) {
+			time.Sleep(shimRestartInitial) // alive but unreachable for a moment
+			continue
+		}
+		log.Warn("the pod shim died; starting a new one to take the pod over", "after", delay)
+		time.Sleep(delay)
+		delay = min(2*delay, shimRestartMax)
+	}
+}
+
+// spawnShim starts a detached shim for rec unless one is alive. The shim
+// gets the liveness lock as fd 3, its own session (no terminal's signals)
+// and its output in shim.log; the daemon is never its container's parent.
+func (d *Daemon) spawnShim(rec *podRec) (started bool, retErr error) {
+	if err := os.MkdirAll(rec.dir, 0o700); err != nil {
+		return false, err
+	}
+	lock, ok, err := lockPod(rec.dir)
+	if err != nil || !ok {
+		return false, err
+	}
+	defer lock.Close()
+	specPath := filepath.Join(rec.dir, specFile)
+	if _, err := os.Stat(specPath); errors.Is(err, os.ErrNotExist) {
+		if err := writeJSON(specPath, d.shimSpec(rec), 0o600, false); err != nil {
+			return false, err
+		}
+	}
+	out, err := os.OpenFile(filepath.Join(rec.dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return false, err
+	}
+	defer out.Close()
+	level := d.cfg.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	cmd := exec.Command(d.cfg.Exe, "--log-level", level, "shim", "--dir", rec.dir)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.ExtraFiles = []*os.File{lock}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("starting %s shim: %w", d.cfg.Exe, err)
+	}
+	go func() { _ = cmd.Wait() }() // reap it; a restarted daemon is not its parent
+	return true, nil
+}
+
+// shimSpec is what a new shim of rec gets: the pod and its namespace's
+// ConfigMaps and Secrets as they are now.
+func (d *Daemon) shimSpec(rec *podRec) *shimSpec {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := &shimSpec{Pod: rec.pod, Node: d.cfg.Node}
+	for k, c := range d.configMaps {
+		if k.ns == rec.pod.Namespace {
+			s.ConfigMaps = append(s.ConfigMaps, c)
+		}
+	}
+	for k, c := range d.secrets {
+		if k.ns == rec.pod.Namespace {
+			s.Secrets = append(s.Secrets, c)
+		}
+	}
+	return s
+}
+
+// follow connects to rec's shim and follows its state until the stream
+// ends (the pod finished, or the shim died).
+func (d *Daemon) follow(rec *podRec) error {
+	sc := newShimConn(rec.dir)
+	defer sc.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// A new shim opens its socket once it has the pod in hand: milliseconds.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := sc.dial(ctx)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if !shimAlive(rec.dir) {
+			return fmt.Errorf("the shim is not running: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the shim does not answer: %w", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	d.mu.Lock()
+	rec.sentPod, rec.sentDel = nil, false // a new shim process knows nothing yet
+	d.mu.Unlock()
+
+	errc := make(chan error, 1)
+	go func() { errc <- sc.watch(ctx, func(st *shimState) { d.updatePod(rec, st) }) }()
+	d.sendWanted(ctx, rec, sc)
+	for {
+		select {
+		case <-rec.kick:
+			d.sendWanted(ctx, rec, sc)
+		case err := <-errc:
+			return err
+		}
+	}
+}
+
+// sendWanted tells the shim what the user asked for since it started:
+// the deletion, or new images.
+func (d *Daemon) sendWanted(ctx context.Context, rec *podRec, sc *shimConn) {
+	d.mu.Lock()
+	del := rec.deleting && !rec.sentDel
+	grace := rec.grace
+	want := rec.pod
+	update := !rec.deleting && want != rec.sentPod && (rec.shimPod == nil || imagesDiffer(want, rec.shimPod))
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	switch {
+	case del:
+		if err = sc.delete(ctx, grace); err == nil {
+			d.mu.Lock()
+			rec.sentDel = true
+			d.mu.Unlock()
+		}
+	case update:
+		if err = sc.update(ctx, want); err == nil {
+			d.mu.Lock()
+			rec.sentPod = want
+			d.mu.Unlock()
+		}
+	}
+	if err != nil {
+		d.log.Warn("telling the pod shim", "pod", rec.key(), "err", err)
+	}
+}
+
+func imagesDiffer(a, b *corev1.Pod) bool {
+	img := func(p *corev1.Pod) map[string]string {
+		m := map[string]string{}
+		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			m[c.Name] = c.Image
+		}
+		return m
+	}
+	ia, ib := img(a), img(b)
+	for n, i := range ia {
+		if ib[n] != i {
+			return true
+		}
+	}
+	return false
+}
+
+// withStatus is the API object: what was applied, with the shim's status
+// and deletion.
+func withStatus(want, reported *corev1.Pod) *corev1.Pod {
+	p := want.DeepCopy()
+	p.Status = *reported.Status.DeepCopy()
+	if reported.DeletionTimestamp != nil {
+		p.DeletionTimestamp = reported.DeletionTimestamp.DeepCopy()
+		p.DeletionGracePeriodSeconds = reported.DeletionGracePeriodSeconds
+	}
+	return p
+}
+
+// updatePod takes a state the shim reported.
+func (d *Daemon) updatePod(rec *podRec, st *shimState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if rec.finished || st.Pod == nil {
+		return
+	}
+	rec.shimPod, rec.events = st.Pod, st.Events
+	p := withStatus(rec.pod, st.Pod)
+	if equality.Semantic.DeepEqual(p.Status, rec.pod.Status) && p.DeletionTimestamp.Equal(rec.pod.DeletionTimestamp) {
+		return
+	}
+	p.ResourceVersion = d.nextRV()
+	rec.pod = p
+	d.emit(api.Pods, "MODIFIED", p)
+	d.refreshDeployments(p.Namespace)
+}
+
+// podFinished records a pod's final state: kept until deleted, or gone
+// now if its deletion was asked for.
+func (d *Daemon) podFinished(rec *podRec, st *shimState) {
+	d.mu.Lock()
+	if rec.finished {
+		d.mu.Unlock()
+		return
+	}
+	p := withStatus(rec.pod, st.Pod)
+	p.ResourceVersion = d.nextRV()
+	rec.pod, rec.events, rec.finished, rec.shimPod = p, st.Events, true, nil
+	k := rec.key()
+	if rec.deleting {
+		if d.pods[k] == rec {
+			delete(d.pods, k)
+			d.forget(api.Pods, k.ns, k.name)
+			go d.dropLogs(p)
+		}
+		d.emit(api.Pods, "DELETED", p)
+	} else {
+		d.savePod(rec)
+		d.emit(api.Pods, "MODIFIED", p)
+	}
+	d.refreshDeployments(p.Namespace)
+	owner := d.deploymentOf(p)
+	close(rec.gone)
+	d.mu.Unlock()
+	d.log.Info("pod finished", "pod", k, "phase", p.Status.Phase, "deleted", rec.deleting)
+	if err := os.RemoveAll(rec.dir); err != nil {
+		d.log.Warn("removing the pod's run directory", "pod", k, "err", err)
+	}
+	if owner != nil {
+		go d.reconcile(*owner)
+	}
+}
+
+// abandon ends a pod whose shim cannot be started: what may exist of it
+// is removed and it is reported Failed.
+func (d *Daemon) abandon(rec *podRec, cause error) {
+	d.mu.Lock()
+	p := rec.pod.DeepCopy()
+	d.mu.Unlock()
+	if err := d.node.DestroySandbox(context.Background(), p, nil); err != nil {
+		d.log.Error("removing what is left of the pod", "pod", rec.key(), "err", err)
+	}
+	p.Status.Phase = corev1.PodFailed
+	p.Status.Reason = "ShimFailed"
+	p.Status.Message = fmt.Sprintf("podrun could not start the pod's shim: %v", cause)
+	d.podFinished(rec, &shimState{Pod: p, Final: true})
+}
+
+func (d *Daemon) isDeleting(rec *podRec) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return rec.deleting
+}
+
+// deletePod starts a pod's deletion. A running pod is terminated the
+// kubelet's way (ordered, within grace) and disappears once done; a
+// finished pod disappears now.
+func (d *Daemon) deletePod(ns, name string, grace *int64) (*corev1.Pod, error) {
+	d.mu.Lock()
+	rec := d.pods[keyOf(ns, name)]
+	if rec == nil {
+		d.mu.Unlock()
+		return nil, apierrors.NewNotFound(api.Pods.GroupResource(), name)
+	}
+	p := d.deleteRec(rec, grace)
+	owner := d.deploymentOf(p)
+	d.mu.Unlock()
+	if owner != nil && rec.finished {
+		go d.reconcile(*owner)
+	}
+	return p, nil
+}
+
+// deleteRec is deletePod of a record (d.mu held); it returns the pod as
+// it is now.
+func (d *Daemon) deleteRec(rec *podRec, grace *int64) *corev1.Pod {
+	k := rec.key()
+	if rec.finished {
+		if d.pods[k] == rec {
+			delete(d.pods, k)
+			d.forget(api.Pods, k.ns, k.name)
+			d.emit(api.Pods, "DELETED", rec.pod)
+			go d.dropLogs(rec.pod)
+		}
+		return rec.pod
+	}
+	if rec.deleting {
+		return rec.pod // the supervisor's budget only shrinks on its own
+	}
+	if grace != nil && *grace < 0 {
+		grace = nil
+	}
+	rec.deleting, rec.grace = true, grace
+	p := rec.pod.DeepCopy()
+	now := metav1.Now()
+	g := int64(corev1.DefaultTerminationGracePeriodSeconds)
+	if p.Spec.TerminationGracePeriodSeconds != nil {
+		g = *p.Spec.TerminationGracePeriodSeconds
+	}
+	if grace != nil {
+		g = *grace
+	}
+	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &now, &g
+	p.ResourceVersion = d.nextRV()
+	rec.pod = p
+	d.savePod(rec)
+	d.emit(api.Pods, "MODIFIED", p)
+	select {
+	case rec.kick <- struct{}{}:
+	default:
+	}
+	d.log.Info("pod deletion requested", "pod", k, "grace", g)
+	return p
+}
+
+// dropLogs removes a deleted pod's logs, as the kubelet does once the
+// pod is gone.
+func (d *Daemon) dropLogs(p *corev1.Pod) {
+	if err := os.RemoveAll(d.node.LogDir(p)); err != nil {
+		d.log.Warn("removing a deleted pod's logs", "pod", p.Namespace+"/"+p.Name, "err", err)
+	}
+}
+
+// podHandle is a pod of the daemon as pod.JobController sees it.
+type podHandle struct {
+	d   *Daemon
+	rec *podRec
+}
+
+func (h podHandle) Pod() *corev1.Pod {
+	h.d.mu.Lock()
+	defer h.d.mu.Unlock()
+	return h.rec.pod
+}
+
+func (h podHandle) Done() <-chan struct{} { return h.rec.gone }
+
+func (h podHandle) Delete(grace *int64) {
+	h.d.mu.Lock()
+	defer h.d.mu.Unlock()
+	h.d.deleteRec(h.rec, grace)
+}
+
+var _ pod.PodHandle = podHandle{}

@@ -1,0 +1,361 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/pod"
+	"github.com/podrun/podrun/runtime"
+)
+
+// shimSpec is what the daemon hands a new shim in spec.json: the pod,
+// the ConfigMaps and Secrets of its namespace, and the node's directories.
+type shimSpec struct {
+	Pod        *corev1.Pod         `json:"pod"`
+	ConfigMaps []*corev1.ConfigMap `json:"configMaps,omitempty"`
+	Secrets    []*corev1.Secret    `json:"secrets,omitempty"`
+	Node       pod.NodeConfig      `json:"node"`
+}
+
+func (s *shimSpec) ConfigMap(namespace, name string) *corev1.ConfigMap {
+	for _, c := range s.ConfigMaps {
+		if c.Namespace == namespace && c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *shimSpec) Secret(namespace, name string) *corev1.Secret {
+	for _, c := range s.Secrets {
+		if c.Namespace == namespace && c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// shimState is what a shim reports: the pod with its status and events;
+// Final once the pod finished (also the content of final.json).
+type shimState struct {
+	Pod    *corev1.Pod `json:"pod"`
+	Events []pod.Event `json:"events,omitempty"`
+	Final  bool        `json:"final,omitempty"`
+}
+
+// shim serves one pod's supervisor to the daemon.
+type shim struct {
+	dir string
+	log *slog.Logger
+	sup atomic.Pointer[pod.Supervisor]
+
+	mu      sync.Mutex    // guards changed
+	changed chan struct{} // closed and replaced at every change
+	final   atomic.Pointer[shimState]
+	done    chan struct{} // closed once final is set
+}
+
+// RunShim is "podrun shim": it hosts the supervisor of the pod whose run
+// directory is dir until the pod finished, and serves it on dir/shim.sock.
+// With a checkpoint in dir it takes over from a shim that died (pod.Restore),
+// else it starts the pod of spec.json. Cancelling ctx (SIGTERM) deletes the
+// pod. It returns once the pod finished and final.json is written.
+func RunShim(ctx context.Context, dir string, log *slog.Logger) error {
+	lock, err := shimLock(dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	var spec shimSpec
+	if err := readJSON(filepath.Join(dir, specFile), &spec); err != nil {
+		return err
+	}
+	log = log.With("pod", spec.Pod.Namespace+"/"+spec.Pod.Name, "podUID", spec.Pod.UID)
+	node, err := pod.NewNode(spec.Node)
+	if err != nil {
+		return fmt.Errorf("opening the node's stores: %w", err)
+	}
+	sh := &shim{dir: dir, log: log, changed: make(chan struct{}), done: make(chan struct{})}
+	notify := func(*corev1.Pod) { sh.notify() }
+	opts := pod.Options{
+		Host: node, Objects: &spec, Log: log,
+		OnEvent:    func(p *corev1.Pod, _ pod.Event) { notify(p) },
+		OnStatus:   notify,
+		Checkpoint: sh.checkpoint,
+	}
+	var sup *pod.Supervisor
+	var cp pod.Checkpoint
+	switch err := readJSON(filepath.Join(dir, checkpointFile), &cp); {
+	case err == nil:
+		log.Info("taking over the pod from a shim that died")
+		if sup, err = pod.Restore(ctx, &cp, opts); err != nil {
+			return sh.lost(ctx, node, &cp, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		sup = pod.New(spec.Pod, opts)
+	default:
+		return err
+	}
+	sh.sup.Store(sup)
+
+	sock := filepath.Join(dir, sockFile)
+	_ = os.Remove(sock) // left by a shim that died
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("shim socket: %w", err)
+	}
+	srv := &http.Server{Handler: sh.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+
+	_ = sup.Run(ctx)
+	sh.finish(&shimState{Pod: sup.Pod(), Events: sup.Events(), Final: true})
+	// Let the daemon's watch read the final state before the socket goes.
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	log.Info("pod finished", "phase", sup.Pod().Status.Phase)
+	return nil
+}
+
+// shimLock returns the pod's liveness lock: the one the daemon took and
+// handed down as fd 3, or, for a shim started by hand, its own.
+func shimLock(dir string) (*os.File, error) {
+	var want, got unix.Stat_t
+	if unix.Stat(filepath.Join(dir, lockFile), &want) == nil && unix.Fstat(3, &got) == nil &&
+		want.Dev == got.Dev && want.Ino == got.Ino {
+		// Containers and hooks must not inherit it, or the pod would look
+		// live after this shim died.
+		unix.CloseOnExec(3)
+		return os.NewFile(3, lockFile), nil
+	}
+	f, ok, err := lockPod(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("another shim runs the pod of %s", dir)
+	}
+	return f, nil
+}
+
+// lost ends a pod that could not be taken over: what is left of it is
+// removed and it is reported Failed, the way a node reports a pod it lost.
+func (sh *shim) lost(ctx context.Context, node *pod.Node, cp *pod.Checkpoint, cause error) error {
+	sh.log.Error("cannot take over the pod", "err", cause)
+	p := cp.Pod.DeepCopy()
+	if err := node.DestroySandbox(context.WithoutCancel(ctx), p, nil); err != nil {
+		sh.log.Error("removing what is left of the pod", "err", err)
+	}
+	p.Status = corev1.PodStatus{Phase: corev1.PodFailed, Reason: "ShimRestoreFailed",
+		Message: fmt.Sprintf("podrun could not take over the pod after its shim died: %v", cause)}
+	p.Status.Conditions = cp.Conditions
+	return writeJSON(filepath.Join(sh.dir, finalFile), &shimState{Pod: p, Events: cp.Events, Final: true}, 0o600, false)
+}
+
+// checkpoint writes the supervisor's state on every change (owner
+// goroutine): a tmpfs write and a rename, well under a millisecond.
+func (sh *shim) checkpoint(cp *pod.Checkpoint) {
+	if err := writeJSON(filepath.Join(sh.dir, checkpointFile), cp, 0o600, false); err != nil {
+		sh.log.Error("writing the checkpoint", "err", err)
+	}
+}
+
+func (sh *shim) notify() {
+	sh.mu.Lock()
+	close(sh.changed)
+	sh.changed = make(chan struct{})
+	sh.mu.Unlock()
+}
+
+// finish publishes the final state: written to final.json before anyone
+// is told, so that a daemon that misses the stream still finds it.
+func (sh *shim) finish(st *shimState) {
+	if err := writeJSON(filepath.Join(sh.dir, finalFile), st, 0o600, false); err != nil {
+		sh.log.Error("writing the final state", "err", err)
+	}
+	sh.final.Store(st)
+	close(sh.done)
+}
+
+// state is the current state and a channel closed at the next change.
+func (sh *shim) state() (*shimState, <-chan struct{}) {
+	sh.mu.Lock()
+	ch := sh.changed
+	sh.mu.Unlock()
+	if f := sh.final.Load(); f != nil {
+		return f, ch
+	}
+	sup := sh.sup.Load()
+	return &shimState{Pod: sup.Pod(), Events: sup.Events()}, ch
+}
+
+func (sh *shim) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
+		st, _ := sh.state()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	mux.HandleFunc("GET /watch", sh.watch)
+	mux.HandleFunc("POST /delete", func(w http.ResponseWriter, r *http.Request) {
+		var grace *int64
+		if g := r.URL.Query().Get("grace"); g != "" {
+			v, err := strconv.ParseInt(g, 10, 64)
+			if err != nil {
+				api.WriteError(w, apierrors.NewBadRequest("grace: "+err.Error()))
+				return
+			}
+			grace = &v
+		}
+		sh.sup.Load().Delete(grace)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT /pod", func(w http.ResponseWriter, r *http.Request) {
+		var p corev1.Pod
+		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&p); err != nil {
+			api.WriteError(w, apierrors.NewBadRequest("pod: "+err.Error()))
+			return
+		}
+		sh.sup.Load().Update(&p)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /exec", sh.exec)
+	return mux
+}
+
+// watch streams the state, one JSON line per change (changes in between
+// coalesce), ending with the final state.
+func (sh *shim) watch(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	for {
+		st, changed := sh.state()
+		if enc.Encode(st) != nil || rc.Flush() != nil || st.Final {
+			return
+		}
+		select {
+		case <-changed:
+		case <-sh.done:
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// exec runs a process in a container over a hijacked connection (the
+// framing is api's).
+func (sh *shim) exec(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := sh.sup.Load().Pod()
+	name := q.Get("container")
+	args := q["command"]
+	if err := execable(p, name, len(args)); err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	conn, br, err := api.SwitchProtocols(w, api.ExecProtocol)
+	if err != nil {
+		sh.log.Warn("exec: upgrade", "err", err)
+		return
+	}
+	defer conn.Close()
+
+	fw := api.NewFrameWriter(conn)
+	spec := runtime.ExecSpec{Args: args, Stdout: fw.Stream(api.StreamStdout), TTY: isTrue(q.Get("tty"))}
+	if isTrue(q.Get("stderr")) {
+		spec.Stderr = fw.Stream(api.StreamStderr)
+	}
+	var stdinW *io.PipeWriter
+	if isTrue(q.Get("stdin")) {
+		var stdinR *io.PipeReader
+		stdinR, stdinW = io.Pipe()
+		defer stdinR.Close()
+		spec.Stdin = stdinR
+	}
+	resize := make(chan [2]uint16, 4)
+	if spec.TTY {
+		spec.Resize = resize
+	}
+	// The client going away kills the process, as the kubelet does.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		defer cancel()
+		for {
+			stream, payload, err := api.ReadFrame(br)
+			if err != nil {
+				if stdinW != nil {
+					stdinW.CloseWithError(io.EOF)
+				}
+				return
+			}
+			switch {
+			case stream == api.StreamStdin && stdinW != nil && len(payload) == 0:
+				stdinW.Close()
+			case stream == api.StreamStdin && stdinW != nil:
+				if _, err := stdinW.Write(payload); err != nil {
+					stdinW = nil // the process closed its stdin; drop the rest
+				}
+			case stream == api.StreamResize:
+				var sz api.TerminalSize
+				if json.Unmarshal(payload, &sz) == nil {
+					select {
+					case resize <- [2]uint16{sz.Width, sz.Height}:
+					default: // a newer size follows
+					}
+				}
+			}
+		}
+	}()
+	code, err := sh.sup.Load().Exec(ctx, name, spec)
+	st := api.ExecStatus{ExitCode: code}
+	if err != nil {
+		st = api.ExecStatus{ExitCode: 126, Error: err.Error()}
+	}
+	b, _ := json.Marshal(st)
+	_ = fw.WriteFrame(api.StreamStatus, b)
+}
+
+// execable checks an exec request before the connection is taken over, so
+// that what is wrong is answered as an API error.
+func execable(p *corev1.Pod, name string, nargs int) error {
+	if nargs == 0 {
+		return apierrors.NewBadRequest("you must specify at least one command for the container")
+	}
+	if name == "" {
+		return apierrors.NewBadRequest(fmt.Sprintf("a container name must be specified for pod %s", p.Name))
+	}
+	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for _, cs := range list {
+			if cs.Name != name {
+				continue
+			}
+			if cs.State.Running == nil {
+				return apierrors.NewBadRequest(fmt.Sprintf("container %s is not running in pod %s", name, p.Name))
+			}
+			return nil
+		}
+	}
+	return apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", name, p.Name))
+}
+
+func isTrue(s string) bool { b, _ := strconv.ParseBool(s); return b }

@@ -1,0 +1,208 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/manifest"
+	"github.com/podrun/podrun/pod"
+)
+
+// testDaemon is a daemon without a node: enough for what decides, not for
+// what runs pods.
+func testDaemon(t *testing.T) *Daemon {
+	return &Daemon{
+		log: slog.Default(), store: &store{dir: t.TempDir()},
+		cfg:         Config{Node: pod.NodeConfig{RunRoot: t.TempDir()}},
+		pods:        map[key]*podRec{},
+		deployments: map[key]*appsv1.Deployment{},
+		jobs:        map[key]*jobRec{},
+		configMaps:  map[key]*corev1.ConfigMap{},
+		secrets:     map[key]*corev1.Secret{},
+		watchers:    map[*watcher]struct{}{},
+	}
+}
+
+const podYAML = `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: app
+    image: busybox:1
+    command: [sleep, "3600"]
+    envFrom:
+    - configMapRef: {name: settings}
+`
+
+func TestParseFindsStoredConfigMaps(t *testing.T) {
+	d := testDaemon(t)
+	if _, err := d.parse("pod.yaml", []byte(podYAML)); err == nil {
+		t.Fatal("a missing ConfigMap was not an error")
+	}
+	d.configMaps[keyOf("default", "settings")] = &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "default", UID: "u", ResourceVersion: "4"},
+		Data:       map[string]string{"LEVEL": "debug"},
+	}
+	b, err := d.parse("pod.yaml", []byte(podYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Pods) != 1 || len(b.ConfigMaps) != 0 || len(b.Objects) != 1 {
+		t.Errorf("%d pods, %d configmaps, %d objects: the stored ConfigMap must not be applied again", len(b.Pods), len(b.ConfigMaps), len(b.Objects))
+	}
+	// Errors keep the positions of the user's file.
+	_, err = d.parse("pod.yaml", []byte(strings.Replace(podYAML, "image: busybox:1", "image: ''", 1)))
+	if err == nil || !strings.Contains(err.Error(), "pod.yaml:8") {
+		t.Errorf("err %v, want one at pod.yaml:8", err)
+	}
+	// A manifest that defines the ConfigMap itself wins over the stored one.
+	both := podYAML + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {LEVEL: info}\n"
+	if b, err = d.parse("both.yaml", []byte(both)); err != nil || len(b.ConfigMaps) != 1 || b.ConfigMaps[0].Data["LEVEL"] != "info" {
+		t.Errorf("configmaps %v, err %v", b.ConfigMaps, err)
+	}
+}
+
+func TestApplyChangesOnlyWhatANodeCan(t *testing.T) {
+	d := testDaemon(t)
+	d.configMaps[keyOf("default", "settings")] = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "default"}}
+	b, err := d.parse("pod.yaml", []byte(podYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newPodRec(b.Pods[0].Pod, t.TempDir())
+	d.pods[rec.key()] = rec
+	ctx := context.Background()
+
+	got, err := d.Apply(ctx, "pod.yaml", []byte(podYAML))
+	if err != nil || len(got) != 1 || got[0].Action != "unchanged" {
+		t.Fatalf("re-apply: %v %v, want unchanged", got, err)
+	}
+	got, err = d.Apply(ctx, "pod.yaml", []byte(strings.Replace(podYAML, "busybox:1", "busybox:2", 1)))
+	if err != nil || got[0].Action != "configured" {
+		t.Fatalf("new image: %v %v, want configured", got, err)
+	}
+	if img := rec.pod.Spec.Containers[0].Image; img != "busybox:2" {
+		t.Errorf("image %s after the update", img)
+	}
+	select {
+	case <-rec.kick:
+	default:
+		t.Error("the pod's owner was not told to pass the new image on")
+	}
+	_, err = d.Apply(ctx, "pod.yaml", []byte(strings.Replace(podYAML, `"3600"`, `"60"`, 1)))
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.containers[0].command[1]") {
+		t.Errorf("changed command: %v, want Invalid naming spec.containers[0].command[1]", err)
+	}
+	if img := rec.pod.Spec.Containers[0].Image; img != "busybox:2" {
+		t.Errorf("a refused apply changed the pod (image %s)", img)
+	}
+}
+
+func TestSpecDiff(t *testing.T) {
+	a := &corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Args: []string{"x"}}}, RestartPolicy: "Always"}
+	b := a.DeepCopy()
+	if d := specDiff(a, b); len(d) != 0 {
+		t.Errorf("equal specs differ: %v", d)
+	}
+	b.Containers[0].Args = []string{"y"}
+	b.RestartPolicy = "Never"
+	b.Containers = append(b.Containers, corev1.Container{Name: "b"})
+	if d := strings.Join(specDiff(a, b), " "); d != "spec.containers spec.restartPolicy" {
+		t.Errorf("diff %q", d)
+	}
+}
+
+func TestWillRestart(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	p := &corev1.Pod{Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "init"}, {Name: "side", RestartPolicy: &always}},
+		Containers:     []corev1.Container{{Name: "app"}},
+	}}
+	for _, tc := range []struct {
+		rp   corev1.RestartPolicy
+		name string
+		code int32
+		want bool
+	}{
+		{corev1.RestartPolicyAlways, "app", 0, true},
+		{corev1.RestartPolicyOnFailure, "app", 0, false},
+		{corev1.RestartPolicyOnFailure, "app", 1, true},
+		{corev1.RestartPolicyNever, "app", 1, false},
+		{corev1.RestartPolicyAlways, "init", 0, false},
+		{corev1.RestartPolicyAlways, "init", 1, true},
+		{corev1.RestartPolicyNever, "init", 1, false},
+		{corev1.RestartPolicyNever, "side", 0, true},
+	} {
+		p.Spec.RestartPolicy = tc.rp
+		if got := willRestart(p, tc.name, tc.code); got != tc.want {
+			t.Errorf("%s %s exit %d: %v, want %v", tc.rp, tc.name, tc.code, got, tc.want)
+		}
+	}
+	now := metav1.Now()
+	p.Spec.RestartPolicy, p.DeletionTimestamp = corev1.RestartPolicyAlways, &now
+	if willRestart(p, "app", 1) {
+		t.Error("a container of a pod being deleted restarts")
+	}
+}
+
+func TestLogLines(t *testing.T) {
+	const file = "2026-01-02T03:04:05.000000001Z stdout F one\n" +
+		"2026-01-02T03:04:06.000000001Z stdout P tw\n" +
+		"2026-01-02T03:04:06.500000001Z stdout F o\n" +
+		"2026-01-02T03:04:07.000000001Z stderr F three\n" +
+		"2026-01-02T03:04:08.000000001Z stdout F fo"
+	read := func(o *corev1.PodLogOptions, since time.Time, tail int) string {
+		var out strings.Builder
+		l := &logLines{o: o, w: bufio.NewWriter(&out), since: since, buffer: tail >= 0, tail: tail}
+		br := bufio.NewReader(strings.NewReader(file))
+		if err := l.readAll(br); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.flushTail(); err != nil {
+			t.Fatal(err)
+		}
+		// The unterminated last line waits for its end.
+		if err := l.readAll(bufio.NewReader(strings.NewReader("ur\n"))); err != nil {
+			t.Fatal(err)
+		}
+		l.w.Flush()
+		return out.String()
+	}
+	if got := read(&corev1.PodLogOptions{}, time.Time{}, -1); got != "one\ntwo\nthree\nfour\n" {
+		t.Errorf("plain: %q", got)
+	}
+	if got := read(&corev1.PodLogOptions{Timestamps: true}, time.Time{}, 1); got != "2026-01-02T03:04:07.000000001Z three\n2026-01-02T03:04:08.000000001Z four\n" {
+		t.Errorf("tail 1 with timestamps: %q", got)
+	}
+	since, _ := time.Parse(time.RFC3339, "2026-01-02T03:04:06Z")
+	if got := read(&corev1.PodLogOptions{}, since, -1); got != "two\nthree\nfour\n" {
+		t.Errorf("since: %q", got)
+	}
+}
+
+func TestInvalidListsManifestErrors(t *testing.T) {
+	_, err := manifest.Parse("x.yaml", []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: A}\nspec: {}\n"))
+	if err == nil {
+		t.Fatal("an invalid pod parsed")
+	}
+	st := invalid(err, "")
+	if !apierrors.IsInvalid(st) {
+		t.Fatalf("%v is not Invalid", st)
+	}
+	if p := api.Problems(st); len(p) < 2 || !strings.HasPrefix(p[0], "x.yaml:") {
+		t.Errorf("problems %q, want one per error, each with its position", p)
+	}
+}
