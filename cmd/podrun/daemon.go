@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/podrun/podrun/daemon"
+)
+
+func init() { commands = append(commands, daemonCommand) }
+
+var daemonCommand = &cli.Command{
+	Name:  "daemon",
+	Usage: "serve the API on a unix socket and run applied pods in the background",
+	Description: "Runs each pod in its own \"podrun shim\" process, so that pods keep running when the\n" +
+		"daemon stops (SIGTERM), crashes or is upgraded; a new daemon takes them over. The socket is\n" +
+		"root's with mode 0600: whoever can reach it can run anything as root.",
+	Flags: append([]cli.Flag{socketFlag()}, nodeFlags()...),
+	Action: func(c *cli.Context) error {
+		if err := needRoot("daemon"); err != nil {
+			return err
+		}
+		err := daemon.Run(c.Context, daemon.Config{
+			Socket:   c.String("socket"),
+			Node:     nodeConfig(c),
+			LogLevel: c.String("log-level"),
+			Log:      slog.Default(),
+		})
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("daemon: %v", err), 1)
+		}
+		return nil
+	},
+}
