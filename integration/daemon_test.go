@@ -1,0 +1,644 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/api/client"
+)
+
+// daemonProc is a `podrun daemon` of one test: the suite's node flags (so
+// never a user's state) and a socket of its own.
+type daemonProc struct {
+	t    *testing.T
+	sock string
+	cl   *client.Client
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+// nodeFlag is the value of one of the suite's node flags.
+func nodeFlag(name string) string {
+	for i, a := range nodeArg {
+		if a == "--"+name && i+1 < len(nodeArg) {
+			return nodeArg[i+1]
+		}
+	}
+	return ""
+}
+
+// startDaemon starts a daemon for the test; at the end of the test
+// everything it runs is deleted, the daemon stopped and its stored state
+// removed, whatever happened.
+func startDaemon(t *testing.T) *daemonProc {
+	needRoot(t)
+	d := &daemonProc{t: t, sock: filepath.Join(t.TempDir(), "podrun.sock")}
+	d.cl = client.New(d.sock)
+	d.start()
+	t.Cleanup(d.cleanup)
+	return d
+}
+
+func (d *daemonProc) start() {
+	d.t.Helper()
+	d.out = &syncBuffer{}
+	d.cmd = exec.Command(bin, append([]string{"--log-level", "debug", "daemon", "--socket", d.sock}, nodeArg...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(d.cmd, d.done)
+	// Serving once the socket answers.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var list corev1.PodList
+		if err := d.cl.List(context.Background(), api.Pods, "", client.Selector{}, &list); err == nil {
+			return
+		}
+		select {
+		case <-d.done:
+			d.t.Fatalf("the daemon exited at start:\n%s", d.out)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("the daemon does not answer:\n%s", d.out)
+		}
+	}
+}
+
+func (d *daemonProc) running() bool {
+	select {
+	case <-d.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill9 kills the daemon the hard way.
+func (d *daemonProc) kill9() {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		d.t.Fatal(err)
+	}
+	<-d.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemonProc) stop() {
+	d.t.Helper()
+	if !d.running() {
+		return
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		d.t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		d.t.Errorf("the daemon did not stop on SIGTERM:\n%s", d.out)
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		d.t.Errorf("the daemon exited %d after SIGTERM:\n%s", code, d.out)
+	}
+}
+
+func (d *daemonProc) cleanup() {
+	t := d.t
+	if !d.running() {
+		d.start()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	grace := int64(2)
+	for _, r := range []api.Resource{api.Deployments, api.Jobs, api.Pods, api.ConfigMaps, api.Secrets} {
+		var list struct{ Items []corev1.Pod } // only metadata is read
+		if err := d.cl.List(ctx, r, "", client.Selector{}, &list); err != nil {
+			t.Errorf("cleanup: list %s: %v", r.Name, err)
+			continue
+		}
+		for _, o := range list.Items {
+			if err := d.cl.Delete(ctx, r, o.Namespace, o.Name, &grace); err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("cleanup: delete %s %s: %v", r.Name, o.Name, err)
+			}
+		}
+	}
+	for {
+		var list corev1.PodList
+		if err := d.cl.List(ctx, api.Pods, "", client.Selector{}, &list); err != nil || len(list.Items) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("cleanup: pods still there after 2 minutes")
+		case <-time.After(50 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	d.stop()
+	if t.Failed() {
+		t.Logf("daemon log:\n%s", d.out)
+	}
+	os.RemoveAll(filepath.Join(nodeFlag("root"), "api"))
+	// A shim the daemon could not end must not outlive the test.
+	for _, pid := range shimPIDs("") {
+		t.Errorf("cleanup: shim %d still running; killing it", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// podrun runs a client verb against the daemon.
+func (d *daemonProc) podrun(args ...string) (stdout, stderr string, code int) {
+	d.t.Helper()
+	cmd := exec.Command(bin, append(args[:1:1], append([]string{"--socket", d.sock}, args[1:]...)...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		d.t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+// must runs a verb that must succeed and returns its output.
+func (d *daemonProc) must(args ...string) string {
+	d.t.Helper()
+	out, errOut, code := d.podrun(args...)
+	if code != 0 {
+		d.t.Fatalf("podrun %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// apply writes objects to a manifest and applies it.
+func (d *daemonProc) apply(objs ...any) string {
+	d.t.Helper()
+	var docs [][]byte
+	for _, o := range objs {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		docs = append(docs, b)
+	}
+	f := filepath.Join(d.t.TempDir(), "manifest.yaml")
+	if err := os.WriteFile(f, bytes.Join(docs, []byte("---\n")), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+	return d.must("apply", "-f", f)
+}
+
+// waitPod waits until the pod satisfies cond (watching it), and returns it.
+func (d *daemonProc) waitPod(name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var last *corev1.Pod
+	err := d.cl.Watch(ctx, api.Pods, "default", client.Selector{Field: "metadata.name=" + name}, func(ev api.WatchEvent) error {
+		var p corev1.Pod
+		if err := json.Unmarshal(ev.Object, &p); err != nil {
+			return err
+		}
+		last = &p
+		if ev.Type != "DELETED" && cond(&p) {
+			return client.ErrStopWatch
+		}
+		return nil
+	})
+	if err != nil {
+		d.t.Fatalf("pod %s never %s (%v); last seen: %+v\ndaemon:\n%s", name, what, err, last, d.out)
+	}
+	return last
+}
+
+func running(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return p.Status.Phase == corev1.PodRunning
+		}
+	}
+	return false
+}
+
+// waitGone waits until the pod no longer exists.
+func (d *daemonProc) waitGone(name string) {
+	d.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, err := d.cl.Pod(context.Background(), "default", name)
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("pod %s still there (%v)", name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// shimPIDs are the shims running pods of the suite's run root (uid "" for
+// every pod).
+func shimPIDs(uid string) []int {
+	want := "shim\x00--dir\x00" + filepath.Join(nodeFlag("run-root"), "pods", uid)
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(b, []byte(want)) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// rss is a process' resident memory from /proc: all of it, and the part
+// that is its own (anonymous; the rest is the binary, shared by every
+// podrun process).
+func rss(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, val, ok := strings.Cut(l, ":"); ok {
+			v[k] = strings.TrimSpace(val)
+		}
+	}
+	return fmt.Sprintf("VmRSS %s (RssAnon %s, RssFile %s)", v["VmRSS"], v["RssAnon"], v["RssFile"])
+}
+
+// orderedPod is a sidecar scenario whose containers log to an event file:
+// init, two sidecars, an app; every container takes 1 s to stop.
+func orderedPod(t *testing.T, name string) *scenario {
+	return newScenario(t, name, corev1.RestartPolicyAlways).
+		init(container("init", runExit("0.1", 0))).
+		sidecar(container("sidecar-1", serveSlowStop)).
+		sidecar(container("sidecar-2", serveSlowStop)).
+		app(container("app", serveSlowStop))
+}
+
+func assertOrderedTeardown(t *testing.T, s *scenario) {
+	t.Helper()
+	ev := readEvents(t, filepath.Join(s.dir, "events"))
+	ev.order(t, "init Exiting", "sidecar-1 Started", "sidecar-2 Started", "app Started",
+		"app Exiting", "sidecar-2 Exiting", "sidecar-1 Exiting")
+	// one after another: each sidecar gets its signal after the one it
+	// waits for has exited (1 s each)
+	if gap := ev.first(t, "sidecar-1", "Exiting") - ev.first(t, "app", "Exiting"); gap < 1.8 {
+		t.Errorf("sidecar-1 stopped %.2fs after the app, want about 2s:\n%s", gap, ev)
+	}
+}
+
+func TestDaemonPodLifecycle(t *testing.T) {
+	d := startDaemon(t)
+
+	// A one-container pod: apply until get shows it Running.
+	quick := newScenario(t, "quick", corev1.RestartPolicyAlways).app(container("app", serve))
+	t0 := time.Now()
+	if out := d.apply(quick.pod); out != "pod/quick created\n" {
+		t.Errorf("apply printed %q", out)
+	}
+	for !strings.Contains(d.must("get", "pods", "quick"), "Running") {
+		if time.Since(t0) > time.Minute {
+			t.Fatal("quick never Running")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("apply of a 1-container pod until get shows Running: %v", time.Since(t0))
+
+	s := orderedPod(t, "ordered")
+	d.apply(s.pod)
+	p := d.waitPod("ordered", "Running", running)
+	out := d.must("get", "pods", "-o", "wide")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME      READY   STATUS    RESTARTS   AGE   IP ") {
+		t.Fatalf("get pods -o wide:\n%s", out)
+	}
+	if f := strings.Fields(lines[1]); f[0] != "ordered" || f[1] != "3/3" || f[2] != "Running" || f[3] != "0" || f[5] != p.Status.PodIP {
+		t.Errorf("row %q; want ordered 3/3 Running 0 ... %s", lines[1], p.Status.PodIP)
+	}
+	if out := d.must("describe", "pod", "ordered"); !strings.Contains(out, "Init Containers:\n  init:\n") ||
+		!regexpMatch(`Conditions:\n  Type +Status\n  PodReadyToStartContainers +True`, out) || !strings.Contains(out, "Started container app") {
+		t.Errorf("describe pod:\n%s", out)
+	}
+
+	// exec without a terminal: streams and the exit code
+	o, e, code := d.podrun("exec", "ordered", "-c", "app", "--", "sh", "-c", "echo out; echo err >&2; cat; exit 3")
+	if code != 3 || o != "out\n" || !strings.Contains(e, "err\n") || !strings.Contains(e, "command terminated with exit code 3") {
+		t.Errorf("exec: exit %d, stdout %q, stderr %q", code, o, e)
+	}
+	cmd := exec.Command(bin, "exec", "--socket", d.sock, "-i", "ordered", "-c", "app", "--", "sh", "-c", "tr a-z A-Z")
+	cmd.Stdin = strings.NewReader("from stdin\n")
+	if b, err := cmd.Output(); err != nil || string(b) != "FROM STDIN\n" {
+		t.Errorf("exec -i: %q, %v", b, err)
+	}
+	// with a terminal (script(1) provides one)
+	tty := exec.Command("script", "-qec", fmt.Sprintf("stty cols 91 rows 17; %s exec --socket %s -it ordered -c app -- sh -c 'tty; stty size'", bin, d.sock), "/dev/null")
+	if b, err := tty.CombinedOutput(); err != nil || !strings.Contains(string(b), "/dev/pts/") || !strings.Contains(string(b), "17 91") {
+		t.Errorf("exec -it: %q, %v", b, err)
+	}
+
+	// logs -f follows until the container ends, through the deletion
+	follow := exec.Command(bin, "logs", "--socket", d.sock, "-f", "ordered", "-c", "sidecar-1")
+	var followOut syncBuffer
+	follow.Stdout, follow.Stderr = &followOut, &followOut
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = follow.Process.Kill(); _ = follow.Wait() })
+	if out := d.must("delete", "pod", "ordered"); out != "pod \"ordered\" deleted\n" {
+		t.Errorf("delete printed %q", out)
+	}
+	if _, err := d.cl.Pod(context.Background(), "default", "ordered"); !apierrors.IsNotFound(err) {
+		t.Errorf("after delete: %v, want NotFound", err)
+	}
+	assertOrderedTeardown(t, s)
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- follow.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Errorf("logs -f: %v\n%s", err, followOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("logs -f did not end with its container:\n%s", followOut.String())
+	}
+	// The sidecar's script logs to the event file, its stdout is empty;
+	// what matters is that the stream ended. Output of a busy container:
+	if out := d.must("logs", "quick"); out != "" {
+		t.Errorf("logs of a quiet container: %q", out)
+	}
+	d.must("delete", "pod", "quick", "--grace-period", "1")
+}
+
+func regexpMatch(re, s string) bool {
+	m, _ := regexp.MatchString(re, s)
+	return m
+}
+
+func TestDaemonExamples(t *testing.T) {
+	d := startDaemon(t)
+	out := d.must("apply", "-f", "../examples/deployment-logshipper.yaml", "-f", "../examples/job-logshipper.yaml")
+	if out != "deployment.apps/myapp created\njob.batch/logshipper-job created\n" {
+		t.Errorf("apply printed %q", out)
+	}
+	// The Job completes; its pod stays, Completed.
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(d.must("get", "jobs"), "Complete") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job never completed:\n%s", d.must("get", "pods"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := d.must("get", "jobs"); !regexpMatch(`logshipper-job +Complete +1/1`, out) {
+		t.Errorf("get jobs:\n%s", out)
+	}
+	pods := d.must("get", "pods")
+	if !regexpMatch(`logshipper-job-\w+ +0/2 +Completed +0`, pods) {
+		t.Errorf("get pods, the job's pod:\n%s", pods)
+	}
+	deadline = time.Now().Add(2 * time.Minute)
+	for !regexpMatch(`myapp +1/1 +1 +1`, d.must("get", "deployments")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the deployment never became available:\n%s\n%s", d.must("get", "deployments"), d.must("get", "pods"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A Deployment replaces a deleted pod.
+	var list corev1.PodList
+	if err := d.cl.List(context.Background(), api.Pods, "default", client.Selector{Label: "app=myapp"}, &list); err != nil || len(list.Items) != 1 {
+		t.Fatalf("the deployment's pods: %v %v", list.Items, err)
+	}
+	first := list.Items[0].Name
+	d.must("delete", "pod", first, "--wait=false")
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		if err := d.cl.List(context.Background(), api.Pods, "default", client.Selector{Label: "app=myapp"}, &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) == 1 && list.Items[0].Name != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no replacement for %s: %d pods", first, len(list.Items))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Deleting the Deployment and the Job deletes their pods.
+	d.must("delete", "deployment", "myapp")
+	d.must("delete", "-f", "../examples/job-logshipper.yaml")
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		if err := d.cl.List(context.Background(), api.Pods, "default", client.Selector{}, &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pods left after deleting their owners", len(list.Items))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Bad input: every problem, as podrun validate prints them.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad}\nspec:\n  containers: []\n"), 0o644)
+	_, errOut, code := d.podrun("apply", "-f", bad)
+	if code != 1 || strings.Count(errOut, bad+":") < 2 {
+		t.Errorf("apply of a bad pod: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestDaemonKill9KeepsPods(t *testing.T) {
+	d := startDaemon(t)
+	s := orderedPod(t, "survivor")
+	// The app counts on its stdout, ten lines a second.
+	s.pod.Spec.Containers[0] = container("app", `trap 'log Exiting; sleep 1; exit 0' TERM; log Starting; log Started
+i=0; while true; do i=$((i+1)); echo "n $i"; sleep 0.1 & wait; done`)
+	d.apply(s.pod)
+	before := d.waitPod("survivor", "Running", running)
+	shims := shimPIDs(string(before.UID))
+	if len(shims) != 1 {
+		t.Fatalf("%d shims for the pod", len(shims))
+	}
+	t.Logf("daemon: %s; shim: %s", rss(d.cmd.Process.Pid), rss(shims[0]))
+
+	d.kill9()
+	// The pod does not notice: its shim and containers go on.
+	logFile := filepath.Join(nodeFlag("log-dir"), fmt.Sprintf("default_survivor_%s", before.UID), "app", "0.log")
+	grow := func() int64 {
+		st, err := os.Stat(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	size := grow()
+	for grow() == size {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := shimPIDs(string(before.UID)); len(got) != 1 || got[0] != shims[0] {
+		t.Fatalf("shims %v after the daemon died, want %v", got, shims)
+	}
+
+	d.start()
+	after := d.waitPod("survivor", "listed Running again", running)
+	for _, name := range []string{"sidecar-1", "sidecar-2", "app"} {
+		b, a := status(before, name), status(after, name)
+		if a.RestartCount != b.RestartCount || a.ContainerID != b.ContainerID {
+			t.Errorf("%s: restarts %d, id %s; before the daemon's death %d, %s", name, a.RestartCount, a.ContainerID, b.RestartCount, b.ContainerID)
+		}
+	}
+	// The counter's log has no gap across the daemon's death, and goes on.
+	var out string
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(out, "\nn 30\n"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the counter did not reach 30:\n%s", out)
+		}
+		out = d.must("logs", "survivor", "-c", "app")
+	}
+	var prev int
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		n, err := strconv.Atoi(strings.TrimPrefix(l, "n "))
+		if err != nil || n != prev+1 {
+			t.Fatalf("log line %q after n %d: the log has a gap\n%s", l, prev, out)
+		}
+		prev = n
+	}
+	d.must("delete", "pod", "survivor")
+	assertOrderedTeardown(t, s)
+	if got := shimPIDs(string(before.UID)); len(got) != 0 {
+		t.Errorf("shim still running after the pod was deleted: %v", got)
+	}
+}
+
+func TestShimKill9(t *testing.T) {
+	d := startDaemon(t)
+	quiet := func(name string) *scenario {
+		// sidecar and app only write to the event file: their stdout pipes
+		// (which die with the shim) are never written again.
+		return newScenario(t, name, corev1.RestartPolicyAlways).
+			sidecar(container("sidecar", serve)).
+			app(container("app", serve))
+	}
+	a, b := quiet("victim"), quiet("bystander")
+	d.apply(a.pod, b.pod)
+	pa := d.waitPod("victim", "Running", running)
+	pb := d.waitPod("bystander", "Running", running)
+	shimA, shimB := shimPIDs(string(pa.UID)), shimPIDs(string(pb.UID))
+	if len(shimA) != 1 || len(shimB) != 1 {
+		t.Fatalf("shims %v %v", shimA, shimB)
+	}
+	if err := syscall.Kill(shimA[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon starts a shim that takes the pod over.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if got := shimPIDs(string(pa.UID)); len(got) == 1 && got[0] != shimA[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new shim for the victim:\n%s", d.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Its containers were re-attached (or are reported as lost).
+	after := d.waitPod("victim", "taken over", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && running(p)
+	})
+	for _, name := range []string{"sidecar", "app"} {
+		bs, as := status(pa, name), status(after, name)
+		kept := as.ContainerID == bs.ContainerID && as.RestartCount == bs.RestartCount && as.State.Running != nil
+		lost := as.LastTerminationState.Terminated != nil && as.LastTerminationState.Terminated.Reason == "ContainerStatusUnknown"
+		if !kept && !lost {
+			t.Errorf("%s after the shim's death: %+v", name, as)
+		}
+		if !kept {
+			t.Logf("%s was reported lost and restarted", name)
+		}
+	}
+	if got := shimPIDs(string(pb.UID)); len(got) != 1 || got[0] != shimB[0] {
+		t.Errorf("the bystander's shim changed: %v, was %v", got, shimB)
+	}
+	if p, err := d.cl.Pod(context.Background(), "default", "bystander"); err != nil || !running(p) ||
+		status(p, "app").ContainerID != status(pb, "app").ContainerID || status(p, "app").RestartCount != 0 {
+		t.Errorf("the bystander was disturbed: %v %+v", err, p.Status)
+	}
+	// Deleting it leaves nothing: no process, cgroup or netns of the pod.
+	d.must("delete", "pod", "victim")
+	assertOrderedStop(t, a)
+	uid := string(pa.UID)
+	if got := shimPIDs(uid); len(got) != 0 {
+		t.Errorf("shims left: %v", got)
+	}
+	if _, err := os.Stat("/run/netns/podrun-" + uid); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the pod's netns is left: %v", err)
+	}
+	if m, _ := filepath.Glob("/sys/fs/cgroup/*/" + nodeFlag("cgroup-root") + "/*pod" + uid); len(m) != 0 {
+		t.Errorf("cgroups left: %v", m)
+	}
+	if m, _ := filepath.Glob("/sys/fs/cgroup/*/" + nodeFlag("cgroup-root") + "/*/pod" + uid); len(m) != 0 {
+		t.Errorf("cgroups left: %v", m)
+	}
+	d.must("delete", "pod", "bystander")
+}
+
+// assertOrderedStop: the app stopped before the sidecar.
+func assertOrderedStop(t *testing.T, s *scenario) {
+	t.Helper()
+	readEvents(t, filepath.Join(s.dir, "events")).order(t, "app Exiting", "sidecar Exiting")
+}
+
+func TestDaemonSocketIsRootOnly(t *testing.T) {
+	d := startDaemon(t)
+	st, err := os.Stat(d.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 || st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("socket mode %v uid %d, want 0600 root", st.Mode().Perm(), st.Sys().(*syscall.Stat_t).Uid)
+	}
+	// The test's temporary directory is not what stops nobody: open it.
+	if err := os.Chmod(filepath.Dir(d.sock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "get", "pods", "--socket", d.sock)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permission denied") {
+		t.Errorf("as nobody: %v\n%s", err, out)
+	}
+	if out := d.must("get", "pods"); out != "" {
+		t.Errorf("as root: %q", out)
+	}
+}
