@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -262,68 +261,13 @@ func (s *scenario) run(extra ...string) result {
 // suite's node flags, and collects the final pods and the event log.
 func podrun(t *testing.T, dir string, objs []any, extra ...string) result {
 	t.Helper()
-	var docs [][]byte
-	for _, o := range objs {
-		b, err := yaml.Marshal(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, b)
-	}
-	file := filepath.Join(dir, "manifest.yaml")
-	if err := os.WriteFile(file, bytes.Join(docs, []byte("---\n")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	args := append(append([]string{"run", "-o", "json"}, nodeArg...), extra...)
-	cmd := exec.CommandContext(ctx, bin, append(args, file)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := result{took: time.Since(start), stderr: stderr.String(), ev: readEvents(t, filepath.Join(dir, "events"))}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("podrun run: %v\n%s", err, stderr.String())
-	}
-	var list struct{ Items []corev1.Pod }
-	if err := json.Unmarshal(stdout.Bytes(), &list); err != nil {
-		t.Fatalf("podrun run: output is not a List: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
-	}
-	r.pods = list.Items
-	t.Logf("podrun run took %v, exit %d\nstderr:\n%s\nevents:\n%s", r.took, r.code, r.stderr, r.ev)
-	return r
+	return startObjects(t, dir, objs, extra...).wait()
 }
 
 // podrunFiles runs `podrun run -o json` on existing files.
 func podrunFiles(t *testing.T, files ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	args := append(append([]string{"run", "-o", "json"}, nodeArg...), files...)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := result{took: time.Since(start), stderr: stderr.String(), ev: &events{}}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("podrun run: %v\n%s", err, stderr.String())
-	}
-	var list struct{ Items []corev1.Pod }
-	if err := json.Unmarshal(stdout.Bytes(), &list); err != nil {
-		t.Fatalf("podrun run: output is not a List: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
-	}
-	r.pods = list.Items
-	return r
+	return startFiles(t, t.TempDir(), files).wait()
 }
 
 // pod returns the only final pod.
@@ -380,9 +324,15 @@ func startObjects(t *testing.T, dir string, objs []any, extra ...string) *backgr
 	if err := os.WriteFile(file, bytes.Join(docs, []byte("---\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return startFiles(t, dir, []string{file}, extra...)
+}
+
+// startFiles starts `podrun run -o json` on files; dir holds the event log.
+func startFiles(t *testing.T, dir string, files []string, extra ...string) *background {
+	t.Helper()
 	s := &scenario{t: t, dir: dir}
-	args := append(append([]string{"run", "-o", "json"}, nodeArg...), extra...)
-	bg := &background{t: t, s: s, cmd: exec.Command(bin, append(args, file)...), done: make(chan struct{})}
+	args := append(append(append([]string{"run", "-o", "json"}, nodeArg...), extra...), files...)
+	bg := &background{t: t, s: s, cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	bg.cmd.Stdout, bg.cmd.Stderr = &bg.stdout, &bg.stderr
 	bg.start = time.Now()
 	if err := bg.cmd.Start(); err != nil {
@@ -445,7 +395,13 @@ func (bg *background) interrupt() result {
 
 func (bg *background) wait() result {
 	bg.t.Helper()
-	<-bg.done
+	select {
+	case <-bg.done:
+	case <-time.After(5 * time.Minute):
+		_ = bg.cmd.Process.Kill()
+		<-bg.done
+		bg.t.Fatalf("podrun run did not finish in 5 minutes:\n%s", bg.stderr.String())
+	}
 	r := result{took: time.Since(bg.start), stderr: bg.stderr.String(), ev: readEvents(bg.t, filepath.Join(bg.s.dir, "events"))}
 	var ee *exec.ExitError
 	if errors.As(bg.err, &ee) {
