@@ -7,7 +7,7 @@ export CGO_ENABLED := 1
 .PHONY: build test unit lint testimage demo bench conformance leakcheck clean
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/podrun
+	$(GO) build -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/podrun
 
 # Every test: formatting, vet and import rules, then all packages. Tests that
 # need root run when root (CI is root) and skip otherwise; the integration
