@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/podrun/podrun/api"
@@ -175,7 +177,11 @@ func (d *daemonProc) cleanup() {
 // podrun runs a client verb against the daemon.
 func (d *daemonProc) podrun(args ...string) (stdout, stderr string, code int) {
 	d.t.Helper()
-	cmd := exec.Command(bin, append(args[:1:1], append([]string{"--socket", d.sock}, args[1:]...)...)...)
+	verb := 1
+	if args[0] == "top" {
+		verb = 2 // top pod
+	}
+	cmd := exec.Command(bin, append(args[:verb:verb], append([]string{"--socket", d.sock}, args[verb:]...)...)...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -493,6 +499,14 @@ i=0; while true; do i=$((i+1)); echo "n $i"; sleep 0.1 & wait; done`)
 	}
 	t.Logf("daemon: %s; shim: %s", rss(d.cmd.Process.Pid), rss(shims[0]))
 
+	// A daemon that is stopped leaves its pods running.
+	d.stop()
+	if got := shimPIDs(string(before.UID)); len(got) != 1 || got[0] != shims[0] {
+		t.Fatalf("shims %v after the daemon stopped, want %v", got, shims)
+	}
+	d.start()
+	d.waitPod("survivor", "listed again", running)
+
 	d.kill9()
 	// The pod does not notice: its shim and containers go on.
 	logFile := filepath.Join(nodeFlag("log-dir"), fmt.Sprintf("default_survivor_%s", before.UID), "app", "0.log")
@@ -640,5 +654,174 @@ func TestDaemonSocketIsRootOnly(t *testing.T) {
 	}
 	if out := d.must("get", "pods"); out != "" {
 		t.Errorf("as root: %q", out)
+	}
+}
+
+func TestDaemonUpdatesAndRestarts(t *testing.T) {
+	d := startDaemon(t)
+	// The app's first run prints "run 1", waits for the test and fails;
+	// its restart prints "run 2" and stays. The sidecar never changes.
+	s := newScenario(t, "update", corev1.RestartPolicyAlways).
+		sidecar(container("sidecar", serve)).
+		app(container("app", `n=$(cat /log/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /log/n
+trap 'exit 0' TERM; echo "run $n"
+if [ $n = 1 ]; then until [ -f /log/go ]; do sleep 0.05; done; exit 1; fi
+while true; do sleep 1 & wait; done`))
+	d.apply(s.pod)
+	d.waitPod("update", "Running", running)
+	follow := exec.Command(bin, "logs", "--socket", d.sock, "-f", "update", "-c", "app")
+	var followOut syncBuffer
+	follow.Stdout, follow.Stderr = &followOut, &followOut
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = follow.Process.Kill(); _ = follow.Wait() })
+	for !strings.Contains(followOut.String(), "run 1") {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := d.waitPod("update", "restarted", func(p *corev1.Pod) bool {
+		return status(p, "app").RestartCount == 1 && running(p)
+	})
+	// -f went on with the next instance's file.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(followOut.String(), "run 1\nrun 2\n"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("logs -f across the restart: %q", followOut.String())
+		}
+	}
+	if out := d.must("logs", "update", "-c", "app", "-p"); out != "run 1\n" {
+		t.Errorf("logs -p: %q", out)
+	}
+	if out := d.must("logs", "update", "-c", "app", "--timestamps", "--tail", "1"); !regexpMatch(`^\d{4}-\d\d-\d\dT[0-9:.]+Z run 2\n$`, out) {
+		t.Errorf("logs --timestamps --tail 1: %q", out)
+	}
+
+	// A new image restarts that container, and only it.
+	s.pod.Spec.Containers[0].Image = "docker.io/library/busybox:latest"
+	if out := d.apply(s.pod); out != "pod/update configured\n" {
+		t.Errorf("apply of a new image printed %q", out)
+	}
+	after := d.waitPod("update", "restarted with the new image", func(q *corev1.Pod) bool {
+		return status(q, "app").RestartCount == 2 && running(q)
+	})
+	if got := status(after, "sidecar"); got.RestartCount != 0 || got.ContainerID != status(p, "sidecar").ContainerID {
+		t.Errorf("the sidecar was touched: %+v", got)
+	}
+	if out := d.apply(s.pod); out != "pod/update unchanged\n" {
+		t.Errorf("apply of the same pod printed %q", out)
+	}
+	// Anything else is refused, and said where.
+	s.pod.Spec.Containers[0].Command = []string{"true"}
+	b, _ := yaml.Marshal(s.pod)
+	f := filepath.Join(t.TempDir(), "changed.yaml")
+	os.WriteFile(f, b, 0o644)
+	_, errOut, code := d.podrun("apply", "-f", f)
+	if code != 1 || !strings.Contains(errOut, "spec.containers[0].command") {
+		t.Errorf("apply of a changed command: exit %d\n%s", code, errOut)
+	}
+	d.must("delete", "pod", "update", "--now")
+	select {
+	case <-waitCmd(follow):
+	case <-time.After(30 * time.Second):
+		t.Errorf("logs -f did not end with the pod")
+	}
+}
+
+func waitCmd(c *exec.Cmd) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- c.Wait() }()
+	return ch
+}
+
+func TestDaemonPortForwardTopWait(t *testing.T) {
+	d := startDaemon(t)
+	// A server on the pod's loopback only: reachable through port-forward alone.
+	s := newScenario(t, "web", corev1.RestartPolicyAlways).
+		app(container("app", `mkdir -p /www; echo hello from the pod > /www/index.html
+trap 'exit 0' TERM; httpd -f -p 127.0.0.1:8080 -h /www & wait`))
+	s.pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
+		Exec: &corev1.ExecAction{Command: []string{"wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"}}}}
+	d.apply(s.pod)
+	if out := d.must("wait", "--for=condition=Ready", "pod/web", "--timeout", "60s"); out != "pod/web condition met\n" {
+		t.Errorf("wait printed %q", out)
+	}
+	pf := exec.Command(bin, "port-forward", "--socket", d.sock, "web", ":8080")
+	var pfOut syncBuffer
+	pf.Stdout, pf.Stderr = &pfOut, &pfOut
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pf.Process.Kill(); _ = pf.Wait() })
+	var port string
+	for deadline := time.Now().Add(30 * time.Second); port == ""; time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) -> 8080`).FindStringSubmatch(pfOut.String()); m != nil {
+			port = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port-forward: %q", pfOut.String())
+		}
+	}
+	for i := 0; i < 2; i++ { // a connection each
+		out, err := exec.Command("busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:"+port+"/index.html").CombinedOutput()
+		if err != nil || string(out) != "hello from the pod\n" {
+			t.Errorf("through the forward: %q, %v\n%s", out, err, pfOut.String())
+		}
+	}
+	out := d.must("top", "pod", "web", "--containers")
+	if !regexpMatch(`POD +NAME +CPU\(cores\) +MEMORY\(bytes\)\nweb +app +\d+m +\d+Mi\n`, out) {
+		t.Errorf("top pod --containers:\n%s", out)
+	}
+	_, errOut, code := d.podrun("wait", "--for=condition=Ready=false", "pod/web", "--timeout", "1s")
+	if code != 1 || !strings.Contains(errOut, "timed out waiting for the condition on pods/web") {
+		t.Errorf("wait that times out: exit %d %q", code, errOut)
+	}
+	go d.must("delete", "pod", "web")
+	if out := d.must("wait", "--for=delete", "pod/web", "--timeout", "60s"); out != "pod/web condition met\n" {
+		t.Errorf("wait --for=delete printed %q", out)
+	}
+}
+
+func TestDaemonJobAcrossRestart(t *testing.T) {
+	d := startDaemon(t)
+	// The Job's pod finishes while the daemon is down: the new daemon counts it.
+	s := newScenario(t, "job", corev1.RestartPolicyNever).app(container("app", `until [ -f /log/go ]; do sleep 0.05; done; log Done`))
+	job := &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{Name: "once"},
+		Spec:       batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: s.pod.Spec}},
+	}
+	d.apply(job)
+	var list corev1.PodList
+	for deadline := time.Now().Add(time.Minute); len(list.Items) == 0 || list.Items[0].Status.Phase != corev1.PodRunning; time.Sleep(20 * time.Millisecond) {
+		if err := d.cl.List(context.Background(), api.Pods, "default", client.Selector{Label: "job-name=once"}, &list); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job's pod never ran: %+v", list.Items)
+		}
+	}
+	uid := string(list.Items[0].UID)
+	d.kill9()
+	if err := os.WriteFile(filepath.Join(s.dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); len(shimPIDs(uid)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the job's pod did not finish without the daemon")
+		}
+	}
+	d.start()
+	for deadline := time.Now().Add(time.Minute); !regexpMatch(`once +Complete +1/1`, d.must("get", "jobs")); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not complete:\n%s\n%s", d.must("get", "jobs"), d.must("get", "pods"))
+		}
+	}
+	if err := d.cl.List(context.Background(), api.Pods, "default", client.Selector{Label: "job-name=once"}, &list); err != nil || len(list.Items) != 1 || string(list.Items[0].UID) != uid {
+		t.Errorf("the job's pods after the restart: %v %v, want only the first", len(list.Items), err)
+	}
+	if out := d.must("get", "pods"); !regexpMatch(`once-\w+ +0/1 +Completed`, out) {
+		t.Errorf("get pods:\n%s", out)
 	}
 }
