@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -118,6 +117,7 @@ func run(c config) (retErr error) {
 		res.PeerNote = "podman: off (-podman off)"
 	}
 
+	res.note("Load average (1, 5, 15 min) at the start: " + loadavg() + "; other work may have shared the 2 cores.")
 	groups := []struct {
 		name string
 		fn   func() error
@@ -150,6 +150,7 @@ func run(c config) (retErr error) {
 			return fmt.Errorf("%s: %w", g.name, err)
 		}
 	}
+	res.note("Load average at the end: " + loadavg() + ".")
 	res.Daemon = daemonNote(c.podrun)
 	res.Commands = c.commandLine
 	if err := os.MkdirAll(filepath.Dir(c.jsonOut), 0o755); err != nil {
@@ -192,15 +193,19 @@ func selected(only, name string) bool {
 	return slices.Contains(strings.Split(only, ","), name)
 }
 
-// daemonNote says whether this podrun has the daemon verbs yet.
-func daemonNote(podrun string) string {
-	out, _ := exec.Command(podrun, "--help").CombinedOutput()
-	for _, l := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(l); len(f) > 0 && strings.TrimSuffix(f[0], ",") == "daemon" {
-			return "not measured: the daemon landed after this benchmark was written; only `podrun run` is measured"
-		}
-	}
-	return "not measured: daemon not landed (this podrun has no `daemon` command)"
+// daemonNote is the daemon's row: the daemon (podrun daemon / apply /
+// delete) had not landed when this benchmark was written, so it drives
+// only `podrun run`.
+func daemonNote(string) string {
+	return "not measured: the daemon had not landed when this benchmark was written; it drives `podrun run` only"
 }
 
 func randSuffix() string { return strconv.Itoa(10000 + rand.IntN(90000)) }
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}

@@ -150,11 +150,7 @@ func (r *results) table() string {
 			}
 			cells = append(cells, num(peer.median, info.unit), num(peer.p10, info.unit)+" – "+num(peer.p90, info.unit), fmt.Sprint(peer.n), ratio)
 		default:
-			why := "not measured"
-			if r.PeerNote != "" {
-				why = "not measured"
-			}
-			cells = append(cells, why, "", "", "")
+			cells = append(cells, "n/a", "", "", "")
 		}
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
@@ -177,8 +173,10 @@ func (r *results) markdown(c config) string {
 		fmt.Fprintf(&b, "* **podman:** %s\n", r.PeerNote)
 	}
 	b.WriteString("\n## Commands\n\n```sh\n")
-	b.WriteString("make bench                     # builds bin/podrun, bin/bench/{agent,probebench}, bin/busybox.tar, then:\n")
-	fmt.Fprintf(&b, "go run ./bench/podbench -runs %d -runs100 %d -peer-runs %d -peer-runs100 %d\n", c.runs, c.runs100, c.peerRuns, c.peerRuns100)
+	flags := fmt.Sprintf("-runs %d -runs100 %d -peer-runs %d -peer-runs100 %d", c.runs, c.runs100, c.peerRuns, c.peerRuns100)
+	fmt.Fprintf(&b, "make bench BENCHFLAGS='%s'\n", flags)
+	b.WriteString("# which builds bin/podrun, bin/bench/agent (static), bin/bench/probebench and bin/busybox.tar, then runs\n")
+	fmt.Fprintf(&b, "go run ./bench/podbench %s\n", flags)
 	b.WriteString("```\n\n")
 	b.WriteString("It runs as root, with its own state directories, bridge, subnet (10.249.0.0/24) and cgroup root,\n")
 	b.WriteString("and podman with its own storage root; it removes everything afterwards (`hack/leakcheck.sh` passes).\n\n")
@@ -192,7 +190,9 @@ func (r *results) markdown(c config) string {
 	b.WriteString("  starts and `… Exiting` on SIGTERM, then exits 0 at once. An init container logs Started and exits 0.\n")
 	b.WriteString("* A latency starts just before the command is executed (or Ctrl-C sent) and ends at the first observable\n")
 	b.WriteString("  effect: the last container's own stamp (\"running\", \"exited\"), the status row `3/3 Running` arriving\n")
-	b.WriteString("  on podrun's stderr (\"Ready\"), or the command's exit (\"done\"). `podrun run` is measured cold: each run\n")
+	b.WriteString("  on podrun's stderr (\"Ready\"), or the command's exit (\"done\"). The Ready row can arrive a little before\n")
+	b.WriteString("  the app's own first stamp: podrun counts a container running once its process exists, and the agent\n")
+	b.WriteString("  needs a millisecond or two of Go runtime start before it writes. `podrun run` is measured cold: each run\n")
 	b.WriteString("  is a new process that opens the image store, sets up the node network and then runs the pod.\n")
 	b.WriteString("* Delete is Ctrl-C on `podrun run`: the kubelet's termination (apps first, then sidecars in reverse,\n")
 	b.WriteString("  each after the one before it exited), then the sandbox is removed and the command exits.\n")
