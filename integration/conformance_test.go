@@ -92,10 +92,11 @@ type gap struct {
 
 // between asserts which events happen strictly between two others.
 type between struct {
-	From   string   `json:"from"`
-	To     string   `json:"to"`
-	Has    []string `json:"has,omitempty"`
-	HasNot []string `json:"hasNot,omitempty"`
+	From   string         `json:"from"`
+	To     string         `json:"to"`
+	Has    []string       `json:"has,omitempty"`
+	HasNot []string       `json:"hasNot,omitempty"`
+	Counts map[string]int `json:"counts,omitempty"` // exact number from From to To, both included
 	// Slack (s) after From in which HasNot events are still tolerated:
 	// one already under way when From happened may land just after it.
 	Slack float64 `json:"slack,omitempty"`
@@ -376,6 +377,19 @@ func (e expectations) check(t *testing.T, r result) {
 		for _, ref := range b.HasNot {
 			if n := count(ref, from+b.Slack); n != 0 {
 				t.Errorf("%q happened %d times between %q (+%.1f s) and %q", ref, n, b.From, b.Slack, b.To)
+			}
+		}
+		for ref, want := range b.Counts {
+			// Inclusive: with 10 ms stamps an event and its effect may tie.
+			name, what, _ := parseRef(t, ref)
+			n := 0
+			for _, a := range ev.all(name, what) {
+				if a >= from && a <= to {
+					n++
+				}
+			}
+			if n != want {
+				t.Errorf("%q happened %d times between %q and %q, want %d", ref, n, b.From, b.To, want)
 			}
 		}
 	}
