@@ -241,14 +241,14 @@ func (d *Daemon) follow(rec *podRec) error {
 	}
 }
 
-// sendWanted tells the shim what the user asked for since it started:
-// the deletion, or new images.
+// sendWanted tells the shim what the user asked for that it does not
+// know yet: the deletion, or images other than those it reported.
 func (d *Daemon) sendWanted(ctx context.Context, rec *podRec, sc *shimConn) {
 	d.mu.Lock()
 	del := rec.deleting && !rec.sentDel
 	grace := rec.grace
 	want := rec.pod
-	update := !rec.deleting && want != rec.sentPod && (rec.shimPod == nil || imagesDiffer(want, rec.shimPod))
+	update := !rec.deleting && want != rec.sentPod && rec.shimPod != nil && imagesDiffer(want, rec.shimPod)
 	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -309,6 +309,12 @@ func (d *Daemon) updatePod(rec *podRec, st *shimState) {
 		return
 	}
 	rec.shimPod, rec.events = st.Pod, st.Events
+	if !rec.deleting && rec.sentPod != rec.pod && imagesDiffer(rec.pod, st.Pod) {
+		select { // the shim runs other images than applied: tell it
+		case rec.kick <- struct{}{}:
+		default:
+		}
+	}
 	p := withStatus(rec.pod, st.Pod)
 	if equality.Semantic.DeepEqual(p.Status, rec.pod.Status) && p.DeletionTimestamp.Equal(rec.pod.DeletionTimestamp) {
 		return
