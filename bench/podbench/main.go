@@ -114,7 +114,7 @@ func run(c config) (retErr error) {
 			defer func() { retErr = errors.Join(retErr, pm.close()) }()
 		}
 	} else {
-		res.PeerNote = "podman: off (-podman off)"
+		res.PeerNote = "off (-podman off)"
 	}
 
 	res.note("Load average (1, 5, 15 min) at the start: " + loadavg() + "; other work may have shared the 2 cores.")
@@ -183,7 +183,12 @@ func both(res *results, own func(*results) error, pm *podmanBench, peer func(*po
 	if pm == nil {
 		return nil
 	}
-	return peer(pm)(res)
+	// A peer that fails here is reported, not fatal: podrun's figures stand.
+	if err := peer(pm)(res); err != nil {
+		slog.Warn("podman measurement failed", "err", err)
+		res.note(fmt.Sprintf("podman failed in this group, its rows are incomplete: %.300s", err))
+	}
+	return nil
 }
 
 func selected(only, name string) bool {

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-var errNoPodman = errors.New("podman: not installed (apt-get install podman runc to compare with it)")
+var errNoPodman = errors.New("not installed (apt-get install podman runc to compare with it)")
 
 // podmanBench runs `podman kube play` with a storage root and a
 // containers.conf of its own: runc, the cgroupfs manager and the file

@@ -204,7 +204,11 @@ func (r *results) markdown(c config) string {
 	b.WriteString("  by 100; the containers' own processes are not counted, for either tool.\n")
 	b.WriteString("* Images: a fresh, empty store each run; the image is the busybox test image (hack/testimage).\n\n")
 	b.WriteString("## podman, side by side\n\n")
-	b.WriteString("podman ran the same YAML where it can. Where it cannot, the row says what it ran instead:\n\n")
+	if r.Machine.Podman == "" {
+		b.WriteString("podman was not measured: " + r.PeerNote + ". Where installed, it runs the same YAML where it can:\n\n")
+	} else {
+		b.WriteString("podman ran the same YAML where it can. Where it cannot, the row says what it ran instead:\n\n")
+	}
 	for _, id := range metricOrder {
 		if _, ok := r.Samples[id]; !ok {
 			continue
