@@ -22,6 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/api/client"
 )
@@ -29,12 +31,13 @@ import (
 // daemonProc is a `podrun daemon` of one test: the suite's node flags (so
 // never a user's state) and a socket of its own.
 type daemonProc struct {
-	t    *testing.T
-	sock string
-	cl   *client.Client
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
+	t       *testing.T
+	sock    string
+	cl      *client.Client
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	done    chan struct{}
+	orphans []int // shims of a killed daemon, now this process' children
 }
 
 // nodeFlag is the value of one of the suite's node flags.
@@ -50,8 +53,17 @@ func nodeFlag(name string) string {
 // startDaemon starts a daemon for the test; at the end of the test
 // everything it runs is deleted, the daemon stopped and its stored state
 // removed, whatever happened.
+//
+// The shims a stopped or killed daemon leaves running become this
+// process' children (it is a child subreaper during the test), so that
+// the test reaps them once they exit: this machine's PID 1 reaps orphans
+// late, and the leak check counts a zombie named podrun.
 func startDaemon(t *testing.T) *daemonProc {
 	needRoot(t)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
 	d := &daemonProc{t: t, sock: filepath.Join(t.TempDir(), "podrun.sock")}
 	d.cl = client.New(d.sock)
 	d.start()
@@ -102,10 +114,40 @@ func (d *daemonProc) running() bool {
 // kill9 kills the daemon the hard way.
 func (d *daemonProc) kill9() {
 	d.t.Helper()
+	d.orphans = append(d.orphans, shimPIDs("")...)
 	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		d.t.Fatal(err)
 	}
 	<-d.done
+}
+
+// reapOrphans waits for the shims a dead daemon left (they end with their
+// pods).
+func (d *daemonProc) reapOrphans() {
+	deadline := time.Now().Add(30 * time.Second)
+	for _, pid := range d.orphans {
+		for {
+			var ws unix.WaitStatus
+			n, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+			if n == pid || err != nil { // reaped, or not ours (gone before the daemon died)
+				break
+			}
+			if time.Now().After(deadline) {
+				d.t.Errorf("cleanup: orphaned shim %d still running", pid)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	d.orphans = nil
+	// And what else was orphaned to us and has ended (the containers of
+	// a killed shim); every command of the test has been waited for.
+	for {
+		var ws unix.WaitStatus
+		if n, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); n <= 0 || err != nil {
+			break
+		}
+	}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -114,6 +156,7 @@ func (d *daemonProc) stop() {
 	if !d.running() {
 		return
 	}
+	d.orphans = append(d.orphans, shimPIDs("")...)
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		d.t.Fatal(err)
 	}
@@ -163,6 +206,7 @@ func (d *daemonProc) cleanup() {
 		break
 	}
 	d.stop()
+	d.reapOrphans()
 	if t.Failed() {
 		t.Logf("daemon log:\n%s", d.out)
 	}
