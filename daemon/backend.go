@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -250,11 +249,7 @@ func (d *Daemon) PortForward(ctx context.Context, ns, name string, port int) (ne
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	dial := (&net.Dialer{}).DialContext
 	if !p.Spec.HostNetwork {
-		dir := d.cfg.Node.Network.NSDir
-		if dir == "" {
-			dir = netns.DefaultNSDir
-		}
-		dial = netns.Dialer(filepath.Join(dir, "podrun-"+string(p.UID)))
+		dial = netns.Dialer(d.node.Network.NSPath(string(p.UID)))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -660,7 +660,7 @@ func TestShimKill9(t *testing.T) {
 	if got := shimPIDs(uid); len(got) != 0 {
 		t.Errorf("shims left: %v", got)
 	}
-	if _, err := os.Stat("/run/netns/podrun-" + uid); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(netnsFile(uid)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the pod's netns is left: %v", err)
 	}
 	if m, _ := filepath.Glob("/sys/fs/cgroup/*/" + nodeFlag("cgroup-root") + "/*pod" + uid); len(m) != 0 {

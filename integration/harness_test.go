@@ -78,6 +78,16 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
+// netnsFile is where the suite's pod network namespaces are pinned.
+func netnsFile(uid string) string {
+	for i, a := range nodeArg {
+		if a == "--bridge" {
+			return "/run/netns/" + nodeArg[i+1] + ":" + uid
+		}
+	}
+	return "/run/netns/podrun0:" + uid
+}
+
 func needRoot(t *testing.T) {
 	t.Helper()
 	if skip != "" {

@@ -114,6 +114,9 @@ func TestLeftoversOfAKilledRunAreCleaned(t *testing.T) {
 	if countProcs(marker) == 0 {
 		t.Fatal("expected the killed run's containers to still run")
 	}
+	if _, err := os.Stat(netnsFile(uid)); err != nil {
+		t.Fatalf("expected the killed run's netns to remain: %v", err)
+	}
 	// The next run cleans what nobody supervises any more, then runs its pod.
 	next := newScenario(t, "next", corev1.RestartPolicyNever).app(container("app", runExit("0", 0)))
 	if r := next.run(); r.code != 0 {
@@ -125,7 +128,7 @@ func TestLeftoversOfAKilledRunAreCleaned(t *testing.T) {
 	if _, err := os.Stat(cg); err == nil {
 		t.Errorf("cgroup %s survives", cg)
 	}
-	if _, err := os.Stat("/run/netns/podrun-" + uid); err == nil {
+	if _, err := os.Stat(netnsFile(uid)); err == nil {
 		t.Errorf("netns of %s survives", uid)
 	}
 	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), uid) {

@@ -9,7 +9,7 @@
 // A Network (one Config) owns, while at least one non-hostNetwork pod is set
 // up: the bridge Config.Bridge (default podrun0) with the subnet's first
 // address, and the nftables table "ip <Bridge>". Per pod: the netns file
-// <NSDir>/podrun-<pod ID>, a veth whose host end is podrun-<8 hex> (alias
+// <NSDir>/<bridge>:<pod ID>, a veth whose host end is podrun-<8 hex> (alias
 // "podrun bridge=<Bridge> pod=<ID>") and whose pod end is eth0, an IP, and
 // hostPort reservations. All of it is recorded in <StateDir>/<Bridge>.json,
 // shared by every process under an flock, before it is created and until it

@@ -41,7 +41,7 @@ type Config struct {
 	Bridge   string // default "podrun0"; also the name of the nftables table "ip <Bridge>"
 	Subnet   string // IPv4 CIDR, default DefaultSubnet; must not overlap a route that is not on Bridge
 	StateDir string // default DefaultStateDir; holds <Bridge>.json and <Bridge>.lock
-	NSDir    string // default /run/netns; netns files are <NSDir>/podrun-<pod ID>
+	NSDir    string // default /run/netns; netns files are <NSDir>/<Bridge>:<pod ID>
 	MTU      int    // pod interface MTU; 0: the MTU of the link holding the default route (else 1500)
 	Log      *slog.Logger
 }
@@ -202,7 +202,7 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 	log := n.log.With("pod", p.Namespace+"/"+p.Name, "podUID", p.ID)
 	e := &entry{Name: p.Name, Namespace: p.Namespace, HostNetwork: p.HostNetwork, Ports: ports}
 	if !p.HostNetwork {
-		e.NetNS = filepath.Join(n.cfg.NSDir, "podrun-"+p.ID)
+		e.NetNS = n.NSPath(p.ID)
 	}
 	err = n.withState(func(st *state) error {
 		if _, ok := st.Pods[p.ID]; ok {
@@ -268,6 +268,13 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 	}
 	log.Debug("pod network set up", "ip", e.IP, "link", e.Link, "netns", e.NetNS)
 	return &Attachment{NSPath: e.NetNS, IP: podIP, IPs: []net.IP{podIP}}, nil
+}
+
+// NSPath is the netns file of a pod: <NSDir>/<Bridge>:<pod ID>. The bridge
+// scopes it to this Config (several may share NSDir, each with its own GC);
+// ':' never occurs in an interface name, so the split is unambiguous.
+func (n *Network) NSPath(id string) string {
+	return filepath.Join(n.cfg.NSDir, n.cfg.Bridge+":"+id)
 }
 
 // Attach takes over a pod whose network an earlier process set up (a pod
@@ -585,7 +592,7 @@ func (n *Network) deletePod(e *entry, id string) error {
 
 // GC removes every network object of this Config whose pod is not live:
 // state entries (with their veth, netns and hostPorts), veths whose alias
-// names this bridge but no state entry, netns files podrun-<id> in NSDir
+// names this bridge but no state entry, netns files <Bridge>:<id> in NSDir
 // that no entry names, and the bridge and table when no pod is left. live
 // must answer true for every pod any process is setting up or running with
 // this Config.
@@ -596,7 +603,7 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
-	nsFiles, err := filepath.Glob(filepath.Join(n.cfg.NSDir, "podrun-*"))
+	nsFiles, err := filepath.Glob(n.NSPath("*"))
 	if err != nil {
 		return fmt.Errorf("list netns files: %w", err)
 	}
@@ -634,7 +641,7 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 		}
 	}
 	for _, f := range nsFiles {
-		id := strings.TrimPrefix(filepath.Base(f), "podrun-")
+		id := strings.TrimPrefix(filepath.Base(f), n.cfg.Bridge+":")
 		if owned[f] || live(id) {
 			continue
 		}

@@ -275,7 +275,7 @@ func TestHostPortConflictsAreRefused(t *testing.T) {
 	}); err != nil {
 		t.Error(err)
 	}
-	if _, err := os.Stat(n.cfg.NSDir + "/podrun-uid-busy"); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(n.NSPath("uid-busy")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("failed setup left its netns file: %v", err)
 	}
 }
