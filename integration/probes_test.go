@@ -15,7 +15,7 @@ func execProbe(cmd string, period, failures int32) *corev1.Probe {
 		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", cmd}}},
 		PeriodSeconds:    period,
 		FailureThreshold: failures,
-		TimeoutSeconds:   1,
+		TimeoutSeconds:   5, // not the subject: a loaded machine must not time probes out
 		SuccessThreshold: 1,
 	}
 }
@@ -114,6 +114,7 @@ func TestExecProbeTimeoutLeavesNothing(t *testing.T) {
 	// processes are killed: no "sleep 30" may survive in the container.
 	app := container("app", `trap 'log Exiting; exit 0' TERM; log Starting; while true; do sleep 1 & wait; done`)
 	app.ReadinessProbe = execProbe("sleep 30 & sleep 30", 2, 1)
+	app.ReadinessProbe.TimeoutSeconds = 1
 	s := newScenario(t, "probe-timeout", corev1.RestartPolicyAlways).app(app)
 	bg := s.start()
 	bg.waitStderr("Readiness probe failed")
