@@ -460,11 +460,7 @@ func (d *describer) events(evs []corev1.Event) {
 		if from == "" {
 			from = e.ReportingController
 		}
-		msg := strings.TrimSpace(e.Message)
-		if e.InvolvedObject.FieldPath != "" {
-			msg = e.InvolvedObject.FieldPath + ": " + msg
-		}
-		d.line(1, "%s\t%s\t%s\t%s\t%s\n", e.Type, e.Reason, age, from, msg)
+		d.line(1, "%s\t%s\t%s\t%s\t%s\n", e.Type, e.Reason, age, from, strings.TrimSpace(e.Message))
 	}
 }
 

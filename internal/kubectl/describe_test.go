@@ -55,7 +55,7 @@ func TestDescribePod(t *testing.T) {
 		"Conditions:\n  Type    Status\n  Ready   True \n",
 		"  data:\n    Type:        EmptyDir (a temporary directory that shares a pod's lifetime)\n    Medium:      \n    SizeLimit:   <unset>\n",
 		"QoS Class:       BestEffort\n",
-		"  Normal  Started  30s (x3 over 90s)  kubelet  spec.containers{app}: Started container app\n",
+		"  Normal  Started  30s (x3 over 90s)  kubelet  Started container app\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
