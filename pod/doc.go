@@ -1,6 +1,31 @@
-// Package pod is the supervisor: a kubelet for one pod. One goroutine owns
-// the pod; a pure function computes the next actions from the spec and the
-// observed state; an executor carries them out through small interfaces that
-// the concrete leaves (runtime, image, netns, cgroups, volumes, probes)
-// implement and that fakes implement in tests.
+// Package pod is the supervisor: a kubelet for one pod.
+//
+// One goroutine owns the pod (Supervisor.Run). Every event reaches it through
+// one channel: a container started, failed to start or exited, a probe
+// result, a sync finished, a delete, an update, a back-off timer, a resync.
+// After each event it renders the status (status.go) and, when something
+// changed and no sync runs, asks the pure decide (decide.go, the kubelet's
+// computePodActions) for the next plan, which one executor goroutine carries
+// out in the kubelet's SyncPod order (execute.go):
+//
+//	kill pod | kill containers → create sandbox → start inits in order → start apps in order
+//	                                              (back-off, image, create+start, postStart)
+//
+// A container's record (ctr) keeps its latest two instances; an instance
+// goes
+//
+//	         start ok                exit (watcher: Done, Remove)
+//	(none) ───────────▶ running ───────────────────────────────▶ exited
+//	   │                   ▲  probes publish startup/liveness/readiness
+//	   │ start refused     │
+//	   └──▶ waiting{reason}┘  (CrashLoopBackOff, ErrImagePull, CreateContainerConfigError…)
+//
+// and a restart makes a new instance (restartCount+1, lastState = the old one).
+// The pod finishes when nothing runs and it is deleted or its phase is
+// terminal; then the sandbox is torn down and Run returns.
+//
+// The Host interface is everything the executor does to the machine; Node
+// implements it with the leaf packages (runtime, image, netns, cgroups,
+// volumes), and tests use a fake. JobController runs a Job's pods; Checkpoint
+// and Restore let a new process take over a pod (the daemon's shims).
 package pod
