@@ -36,6 +36,13 @@ type config struct {
 	out, plot, jsonOut               string
 	only                             string
 	commandLine                      string
+	goCmd, benchtime                 string
+	lock                             string
+}
+
+// flags are the measurement flags, as the report's command line shows them.
+func (c config) flags() string {
+	return fmt.Sprintf("-runs %d -runs100 %d -peer-runs %d -peer-runs100 %d -benchtime %s", c.runs, c.runs100, c.peerRuns, c.peerRuns100, c.benchtime)
 }
 
 func main() {
@@ -52,7 +59,10 @@ func main() {
 	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "the markdown report")
 	flag.StringVar(&c.plot, "plot", "docs/benchmarks-startup.png", "the startup latency plot")
 	flag.StringVar(&c.jsonOut, "json", "bin/bench/results.json", "every sample, as JSON")
-	flag.StringVar(&c.only, "only", "", "run only the groups named, comma-separated (start1,sidecars,probes,pods100,image)")
+	flag.StringVar(&c.only, "only", "", "run only the groups named, comma-separated (start1,sidecars,probes,pods100,image,daemon,daemon100,gobench)")
+	flag.StringVar(&c.goCmd, "go", "go", "the go command that runs the packages' benchmarks (go test -bench)")
+	flag.StringVar(&c.benchtime, "benchtime", "50x", "go test -benchtime of the packages' benchmarks (Nx: N iterations, the samples of their medians)")
+	flag.StringVar(&c.lock, "lock", "/tmp/podrun-root.lock", "a file flocked during each group of measurements (root test suites take it too); empty: none")
 	flag.Parse()
 	c.commandLine = "podbench " + fmt.Sprint(os.Args[1:])
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
@@ -98,6 +108,11 @@ func run(c config) (retErr error) {
 		return err
 	}
 	defer func() { retErr = errors.Join(retErr, pr.close()) }()
+	db, err := newDaemonBench(ctx, c, tmp, pr.root)
+	if err != nil {
+		return err
+	}
+	defer func() { retErr = errors.Join(retErr, db.close()) }()
 
 	var pm *podmanBench
 	if c.podman != "off" {
@@ -137,6 +152,11 @@ func run(c config) (retErr error) {
 		{"image", func() error {
 			return both(res, pr.images, pm, func(pm *podmanBench) func(*results) error { return pm.images })
 		}},
+		// podman's figures of start1, sidecars and pods100 are shown
+		// against the daemon's rows too: it has no other way of running.
+		{"daemon", func() error { return db.pods(res) }},
+		{"daemon100", func() error { return db.pods100(res) }},
+		{"gobench", func() error { return goBenchmarks(ctx, c, res) }},
 	}
 	for _, g := range groups {
 		if !selected(c.only, g.name) {
@@ -145,13 +165,18 @@ func run(c config) (retErr error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		unlock, err := flock(c.lock)
+		if err != nil {
+			return err
+		}
 		slog.Info("measuring", "group", g.name)
-		if err := g.fn(); err != nil {
+		err = g.fn()
+		unlock()
+		if err != nil {
 			return fmt.Errorf("%s: %w", g.name, err)
 		}
 	}
 	res.note("Load average at the end: " + loadavg() + ".")
-	res.Daemon = daemonNote(c.podrun)
 	res.Commands = c.commandLine
 	if err := os.MkdirAll(filepath.Dir(c.jsonOut), 0o755); err != nil {
 		return err
@@ -198,11 +223,22 @@ func selected(only, name string) bool {
 	return slices.Contains(strings.Split(only, ","), name)
 }
 
-// daemonNote is the daemon's row: the daemon (podrun daemon / apply /
-// delete) had not landed when this benchmark was written, so it drives
-// only `podrun run`.
-func daemonNote(string) string {
-	return "not measured: the daemon had not landed when this benchmark was written; it drives `podrun run` only"
+// flock takes an exclusive flock on path (none if path is empty) and
+// returns its release.
+func flock(path string) (unlock func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	slog.Info("waiting for the lock", "file", path)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 func randSuffix() string { return strconv.Itoa(10000 + rand.IntN(90000)) }

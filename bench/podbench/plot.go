@@ -19,10 +19,13 @@ func writePlot(r *results, file string) error {
 	series := []struct {
 		label, metric, tool string
 	}{
-		{"1 container\npodrun", mStart1, podrunTool},
+		{"1 container\npodrun run", mStart1, podrunTool},
+		{"1 container\npodrun apply", mDStart1, podrunTool},
 		{"1 container\npodman", mStart1, podmanTool},
-		{"init+2 sidecars+app\npodrun: running", mSidecarsRunning, podrunTool},
-		{"init+2 sidecars+app\npodrun: Ready", mSidecarsReady, podrunTool},
+		{"init+2 sidecars+app\nrun: running", mSidecarsRunning, podrunTool},
+		{"init+2 sidecars+app\nrun: Ready", mSidecarsReady, podrunTool},
+		{"init+2 sidecars+app\napply: running", mDSidecarsRunning, podrunTool},
+		{"init+2 sidecars+app\napply: Ready (API)", mDSidecarsReady, podrunTool},
 		{"init+3 plain ctrs\npodman: running", mSidecarsRunning, podmanTool},
 	}
 	p := plot.New()

@@ -201,6 +201,7 @@ func (b *podmanBench) pods100(res *results) error {
 		}
 		time.Sleep(time.Second)
 		steady, _, _ := rss(conmon)
+		proportional := pss(conmon)
 		peak, _ := mem.stop()
 		down, err := b.podman(nil, "kube", "down", file)
 		if err != nil {
@@ -210,6 +211,7 @@ func (b *podmanBench) pods100(res *results) error {
 		res.add(m100Stop, podmanTool, down)
 		res.add(m100RSS, podmanTool, float64(steady)/1024/pods)
 		res.add(m100Peak, podmanTool, float64(peak)/1024/pods)
+		res.add(m100PSS, podmanTool, float64(proportional)/1024/pods)
 	}
 	return nil
 }

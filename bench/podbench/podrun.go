@@ -108,7 +108,10 @@ func (b *podrunBench) start1(res *results) error {
 			if err != nil {
 				return err
 			}
-			_, stopped := count(mustRead(evs), "Exiting")
+			stopped, err := exitOrder(mustRead(evs), []string{"app"})
+			if err != nil {
+				return err
+			}
 			res.add(mStart1, podrunTool, ms(p.start, started))
 			res.add(mStop1Exited, podrunTool, ms(sent, stopped))
 			res.add(mStop1Done, podrunTool, ms(sent, exited))
@@ -151,9 +154,9 @@ func (b *podrunBench) sidecars(res *results) error {
 			if err != nil {
 				return err
 			}
-			n, stopped := count(mustRead(evs), "Exiting")
-			if n != 3 {
-				return fmt.Errorf("%d containers logged Exiting, want 3", n)
+			stopped, err := exitOrder(mustRead(evs), []string{"app", "sidecar-2", "sidecar-1"})
+			if err != nil {
+				return err
 			}
 			res.add(mSidecarsRunning, podrunTool, ms(p.start, running))
 			res.add(mSidecarsReady, podrunTool, ms(p.start, ready))
@@ -236,7 +239,9 @@ func (b *podrunBench) pods100(res *results) error {
 			}
 			// Let every status settle, then read the steady resident set.
 			time.Sleep(time.Second)
-			steady, _, procs := rss(func(pid int, exe, comm string) bool { return exe == b.c.podrun })
+			ours := func(pid int, exe, comm string) bool { return exe == b.c.podrun }
+			steady, _, procs := rss(ours)
+			proportional := pss(ours)
 			sent, exited, err := b.interrupt(p)
 			peakRSS, peakHWM := mem.stop()
 			if err != nil {
@@ -249,6 +254,7 @@ func (b *podrunBench) pods100(res *results) error {
 			res.add(m100Stop, podrunTool, ms(sent, exited))
 			res.add(m100RSS, podrunTool, float64(steady)/1024/pods)
 			res.add(m100Peak, podrunTool, float64(max(peakRSS, peakHWM))/1024/pods)
+			res.add(m100PSS, podrunTool, float64(proportional)/1024/pods)
 			res.note(fmt.Sprintf("100 pods: podrun ran as %d process(es) (every process whose executable is the podrun binary).", procs))
 			return nil
 		}()

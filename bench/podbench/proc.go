@@ -117,8 +117,13 @@ type stamped struct {
 }
 
 func startProc(name string, args []string, env []string) (*proc, error) {
+	return startProcAttr(name, args, env, nil)
+}
+
+func startProcAttr(name string, args []string, env []string, attr *syscall.SysProcAttr) (*proc, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = attr
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

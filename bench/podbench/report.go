@@ -28,38 +28,103 @@ const (
 	mSidecarsReady   = "sidecars.ready"
 	mSidecarsExited  = "sidecars.exited"
 	mSidecarsDone    = "sidecars.done"
-	mProbeExec       = "probe.exec"
-	mProbeHTTP       = "probe.http"
 	m100Start        = "pods100.start"
 	m100Stop         = "pods100.stop"
 	m100RSS          = "pods100.rss"
 	m100Peak         = "pods100.peak"
-	mImageLoad       = "image.load"
-	mImagePull       = "image.pull"
+	m100PSS          = "pods100.pss"
+
+	mDStart1          = "daemon.start1"
+	mDStop1Exited     = "daemon.stop1.exited"
+	mDStop1Gone       = "daemon.stop1.gone"
+	mDStop1Done       = "daemon.stop1.done"
+	mDSidecarsRunning = "daemon.sidecars.running"
+	mDSidecarsReady   = "daemon.sidecars.ready"
+	mDSidecarsExited  = "daemon.sidecars.exited"
+	mDSidecarsGone    = "daemon.sidecars.gone"
+	mDSidecarsDone    = "daemon.sidecars.done"
+	mD100Start        = "daemon.pods100.start"
+	mD100Ready        = "daemon.pods100.ready"
+	mD100RSS          = "daemon.pods100.rss"
+	mD100PSS          = "daemon.pods100.pss"
+	mDDaemonRSS       = "daemon.pods100.daemon-rss"
+	mDShimRSS         = "daemon.pods100.shim-rss"
+	mDShimFile        = "daemon.pods100.shim-file"
+	mDShimAnon        = "daemon.pods100.shim-anon"
+	mDRestartAnswers  = "daemon.restart.answers"
+	mDRestartListed   = "daemon.restart.listed"
+	mD100Stop         = "daemon.pods100.stop"
+
+	mProbeExec = "probe.exec"
+	mProbeHTTP = "probe.http"
+	mImageLoad = "image.load"
+	mImagePull = "image.pull"
 )
 
-// metricInfo says what a measurement is; peer explains what podman ran
-// instead, or why it has none.
-var metricInfo = map[string]struct{ title, unit, peer string }{
-	mStart1:          {"1-container pod: command → container running", "ms", ""},
-	mStop1Exited:     {"1-container pod: delete → container exited", "ms", "podman 4.3 `kube down` SIGKILLs: no exit to observe"},
-	mStop1Done:       {"1-container pod: delete → command done (pod removed)", "ms", "`podman kube down`"},
-	mSidecarsRunning: {"init + 2 sidecars + app: command → all running", "ms", "podman: init + 3 plain containers (podman 4.3 has no sidecars)"},
-	mSidecarsReady:   {"init + 2 sidecars + app: command → Ready (3/3)", "ms", "podman has no readiness without systemd"},
-	mSidecarsExited:  {"init + 2 sidecars + app: delete → all exited (app, then sidecars in reverse)", "ms", "podman 4.3 `kube down` SIGKILLs all at once, unordered"},
-	mSidecarsDone:    {"init + 2 sidecars + app: delete → command done (pod removed)", "ms", "podman: `kube down` of init + 3 plain containers"},
-	mProbeExec:       {"exec probe round trip (`/bin/true`)", "ms", "podman: `podman healthcheck run` (a CLI round trip; podman schedules probes only through systemd)"},
-	mProbeHTTP:       {"HTTP probe round trip (dial in the pod's netns → response read)", "ms", "podman runs httpGet probes as `curl` inside the container (absent from busybox)"},
-	m100Start:        {"100 pods (sidecar + app) in one command → all 200 containers running", "ms", "podman: 100 pods of 2 plain containers"},
-	m100Stop:         {"100 pods: delete → command done", "ms", "`podman kube down`"},
-	m100RSS:          {"100 pods: resident memory of podrun's processes per pod, while running", "MB", "podman: conmon + catatonit (infra) per pod"},
-	m100Peak:         {"100 pods: peak resident memory (VmHWM) of podrun's processes per pod", "MB", "podman: highest sum of conmon + catatonit VmRSS, per pod"},
-	mImageLoad:       {"image load (busybox docker-save tarball) into an empty store", "ms", "`podman load` into an empty store"},
-	mImagePull:       {"image pull + unpack (busybox, registry on loopback) into an empty store", "ms", "`podman pull` into an empty store"},
+// The sections of the results, in report order.
+var sections = []struct{ id, title, intro string }{
+	{"run", "`podrun run`: the pods in the foreground, in one process", ""},
+	{"daemon", "`podrun daemon`: `podrun apply` / `podrun delete`, one shim process per pod",
+		"The same pods, applied to a running daemon. \"In the API\" is what a watch of the daemon's API (api/client) " +
+			"reported, stamped as each event arrived; READY and STATUS as `podrun get` shows them."},
+	{"probes", "Probes", ""},
+	{"images", "Images", ""},
 }
 
-var metricOrder = []string{mStart1, mStop1Exited, mStop1Done, mSidecarsRunning, mSidecarsReady, mSidecarsExited, mSidecarsDone,
-	mProbeExec, mProbeHTTP, m100Start, m100Stop, m100RSS, m100Peak, mImageLoad, mImagePull}
+// metricInfo says what a measurement is; peer explains what podman ran
+// instead, or why it has none; peerFrom names the measurement whose
+// podman samples the row shows (podman has one way to run pods: `podman
+// kube play` is compared with both podrun run and podrun apply).
+var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string }{
+	mStart1:          {"run", "1-container pod: command → container running", "ms", "", ""},
+	mStop1Exited:     {"run", "1-container pod: delete → container exited", "ms", "podman 4.3 `kube down` SIGKILLs: no exit to observe", ""},
+	mStop1Done:       {"run", "1-container pod: delete → command done (pod removed)", "ms", "`podman kube down`", ""},
+	mSidecarsRunning: {"run", "init + 2 sidecars + app: command → all running", "ms", "podman: init + 3 plain containers (podman 4.3 has no sidecars)", ""},
+	mSidecarsReady:   {"run", "init + 2 sidecars + app: command → Ready (3/3)", "ms", "podman has no readiness without systemd", ""},
+	mSidecarsExited:  {"run", "init + 2 sidecars + app: delete → all exited (app, then sidecars in reverse)", "ms", "podman 4.3 `kube down` SIGKILLs all at once, unordered", ""},
+	mSidecarsDone:    {"run", "init + 2 sidecars + app: delete → command done (pod removed)", "ms", "podman: `kube down` of init + 3 plain containers", ""},
+	m100Start:        {"run", "100 pods (sidecar + app) in one command → all 200 containers running", "ms", "podman: 100 pods of 2 plain containers", ""},
+	m100Stop:         {"run", "100 pods: delete → command done", "ms", "`podman kube down`", ""},
+	m100RSS:          {"run", "100 pods: resident memory (VmRSS) of podrun's processes per pod, while running", "MB", "podman: conmon + catatonit (infra) per pod", ""},
+	m100Peak:         {"run", "100 pods: peak resident memory (VmHWM) of podrun's processes per pod", "MB", "podman: highest sum of conmon + catatonit VmRSS, per pod", ""},
+	m100PSS:          {"run", "100 pods: proportional set size (PSS) of podrun's processes per pod, while running", "MB", "podman: conmon + catatonit PSS per pod", ""},
+
+	mDStart1:          {"daemon", "1-container pod: `podrun apply` → container running", "ms", "the same `podman kube play` runs as for `podrun run`", mStart1},
+	mDStop1Exited:     {"daemon", "1-container pod: `podrun delete` → container exited", "ms", "", ""},
+	mDStop1Gone:       {"daemon", "1-container pod: `podrun delete` → pod gone from the API", "ms", "", ""},
+	mDStop1Done:       {"daemon", "1-container pod: `podrun delete` → command done", "ms", "the same `podman kube down` runs as for `podrun run`", mStop1Done},
+	mDSidecarsRunning: {"daemon", "init + 2 sidecars + app: `podrun apply` → all running", "ms", "the same `podman kube play` runs (init + 3 plain containers) as for `podrun run`", mSidecarsRunning},
+	mDSidecarsReady:   {"daemon", "init + 2 sidecars + app: `podrun apply` → Running, Ready 3/3 in the API", "ms", "", ""},
+	mDSidecarsExited:  {"daemon", "init + 2 sidecars + app: `podrun delete` → all exited (app, then sidecars in reverse)", "ms", "", ""},
+	mDSidecarsGone:    {"daemon", "init + 2 sidecars + app: `podrun delete` → pod gone from the API", "ms", "", ""},
+	mDSidecarsDone:    {"daemon", "init + 2 sidecars + app: `podrun delete` → command done", "ms", "the same `podman kube down` runs as for `podrun run`", mSidecarsDone},
+	mD100Start:        {"daemon", "100 pods (sidecar + app) in one `podrun apply` → all 200 containers running", "ms", "the same `podman kube play` of 100 pods as for `podrun run`", m100Start},
+	mD100Ready:        {"daemon", "100 pods: `podrun apply` → all 100 Running, Ready 2/2 in the API", "ms", "", ""},
+	mD100RSS:          {"daemon", "100 pods: VmRSS of the daemon + 100 shims, summed, per pod", "MB", "the same conmon + catatonit VmRSS as for `podrun run`", m100RSS},
+	mD100PSS:          {"daemon", "100 pods: PSS of the daemon + 100 shims, summed, per pod (shared pages split among their users)", "MB", "the same conmon + catatonit PSS as for `podrun run`", m100PSS},
+	mDDaemonRSS:       {"daemon", "100 pods: VmRSS of the daemon", "MB", "", ""},
+	mDShimRSS:         {"daemon", "100 pods: VmRSS of one shim (median of the 100)", "MB", "", ""},
+	mDShimFile:        {"daemon", "… of which file pages (RssFile: the podrun binary, shared by the daemon and every shim)", "MB", "", ""},
+	mDShimAnon:        {"daemon", "… of which the shim's own memory (RssAnon)", "MB", "", ""},
+	mDRestartAnswers:  {"daemon", "100 pods: `kill -9` of the daemon, a new daemon started → its API answers", "ms", "", ""},
+	mDRestartListed:   {"daemon", "100 pods: … → it lists the 100 pods Running, Ready 2/2 again (no container restarted)", "ms", "", ""},
+	mD100Stop:         {"daemon", "100 pods: `podrun delete -f` of their file → command done (all gone)", "ms", "the same `podman kube down` of 100 pods as for `podrun run`", m100Stop},
+
+	mProbeExec: {"probes", "exec probe round trip (`/bin/true`)", "ms", "podman: `podman healthcheck run` (a CLI round trip; podman schedules probes only through systemd)", ""},
+	mProbeHTTP: {"probes", "HTTP probe round trip (dial in the pod's netns → response read)", "ms", "podman runs httpGet probes as `curl` inside the container (absent from busybox)", ""},
+	mImageLoad: {"images", "image load (busybox docker-save tarball) into an empty store", "ms", "`podman load` into an empty store", ""},
+	mImagePull: {"images", "image pull + unpack (busybox, registry on loopback) into an empty store", "ms", "`podman pull` into an empty store", ""},
+}
+
+var metricOrder = []string{
+	mStart1, mStop1Exited, mStop1Done, mSidecarsRunning, mSidecarsReady, mSidecarsExited, mSidecarsDone,
+	m100Start, m100Stop, m100RSS, m100Peak, m100PSS,
+	mDStart1, mDStop1Exited, mDStop1Gone, mDStop1Done,
+	mDSidecarsRunning, mDSidecarsReady, mDSidecarsExited, mDSidecarsGone, mDSidecarsDone,
+	mD100Start, mD100Ready, mD100RSS, mD100PSS, mDDaemonRSS, mDShimRSS, mDShimFile, mDShimAnon,
+	mDRestartAnswers, mDRestartListed, mD100Stop,
+	mProbeExec, mProbeHTTP, mImageLoad, mImagePull,
+}
 
 type results struct {
 	mu       sync.Mutex
@@ -67,7 +132,8 @@ type results struct {
 	Date     string
 	Samples  map[string]map[string][]float64 // metric -> tool -> values
 	PeerNote string                          // why there is no peer
-	Daemon   string
+	GoBench  []goBench                       // go test -bench results
+	GoTest   string                          // the go test command line
 	Commands string
 	Notes    []string
 }
@@ -124,38 +190,61 @@ func num(v float64, unit string) string {
 	return fmt.Sprintf("%.1f", v)
 }
 
-// table is the results as a markdown table.
+// table is the results as markdown tables, one per section.
 func (r *results) table() string {
 	var b strings.Builder
-	b.WriteString("| measurement | unit | podrun median | podrun p10 – p90 | n | podman median | podman p10 – p90 | n | podman ÷ podrun |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
-	for _, id := range metricOrder {
-		m, ok := r.Samples[id]
-		if !ok {
+	for _, sec := range sections {
+		var rows []string
+		for _, id := range metricOrder {
+			if info := metricInfo[id]; info.section == sec.id {
+				if row, ok := r.row(id); ok {
+					rows = append(rows, row)
+				}
+			}
+		}
+		if len(rows) == 0 {
 			continue
 		}
-		info := metricInfo[id]
-		own, peer := summarize(m[podrunTool]), summarize(m[podmanTool])
-		cells := []string{info.title, info.unit}
-		if own.n > 0 {
-			cells = append(cells, "**"+num(own.median, info.unit)+"**", num(own.p10, info.unit)+" – "+num(own.p90, info.unit), fmt.Sprint(own.n))
-		} else {
-			cells = append(cells, "–", "–", "0")
+		b.WriteString("### " + sec.title + "\n\n")
+		if sec.intro != "" {
+			b.WriteString(sec.intro + "\n\n")
 		}
-		switch {
-		case peer.n > 0:
-			ratio := "–"
-			if own.n > 0 && own.median > 0 {
-				ratio = fmt.Sprintf("%.1f×", peer.median/own.median)
-			}
-			cells = append(cells, num(peer.median, info.unit), num(peer.p10, info.unit)+" – "+num(peer.p90, info.unit), fmt.Sprint(peer.n), ratio)
-		default:
-			cells = append(cells, "n/a", "", "", "")
-		}
-		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+		b.WriteString("| measurement | unit | podrun median | podrun p10 – p90 | n | podman median | podman p10 – p90 | n | podman ÷ podrun |\n")
+		b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+		b.WriteString(strings.Join(rows, ""))
+		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "| daemon: `podrun apply` → running, `podrun delete` → gone | | %s | | | | | | |\n", r.Daemon)
 	return b.String()
+}
+
+// row is one measurement's table row; false when it was not measured.
+func (r *results) row(id string) (string, bool) {
+	m, ok := r.Samples[id]
+	if !ok {
+		return "", false
+	}
+	info := metricInfo[id]
+	own, peer := summarize(m[podrunTool]), summarize(m[podmanTool])
+	if info.peerFrom != "" {
+		peer = summarize(r.Samples[info.peerFrom][podmanTool])
+	}
+	cells := []string{info.title, info.unit}
+	if own.n > 0 {
+		cells = append(cells, "**"+num(own.median, info.unit)+"**", num(own.p10, info.unit)+" – "+num(own.p90, info.unit), fmt.Sprint(own.n))
+	} else {
+		cells = append(cells, "–", "–", "0")
+	}
+	switch {
+	case peer.n > 0:
+		ratio := "–"
+		if own.n > 0 && own.median > 0 {
+			ratio = fmt.Sprintf("%.1f×", peer.median/own.median)
+		}
+		cells = append(cells, num(peer.median, info.unit), num(peer.p10, info.unit)+" – "+num(peer.p90, info.unit), fmt.Sprint(peer.n), ratio)
+	default:
+		cells = append(cells, "n/a", "", "", "")
+	}
+	return "| " + strings.Join(cells, " | ") + " |\n", true
 }
 
 func (r *results) markdown(c config) string {
@@ -173,35 +262,53 @@ func (r *results) markdown(c config) string {
 		fmt.Fprintf(&b, "* **podman:** %s\n", r.PeerNote)
 	}
 	b.WriteString("\n## Commands\n\n```sh\n")
-	flags := fmt.Sprintf("-runs %d -runs100 %d -peer-runs %d -peer-runs100 %d", c.runs, c.runs100, c.peerRuns, c.peerRuns100)
+	flags := c.flags()
 	fmt.Fprintf(&b, "make bench BENCHFLAGS='%s'\n", flags)
 	b.WriteString("# which builds bin/podrun, bin/bench/agent (static), bin/bench/probebench and bin/busybox.tar, then runs\n")
-	fmt.Fprintf(&b, "go run ./bench/podbench %s\n", flags)
+	fmt.Fprintf(&b, "go run ./bench/podbench -go go -lock '%s' %s\n", c.lock, flags)
 	b.WriteString("```\n\n")
-	b.WriteString("It runs as root, with its own state directories, bridge, subnet (10.249.0.0/24) and cgroup root,\n")
-	b.WriteString("and podman with its own storage root; it removes everything afterwards (`hack/leakcheck.sh` passes).\n\n")
+	b.WriteString("It runs as root, with its own state directories, bridges, subnets (10.249.0.0/24 for `podrun run`, 10.249.1.0/24\n")
+	b.WriteString("for the daemon) and cgroup roots, and podman with its own storage root; it removes everything afterwards\n")
+	b.WriteString("(`hack/leakcheck.sh` passes).")
+	if c.lock != "" {
+		b.WriteString(" Each group of measurements holds an flock on " + c.lock + ", which the project's\n")
+		b.WriteString("root test suites take too, so that none of them runs on the machine meanwhile.")
+	}
+	b.WriteString("\n\n")
 	b.WriteString("## Results\n\n")
 	b.WriteString("Medians, 10th and 90th percentiles over n runs; ms unless noted. Bold: podrun.\n\n")
 	b.WriteString(r.table())
-	b.WriteString("\n![startup latency distributions](benchmarks-startup.png)\n\n")
+	b.WriteString("![startup latency distributions](benchmarks-startup.png)\n\n")
+	b.WriteString(r.goBenchTable())
 	b.WriteString("## What the numbers measure\n\n")
 	b.WriteString("* The workload is `bench/agent`, a static program bind-mounted (hostPath) into busybox containers, so\n")
 	b.WriteString("  both tools run the very same process. It appends `<CLOCK_BOOTTIME ns> <pod/container> Started` when it\n")
 	b.WriteString("  starts and `… Exiting` on SIGTERM, then exits 0 at once. An init container logs Started and exits 0.\n")
 	b.WriteString("* A latency starts just before the command is executed (or Ctrl-C sent) and ends at the first observable\n")
 	b.WriteString("  effect: the last container's own stamp (\"running\", \"exited\"), the status row `3/3 Running` arriving\n")
-	b.WriteString("  on podrun's stderr (\"Ready\"), or the command's exit (\"done\"). The Ready row can arrive a little before\n")
-	b.WriteString("  the app's own first stamp: podrun counts a container running once its process exists, and the agent\n")
-	b.WriteString("  needs a millisecond or two of Go runtime start before it writes. `podrun run` is measured cold: each run\n")
-	b.WriteString("  is a new process that opens the image store, sets up the node network and then runs the pod.\n")
-	b.WriteString("* Delete is Ctrl-C on `podrun run`: the kubelet's termination (apps first, then sidecars in reverse,\n")
-	b.WriteString("  each after the one before it exited), then the sandbox is removed and the command exits.\n")
+	b.WriteString("  on podrun's stderr (\"Ready\"), an event of the daemon's API watch arriving (\"in the API\", \"gone\"), or\n")
+	b.WriteString("  the command's exit (\"done\"). The Ready row can arrive a little before the app's own first stamp: podrun\n")
+	b.WriteString("  counts a container running once its process exists, and the agent needs a millisecond or two of Go\n")
+	b.WriteString("  runtime start before it writes. `podrun run` is measured cold: each run is a new process that opens the\n")
+	b.WriteString("  image store, sets up the node network and then runs the pod.\n")
+	b.WriteString("* Delete is Ctrl-C on `podrun run`, and `podrun delete` for the daemon: the kubelet's termination (apps\n")
+	b.WriteString("  first, then sidecars in reverse, each after the one before it exited; the benchmark checks the order of\n")
+	b.WriteString("  the Exiting stamps), then the sandbox is removed, and the command exits. `podrun delete` waits for the pod\n")
+	b.WriteString("  to be gone by asking the API every 100 ms, so \"command done\" is \"gone\" rounded up to that poll.\n")
+	b.WriteString("* The daemon is started once per group and first runs one warm-up pod (not measured), which also proves\n")
+	b.WriteString("  the benchmark's watch live; `podrun apply` and `podrun delete` are new client processes each run. The\n")
+	b.WriteString("  100-pod runs then `kill -9` the daemon and start a new one (timed from its exec): it finds the shims\n")
+	b.WriteString("  again by their sockets; the run fails if any container started twice or the API counts a restart.\n")
 	b.WriteString("* Probe round trips are measured inside a real supervisor (bench/probebench wraps the node's container\n")
 	b.WriteString("  and dialer): exec is the probe's `Exec` call in the container; HTTP is from the dial in the pod's\n")
 	b.WriteString("  network namespace to the connection closed after the response. Probes run every second; the first 5\n")
 	b.WriteString("  samples (warm-up) are dropped.\n")
-	b.WriteString("* Memory is VmRSS (and VmHWM) of every process whose executable is the podrun binary, summed, divided\n")
-	b.WriteString("  by 100; the containers' own processes are not counted, for either tool.\n")
+	b.WriteString("* Memory is read from /proc a second after all containers run: VmRSS (and VmHWM) from `status`, PSS from\n")
+	b.WriteString("  `smaps_rollup`, summed over podrun's processes (`podrun run`: every process whose executable is the\n")
+	b.WriteString("  podrun binary; the daemon: the daemon and its shims), divided by 100. VmRSS counts the binary's pages\n")
+	b.WriteString("  once per process although the kernel holds them once; PSS divides each shared page among the processes\n")
+	b.WriteString("  mapping it, so PSS sums to what the processes really use. The containers' own processes are not counted,\n")
+	b.WriteString("  for either tool.\n")
 	b.WriteString("* Images: a fresh, empty store each run; the image is the busybox test image (hack/testimage).\n\n")
 	b.WriteString("## podman, side by side\n\n")
 	if r.Machine.Podman == "" {
@@ -218,6 +325,8 @@ func (r *results) markdown(c config) string {
 		}
 	}
 	b.WriteString("* Every pod is `restartPolicy: Never`: podman 4.3 restarts init containers under the default Always.\n")
+	b.WriteString("* podman has no daemon mode to set against `podrun daemon`: `podman kube play` leaves the pods running\n")
+	b.WriteString("  under conmon processes and exits, so its rows are shown against both `podrun run` and `podrun apply`.\n")
 	if len(r.Notes) > 0 {
 		b.WriteString("\n## Notes from this run\n\n")
 		for _, n := range r.Notes {
