@@ -36,16 +36,20 @@ testimage: build
 demo: testimage
 	$(BIN) run examples/job-logshipper.yaml
 
-# Benchmarks (root): podrun, and podman side by side where it is installed.
-# Writes docs/benchmarks.md, docs/benchmarks-startup.png and
-# bin/bench/results.json; BENCHFLAGS passes flags to bench/podbench.
+# Benchmarks (root): podrun run and podrun daemon, podman side by side where
+# it is installed, and the packages' go test benchmarks. Writes
+# docs/benchmarks.md, docs/benchmarks-startup.png and bin/bench/results.json;
+# BENCHFLAGS passes flags to bench/podbench. Each group of measurements, and
+# the leak check, holds an flock on BENCHLOCK, which the root test suites
+# sharing it wait for (empty: no lock).
+BENCHLOCK ?= /tmp/podrun-root.lock
 bench: build
 	mkdir -p bin/bench
 	CGO_ENABLED=0 $(GO) build -o bin/bench/agent ./bench/agent
 	$(GO) build -o bin/bench/probebench ./bench/probebench
 	$(GO) run ./hack/testimage -o bin/busybox.tar
-	$(GO) run ./bench/podbench $(BENCHFLAGS)
-	hack/leakcheck.sh
+	$(GO) run ./bench/podbench -go $(GO) -lock '$(BENCHLOCK)' $(BENCHFLAGS)
+	$(if $(BENCHLOCK),flock $(BENCHLOCK)) hack/leakcheck.sh
 
 # The conformance suite (root): one subtest per scenario file of
 # integration/conformance/, ending with "N passed, M failed".
