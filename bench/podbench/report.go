@@ -89,26 +89,26 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 	m100Peak:         {"run", "100 pods: peak resident memory (VmHWM) of podrun's processes per pod", "MB", "podman: highest sum of conmon + catatonit VmRSS, per pod", ""},
 	m100PSS:          {"run", "100 pods: proportional set size (PSS) of podrun's processes per pod, while running", "MB", "podman: conmon + catatonit PSS per pod", ""},
 
-	mDStart1:          {"daemon", "1-container pod: `podrun apply` → container running", "ms", "the same `podman kube play` runs as for `podrun run`", mStart1},
+	mDStart1:          {"daemon", "1-container pod: `podrun apply` → container running", "ms", "", mStart1},
 	mDStop1Exited:     {"daemon", "1-container pod: `podrun delete` → container exited", "ms", "", ""},
 	mDStop1Gone:       {"daemon", "1-container pod: `podrun delete` → pod gone from the API", "ms", "", ""},
-	mDStop1Done:       {"daemon", "1-container pod: `podrun delete` → command done", "ms", "the same `podman kube down` runs as for `podrun run`", mStop1Done},
-	mDSidecarsRunning: {"daemon", "init + 2 sidecars + app: `podrun apply` → all running", "ms", "the same `podman kube play` runs (init + 3 plain containers) as for `podrun run`", mSidecarsRunning},
+	mDStop1Done:       {"daemon", "1-container pod: `podrun delete` → command done", "ms", "", mStop1Done},
+	mDSidecarsRunning: {"daemon", "init + 2 sidecars + app: `podrun apply` → all running", "ms", "", mSidecarsRunning},
 	mDSidecarsReady:   {"daemon", "init + 2 sidecars + app: `podrun apply` → Running, Ready 3/3 in the API", "ms", "", ""},
 	mDSidecarsExited:  {"daemon", "init + 2 sidecars + app: `podrun delete` → all exited (app, then sidecars in reverse)", "ms", "", ""},
 	mDSidecarsGone:    {"daemon", "init + 2 sidecars + app: `podrun delete` → pod gone from the API", "ms", "", ""},
-	mDSidecarsDone:    {"daemon", "init + 2 sidecars + app: `podrun delete` → command done", "ms", "the same `podman kube down` runs as for `podrun run`", mSidecarsDone},
-	mD100Start:        {"daemon", "100 pods (sidecar + app) in one `podrun apply` → all 200 containers running", "ms", "the same `podman kube play` of 100 pods as for `podrun run`", m100Start},
+	mDSidecarsDone:    {"daemon", "init + 2 sidecars + app: `podrun delete` → command done", "ms", "", mSidecarsDone},
+	mD100Start:        {"daemon", "100 pods (sidecar + app) in one `podrun apply` → all 200 containers running", "ms", "", m100Start},
 	mD100Ready:        {"daemon", "100 pods: `podrun apply` → all 100 Running, Ready 2/2 in the API", "ms", "", ""},
-	mD100RSS:          {"daemon", "100 pods: VmRSS of the daemon + 100 shims, summed, per pod", "MB", "the same conmon + catatonit VmRSS as for `podrun run`", m100RSS},
-	mD100PSS:          {"daemon", "100 pods: PSS of the daemon + 100 shims, summed, per pod (shared pages split among their users)", "MB", "the same conmon + catatonit PSS as for `podrun run`", m100PSS},
+	mD100RSS:          {"daemon", "100 pods: VmRSS of the daemon + 100 shims, summed, per pod", "MB", "", m100RSS},
+	mD100PSS:          {"daemon", "100 pods: PSS of the daemon + 100 shims, summed, per pod (shared pages split among their users)", "MB", "", m100PSS},
 	mDDaemonRSS:       {"daemon", "100 pods: VmRSS of the daemon", "MB", "", ""},
 	mDShimRSS:         {"daemon", "100 pods: VmRSS of one shim (median of the 100)", "MB", "", ""},
 	mDShimFile:        {"daemon", "… of which file pages (RssFile: the podrun binary, shared by the daemon and every shim)", "MB", "", ""},
 	mDShimAnon:        {"daemon", "… of which the shim's own memory (RssAnon)", "MB", "", ""},
 	mDRestartAnswers:  {"daemon", "100 pods: `kill -9` of the daemon, a new daemon started → its API answers", "ms", "", ""},
 	mDRestartListed:   {"daemon", "100 pods: … → it lists the 100 pods Running, Ready 2/2 again (no container restarted)", "ms", "", ""},
-	mD100Stop:         {"daemon", "100 pods: `podrun delete -f` of their file → command done (all gone)", "ms", "the same `podman kube down` of 100 pods as for `podrun run`", m100Stop},
+	mD100Stop:         {"daemon", "100 pods: `podrun delete -f` of their file → command done (all gone)", "ms", "", m100Stop},
 
 	mProbeExec: {"probes", "exec probe round trip (`/bin/true`)", "ms", "podman: `podman healthcheck run` (a CLI round trip; podman schedules probes only through systemd)", ""},
 	mProbeHTTP: {"probes", "HTTP probe round trip (dial in the pod's netns → response read)", "ms", "podman runs httpGet probes as `curl` inside the container (absent from busybox)", ""},
@@ -325,8 +325,9 @@ func (r *results) markdown(c config) string {
 		}
 	}
 	b.WriteString("* Every pod is `restartPolicy: Never`: podman 4.3 restarts init containers under the default Always.\n")
-	b.WriteString("* podman has no daemon mode to set against `podrun daemon`: `podman kube play` leaves the pods running\n")
-	b.WriteString("  under conmon processes and exits, so its rows are shown against both `podrun run` and `podrun apply`.\n")
+	b.WriteString("* podman has no daemon to set against `podrun daemon`: `podman kube play` starts the pods under conmon\n")
+	b.WriteString("  processes and exits. So the daemon's rows with podman figures show the very same podman runs as the\n")
+	b.WriteString("  matching `podrun run` rows.\n")
 	if len(r.Notes) > 0 {
 		b.WriteString("\n## Notes from this run\n\n")
 		for _, n := range r.Notes {
