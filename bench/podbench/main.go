@@ -1,8 +1,10 @@
-// Command podbench measures podrun (and podman, where installed) on the
-// same pods, and writes the results as a markdown page and a PNG plot.
-// It drives the binaries from outside, like a user would; the workload is
-// bench/agent, which stamps events with CLOCK_BOOTTIME (nanoseconds, one
-// clock for the host and every container). `make bench` runs it.
+// Command podbench measures podrun (podrun run, and podrun daemon through
+// apply/delete and an API watch) and podman, where installed, on the same
+// pods; it also runs the packages' own `go test -bench` benchmarks. It
+// writes the results as a markdown page and a PNG plot. It drives the
+// binaries from outside, like a user would; the workload is bench/agent,
+// which stamps events with CLOCK_BOOTTIME (nanoseconds, one clock for the
+// host and every container). `make bench` runs it.
 //
 // Every latency is measured from the moment the operation is started (just
 // before the command is executed, or the signal sent) to the first
