@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/api/client"
 )
 
 func init() { commands = append(commands, deleteCommand) }
@@ -117,21 +119,40 @@ func deleteAction(c *cli.Context) error {
 	return failed
 }
 
-// waitGone waits until an object no longer exists.
+// waitGone waits until an object no longer exists: a watch sees its
+// DELETED at once; a Get every second covers an object gone before the
+// watch started (which then reports nothing).
 func waitGone(ctx context.Context, c *cli.Context, r api.Resource, ns, name string) error {
 	cl := newClient(c)
-	tick := time.NewTicker(100 * time.Millisecond)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	gone := make(chan error, 2)
+	go func() {
+		errDeleted := errors.New("deleted")
+		err := cl.Watch(ctx, r, ns, client.Selector{Field: "metadata.name=" + name}, func(ev api.WatchEvent) error {
+			if ev.Type == "DELETED" {
+				return errDeleted
+			}
+			return nil
+		})
+		if errors.Is(err, errDeleted) {
+			gone <- nil
+		}
+	}()
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		var o struct{}
 		err := cl.Get(ctx, r, ns, name, &o)
-		if apierrors.IsNotFound(err) {
+		switch {
+		case apierrors.IsNotFound(err):
 			return nil
-		}
-		if err != nil {
+		case err != nil && ctx.Err() == nil:
 			return apiError(err)
 		}
 		select {
+		case <-gone:
+			return nil
 		case <-ctx.Done():
 			return cli.Exit(fmt.Sprintf("interrupted while waiting for %s to be deleted", typeName(r, name)), 130)
 		case <-tick.C:
