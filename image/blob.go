@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/podrun/podrun/internal/atomicfile"
 )
 
 // fetchFunc leaves the complete blob, verified against its digest, in the
@@ -64,7 +66,7 @@ func (s *Store) writeBlob(d v1.Hash, data []byte) error {
 	if exists(s.blobPath(d)) {
 		return nil
 	}
-	return writeFileAtomic(s.blobPath(d), data, false)
+	return atomicfile.WriteFile(s.blobPath(d), data, 0o600, false)
 }
 
 // copyFetch is a fetchFunc that copies the blob from a local file, verifying it.

@@ -18,6 +18,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/podrun/podrun/internal/atomicfile"
 )
 
 // Store is the image store under one directory:
@@ -253,39 +255,7 @@ func (s *Store) updateIndex(ctx context.Context, fn func(*index) error) error {
 	if err != nil {
 		return fmt.Errorf("encode image index: %w", err)
 	}
-	return writeFileAtomic(s.indexPath(), b, true)
-}
-
-// writeFileAtomic writes b to path by rename from a temporary file beside it.
-func writeFileAtomic(path string, b []byte, sync bool) (retErr error) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if retErr != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(s.indexPath(), b, 0o600, true)
 }
 
 // Lookup finds an image by reference (any form Normalize accepts) or by

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/podrun/podrun/internal/atomicfile"
 )
 
 // state is the one record of a Network shared by every process using the
@@ -120,14 +122,7 @@ func (n *Network) save(st *state) error {
 	if err != nil {
 		return fmt.Errorf("encode network state: %w", err)
 	}
-	tmp := n.statePath + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("write network state: %w", err)
-	}
-	if err := os.Rename(tmp, n.statePath); err != nil {
-		return fmt.Errorf("write network state: %w", err)
-	}
-	return nil
+	return atomicfile.WriteFile(n.statePath, b, 0o600, false)
 }
 
 func bootID() (string, error) {

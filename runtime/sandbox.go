@@ -16,6 +16,8 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
 	"golang.org/x/sys/unix"
+
+	"github.com/podrun/podrun/internal/atomicfile"
 )
 
 // SandboxSpec describes the namespaces every container of a pod shares.
@@ -241,14 +243,7 @@ func (sb *Sandbox) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(sb.dir, sandboxStateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("write sandbox state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(sb.dir, sandboxStateFile)); err != nil {
-		return fmt.Errorf("write sandbox state: %w", err)
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(sb.dir, sandboxStateFile), b, 0o600, false)
 }
 
 // LoadSandbox finds a sandbox created by an earlier process (or this one).
