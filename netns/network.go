@@ -241,7 +241,7 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 		}
 	}()
 	if p.HostNetwork {
-		ip := hostIP()
+		ip := HostIP()
 		return &Attachment{IP: ip, IPs: []net.IP{ip}}, nil
 	}
 	podIP := net.ParseIP(e.IP).To4()
@@ -293,7 +293,7 @@ func (n *Network) Attach(ctx context.Context, id string) (*Attachment, error) {
 		return nil, err
 	}
 	if e.HostNetwork {
-		ip := hostIP()
+		ip := HostIP()
 		return &Attachment{IP: ip, IPs: []net.IP{ip}}, nil
 	}
 	podIP := net.ParseIP(e.IP).To4()
@@ -663,9 +663,10 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 	return errors.Join(errs...)
 }
 
-// hostIP is a hostNetwork pod's IP: the first global IPv4 address of the
-// link holding the default route, else of any link, else 127.0.0.1.
-func hostIP() net.IP {
+// HostIP is the node's IP (status.hostIP, and a hostNetwork pod's IP): the
+// first global IPv4 address of the link holding the default route, else of
+// any link, else 127.0.0.1.
+func HostIP() net.IP {
 	var links []int
 	if routes, err := netlink.RouteList(nil, netlink.FAMILY_V4); err == nil {
 		for _, r := range routes {

@@ -1,9 +1,9 @@
 package pod
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	goruntime "runtime"
@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/image"
 )
 
@@ -307,17 +308,9 @@ func findContainer(p *corev1.Pod, name string) *corev1.Container {
 }
 
 var nodeCap = sync.OnceValues(func() (int, int64) {
-	var mem int64
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			var kb int64
-			if _, err := fmt.Sscanf(sc.Text(), "MemTotal: %d kB", &kb); err == nil {
-				mem = kb * 1024
-				break
-			}
-		}
-		f.Close()
+	mem, err := cgroups.MemoryCapacity()
+	if err != nil {
+		slog.Warn("node memory unknown", "err", err)
 	}
 	return goruntime.NumCPU(), mem
 })

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -71,7 +70,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	_, mem := nodeCapacity()
-	return &Node{cfg: cfg, Images: imgs, Runtime: rt, Network: nw, memory: mem, hostIP: hostIP()}, nil
+	return &Node{cfg: cfg, Images: imgs, Runtime: rt, Network: nw, memory: mem, hostIP: netns.HostIP().String()}, nil
 }
 
 // PodDir is where a pod's volumes, files and container roots live.
@@ -666,27 +665,6 @@ func tailLog(path string, lines, maxBytes int) string {
 		out = out[len(out)-maxBytes:]
 	}
 	return string(out)
-}
-
-// hostIP is this machine's first global unicast IPv4 address that is not
-// on a podrun bridge: the node IP pods see as status.hostIP.
-func hostIP() string {
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return ""
-	}
-	for _, i := range ifaces {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 || strings.HasPrefix(i.Name, "podrun") {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
-				return ipn.IP.String()
-			}
-		}
-	}
-	return ""
 }
 
 var _ Host = (*Node)(nil)
