@@ -25,6 +25,16 @@ const (
 // podsDir holds one run directory per pod the daemon runs.
 func podsDir(runRoot string) string { return filepath.Join(runRoot, "pods") }
 
+// Checkpointed reports the pods under runRoot that a shim checkpointed: a
+// daemon restores them, so nobody else may garbage-collect them even while
+// their shim is down.
+func Checkpointed(runRoot string) func(uid string) bool {
+	return func(uid string) bool {
+		_, err := os.Stat(filepath.Join(podsDir(runRoot), uid, checkpointFile))
+		return err == nil
+	}
+}
+
 // writeJSON writes v to path atomically (a temporary file renamed over
 // it), so a reader, or a process restarted after a crash, sees the old or
 // the new content and never a torn one. durable also syncs the data and the

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/cgroups"
+	"github.com/podrun/podrun/daemon"
 	"github.com/podrun/podrun/internal/kubectl"
 	"github.com/podrun/podrun/manifest"
 	"github.com/podrun/podrun/pod"
@@ -88,7 +87,7 @@ func runAction(c *cli.Context) error {
 	}
 	// What an earlier podrun killed with SIGKILL left behind goes first;
 	// pods a daemon's shim checkpointed are the daemon's to restore.
-	if err := node.GC(c.Context, daemonPod(c.String("run-root"))); err != nil {
+	if err := node.GC(c.Context, daemon.Checkpointed(c.String("run-root"))); err != nil {
 		slog.Warn("cleaning up after earlier runs", "err", err)
 	}
 
@@ -128,14 +127,6 @@ func runAction(c *cli.Context) error {
 		return cli.Exit("", exitFailed)
 	}
 	return nil
-}
-
-// daemonPod reports pods that have a shim checkpoint under runRoot.
-func daemonPod(runRoot string) func(uid string) bool {
-	return func(uid string) bool {
-		_, err := os.Stat(filepath.Join(runRoot, "pods", uid, "checkpoint.json"))
-		return err == nil
-	}
 }
 
 // manifestErrors prints every problem of the input, one per line.
