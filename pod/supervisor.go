@@ -202,10 +202,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	defer s.wake.Stop()
 	ctxDone := ctx.Done()
 	s.dirty = true
-	s.publish()
 	for {
-		s.sync()
+		// The status is rendered once per event; sync reads that one and
+		// only a sync that changed the pod's state has it rendered again.
 		s.publish()
+		if s.sync() {
+			s.publish()
+		}
 		if s.st.finished {
 			break
 		}
@@ -239,28 +242,31 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // sync starts the next sync when none runs and something changed since
 // the last one (the kubelet syncs on container events and timers, never in
 // a loop: a start refused by a back-off waits for the back-off's end), or
-// finishes the pod.
-func (s *Supervisor) sync() {
+// finishes the pod. It reports whether it changed the pod's state (which
+// the status then shows): an update applied, the pod finished or killed.
+func (s *Supervisor) sync() (changed bool) {
 	if s.syncing || s.st.finished || !s.dirty {
-		return
+		return false
 	}
 	if s.pending != nil {
 		s.applyUpdate(s.pending)
 		s.pending = nil
+		changed = true
 	}
 	s.dirty = false
 	st := s.st
-	if !st.anyRunning() && (st.deleting || terminal(st.status().Phase)) {
+	if !st.anyRunning() && (st.deleting || terminal(s.lastStatus.Phase)) {
 		s.finish()
-		return
+		return true
 	}
 	p := decide(st)
 	if p.empty() {
-		return
+		return changed
 	}
 	if p.killPod && !st.deleting {
 		st.killed = true
 		s.stopProbes(probes.Liveness, probes.Startup)
+		changed = true
 	}
 	j := &job{plan: p, sb: s.sb, lastExit: map[*ctr]time.Time{}, restarts: map[*ctr]int32{}, prev: map[*ctr]*instance{},
 		grace: st.pod.DeletionGracePeriodSeconds}
@@ -283,6 +289,7 @@ func (s *Supervisor) sync() {
 		s.execute(ctx, j)
 		s.send(evSyncDone{})
 	}()
+	return changed
 }
 
 func terminal(p corev1.PodPhase) bool { return p == corev1.PodSucceeded || p == corev1.PodFailed }
