@@ -107,33 +107,23 @@ func summary(s *podState, p plan) string {
 
 func TestDecide(t *testing.T) {
 	probe := &corev1.Probe{}
-	withStartup := func(name string) func(*corev1.Pod) {
+	// withProbe gives the named container a probe of one kind.
+	withProbe := func(name string, kind func(*corev1.Container) **corev1.Probe) func(*corev1.Pod) {
 		return func(p *corev1.Pod) {
-			for i := range p.Spec.InitContainers {
-				if p.Spec.InitContainers[i].Name == name {
-					p.Spec.InitContainers[i].StartupProbe = probe
-				}
-			}
-			for i := range p.Spec.Containers {
-				if p.Spec.Containers[i].Name == name {
-					p.Spec.Containers[i].StartupProbe = probe
+			for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+				for i := range cs {
+					if cs[i].Name == name {
+						*kind(&cs[i]) = probe
+					}
 				}
 			}
 		}
 	}
+	withStartup := func(name string) func(*corev1.Pod) {
+		return withProbe(name, func(c *corev1.Container) **corev1.Probe { return &c.StartupProbe })
+	}
 	withLiveness := func(name string) func(*corev1.Pod) {
-		return func(p *corev1.Pod) {
-			for i := range p.Spec.InitContainers {
-				if p.Spec.InitContainers[i].Name == name {
-					p.Spec.InitContainers[i].LivenessProbe = probe
-				}
-			}
-			for i := range p.Spec.Containers {
-				if p.Spec.Containers[i].Name == name {
-					p.Spec.Containers[i].LivenessProbe = probe
-				}
-			}
-		}
+		return withProbe(name, func(c *corev1.Container) **corev1.Probe { return &c.LivenessProbe })
 	}
 	tests := []struct {
 		rule     string

@@ -193,21 +193,23 @@ func instanceState(i *instance) corev1.ContainerState {
 	return corev1.ContainerState{Terminated: t}
 }
 
+// statusOf returns the status of the named container (zero if absent).
+func statusOf(list []corev1.ContainerStatus, name string) corev1.ContainerStatus {
+	for _, cs := range list {
+		if cs.Name == name {
+			return cs
+		}
+	}
+	return corev1.ContainerStatus{}
+}
+
 // phase is the kubelet's getPhase over the rendered container statuses.
 func (s *podState) phase(st corev1.PodStatus) corev1.PodPhase {
 	spec := &s.pod.Spec
-	get := func(list []corev1.ContainerStatus, name string) corev1.ContainerStatus {
-		for _, cs := range list {
-			if cs.Name == name {
-				return cs
-			}
-		}
-		return corev1.ContainerStatus{}
-	}
 	var pendingInit, pendingSidecars, failedInit int
 	var unknown, running, waiting, stopped, succeeded int
 	for _, c := range s.init {
-		cs := get(st.InitContainerStatuses, c.spec.Name)
+		cs := statusOf(st.InitContainerStatuses, c.spec.Name)
 		last := cs.LastTerminationState.Terminated
 		switch {
 		case c.role == roleInit && cs.State.Running != nil:
@@ -243,7 +245,7 @@ func (s *podState) phase(st corev1.PodStatus) corev1.PodPhase {
 		if c.cur != nil {
 			appCreated = true
 		}
-		cs := get(st.ContainerStatuses, c.spec.Name)
+		cs := statusOf(st.ContainerStatuses, c.spec.Name)
 		switch {
 		case cs.State.Running != nil:
 			running++
@@ -292,14 +294,7 @@ func (s *podState) phase(st corev1.PodStatus) corev1.PodPhase {
 func (s *podState) conditions(st corev1.PodStatus) []corev1.PodCondition {
 	spec := &s.pod.Spec
 	all := append(append([]corev1.ContainerStatus{}, st.InitContainerStatuses...), st.ContainerStatuses...)
-	find := func(name string) corev1.ContainerStatus {
-		for _, cs := range all {
-			if cs.Name == name {
-				return cs
-			}
-		}
-		return corev1.ContainerStatus{}
-	}
+	find := func(name string) corev1.ContainerStatus { return statusOf(all, name) }
 	cond := func(t corev1.PodConditionType, ok bool, reason, msg string) corev1.PodCondition {
 		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, Message: msg}
 		if ok {
