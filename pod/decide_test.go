@@ -341,21 +341,3 @@ func TestBackoffDelays(t *testing.T) {
 		t.Errorf("still in back-off until %v after 11 quiet minutes", until)
 	}
 }
-
-func TestExpand(t *testing.T) {
-	vars := map[string]string{"A": "1", "B": "two"}
-	for in, want := range map[string]string{
-		"$(A)":          "1",
-		"x$(B)y":        "xtwoy",
-		"$(C)":          "$(C)",
-		"$$(A)":         "$(A)",
-		"$$":            "$",
-		"$(A":           "$(A",
-		"a$b":           "a$b",
-		"$(A)$(B)$(A)$": "1two1$",
-	} {
-		if got := expand(in, vars); got != want {
-			t.Errorf("expand(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/image"
+	"github.com/podrun/podrun/internal/expansion"
 )
 
 // resolveContainer computes a container's argv and environment the way the
@@ -36,10 +37,10 @@ func resolveContainer(p *corev1.Pod, c *corev1.Container, img *image.Image, sb *
 	}
 	var cmd, cargs []string
 	for _, s := range c.Command {
-		cmd = append(cmd, expand(s, m))
+		cmd = append(cmd, expansion.Expand(s, m))
 	}
 	for _, s := range c.Args {
-		cargs = append(cargs, expand(s, m))
+		cargs = append(cargs, expansion.Expand(s, m))
 	}
 	switch {
 	case len(cmd) > 0:
@@ -124,7 +125,7 @@ func containerEnv(p *corev1.Pod, c *corev1.Container, sb *Sandbox, objs Objects)
 		v := e.Value
 		switch {
 		case v != "":
-			v = expand(v, vals)
+			v = expansion.Expand(v, vals)
 		case e.ValueFrom == nil:
 		case e.ValueFrom.FieldRef != nil:
 			var err error
@@ -326,37 +327,4 @@ func NodeName() string {
 		return "localhost"
 	}
 	return strings.ToLower(h)
-}
-
-// expand is Kubernetes' $(VAR) expansion: $(VAR) becomes its value when
-// defined and stays as written otherwise; $$ is a literal $.
-func expand(in string, vars map[string]string) string {
-	var b strings.Builder
-	for i := 0; i < len(in); i++ {
-		if in[i] != '$' || i+1 >= len(in) {
-			b.WriteByte(in[i])
-			continue
-		}
-		switch in[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-		case '(':
-			end := strings.IndexByte(in[i+2:], ')')
-			if end < 0 {
-				b.WriteString(in[i:])
-				return b.String()
-			}
-			name := in[i+2 : i+2+end]
-			if v, ok := vars[name]; ok {
-				b.WriteString(v)
-			} else {
-				b.WriteString(in[i : i+3+end])
-			}
-			i += 2 + end
-		default:
-			b.WriteByte('$')
-		}
-	}
-	return b.String()
 }

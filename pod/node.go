@@ -18,6 +18,7 @@ import (
 
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/image"
+	"github.com/podrun/podrun/internal/expansion"
 	"github.com/podrun/podrun/netns"
 	"github.com/podrun/podrun/runtime"
 	"github.com/podrun/podrun/volumes"
@@ -550,7 +551,7 @@ func (n *Node) containerSpec(nsb *nodeSandbox, r *ContainerRequest, id, dir, roo
 		}
 		sub := vm.SubPath
 		if vm.SubPathExpr != "" {
-			sub = expand(vm.SubPathExpr, env)
+			sub = expansion.Expand(vm.SubPathExpr, env)
 		}
 		if sub != "" {
 			if src, err = subPath(src, sub); err != nil {

@@ -473,31 +473,6 @@ func TestExecProbe(t *testing.T) {
 	}
 }
 
-func TestExpand(t *testing.T) {
-	vars := map[string]string{"A": "x", "B": "$(A)", "": "empty"}
-	for in, want := range map[string]string{
-		"":                "",
-		"plain":           "plain",
-		"$(A)":            "x",
-		"$(A)$(A)":        "xx",
-		"pre-$(A)-post":   "pre-x-post",
-		"$(B)":            "$(A)", // values are not expanded again
-		"$$":              "$",
-		"$$(A)":           "$(A)",
-		"$(A":             "$(A",
-		"$(A$(B))":        "$(A$(B))", // the name runs to the first ')'
-		"$()":             "empty",
-		"$x":              "$x",
-		"$":               "$",
-		"end$":            "end$",
-		"$(MISSING) $(A)": "$(MISSING) x",
-	} {
-		if got := expand(in, vars); got != want {
-			t.Errorf("expand(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestRunWithoutHandler(t *testing.T) {
 	if res, _, err := Run(context.Background(), &corev1.Probe{}, Target{}); res != Unknown || err == nil {
 		t.Fatalf("got (%v, %v), want a handler error", res, err)
