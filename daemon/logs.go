@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/runtime"
 )
 
 // logPoll is how often a followed log is checked for more output.
@@ -260,22 +261,19 @@ func (l *logLines) readAll(br *bufio.Reader) error {
 
 // record handles one CRI record: "<time> <stream> <F|P> <text>".
 func (l *logLines) record(line string) error {
-	parts := strings.SplitN(line, " ", 4)
-	if len(parts) < 3 {
+	rec, ok := runtime.ParseLogRecord(line)
+	if !ok {
 		return nil
 	}
-	text := ""
-	if len(parts) == 4 {
-		text = parts[3]
-	}
-	if parts[2] == "P" {
+	text := rec.Text
+	if rec.Partial {
 		if l.partial == "" {
-			l.partTS = parts[0]
+			l.partTS = rec.Time
 		}
 		l.partial += text
 		return nil
 	}
-	ts := parts[0]
+	ts := rec.Time
 	if l.partial != "" {
 		text, ts = l.partial+text, l.partTS
 		l.partial = ""

@@ -639,19 +639,20 @@ func tailLog(path string, lines, maxBytes int) string {
 	}
 	defer f.Close()
 	var texts []string
+	partial := map[string]string{} // a line's P records so far, per stream
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
-		// <time> <stream> <F|P> <text>
-		parts := strings.SplitN(sc.Text(), " ", 4)
-		if len(parts) < 4 {
+		r, ok := runtime.ParseLogRecord(sc.Text())
+		if !ok {
 			continue
 		}
-		if parts[2] == "P" && len(texts) > 0 {
-			texts[len(texts)-1] += parts[3]
+		if r.Partial {
+			partial[r.Stream] += r.Text
 			continue
 		}
-		texts = append(texts, parts[3])
+		texts = append(texts, partial[r.Stream]+r.Text)
+		delete(partial, r.Stream)
 		if len(texts) > lines {
 			texts = texts[1:]
 		}

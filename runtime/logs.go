@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -94,4 +95,26 @@ func (s *logSink) copyStream(stream string, r io.Reader) {
 			return
 		}
 	}
+}
+
+// LogRecord is one line of a CRI log file as record writes it.
+type LogRecord struct {
+	Time    string // RFC3339Nano, as written
+	Stream  string // stdout or stderr
+	Partial bool   // P: the text continues in the stream's next record
+	Text    string
+}
+
+// ParseLogRecord parses one CRI log line (without its newline); ok is false
+// for a line that is not one.
+func ParseLogRecord(line string) (r LogRecord, ok bool) {
+	parts := strings.SplitN(line, " ", 4)
+	if len(parts) < 3 {
+		return r, false
+	}
+	r.Time, r.Stream, r.Partial = parts[0], parts[1], parts[2] == "P"
+	if len(parts) == 4 {
+		r.Text = parts[3]
+	}
+	return r, true
 }
