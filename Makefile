@@ -4,23 +4,37 @@ BIN     ?= bin/podrun
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export CGO_ENABLED := 1
 
-.PHONY: build test unit lint testimage demo bench conformance leakcheck clean
+.PHONY: build test unit unit-norace root-test lint testimage demo bench conformance leakcheck clean
 
 build:
 	$(GO) build -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/podrun
 
-# Every test: formatting, vet and import rules, then all packages. Tests that
-# need root run when root (CI is root) and skip otherwise; the integration
-# suite builds the binary and the busybox test image itself. Afterwards the
-# leak check fails the run if any pod left a cgroup, netns, mount, link or
-# process behind.
-test: lint
-	$(GO) test -count=1 -timeout 40m ./...
+# Every test: formatting, vet and import rules, the unit tests, then the
+# root tests (real containers, mounts, cgroups, network namespaces; the
+# integration suite builds the binary and the busybox test image itself).
+# Afterwards the leak check fails the run if any pod left a cgroup, netns,
+# mount, link or process behind.
+test: lint unit-norace root-test
 	hack/leakcheck.sh
 
-# Unit tests only: no root, race detector on.
+# The packages whose tests can need root: those importing internal/testutil.
+# Only they accept -test.root; the others would refuse the flag.
+ROOTPKGS = $(shell $(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/internal\/testutil( |$$)/ {print $$1}' | grep -v '/internal/testutil$$')
+
+# Unit tests only: no root tests run, whoever runs them (a root test needs
+# -test.root), race detector on.
 unit:
-	$(GO) test -count=1 -short -race ./...
+	$(GO) test -count=1 -race ./...
+
+unit-norace:
+	$(GO) test -count=1 ./...
+
+# The root tests alone (as root): every package that has them, with
+# -test.root. They hold the flock on ROOTLOCK, so two suites on one machine
+# (or a suite and make bench) never run at once.
+ROOTLOCK ?= /tmp/podrun-root.lock
+root-test:
+	flock $(ROOTLOCK) $(GO) test -count=1 -timeout 40m $(ROOTPKGS) -args -test.root
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -42,7 +56,7 @@ demo: testimage
 # BENCHFLAGS passes flags to bench/podbench. Each group of measurements, and
 # the leak check, holds an flock on BENCHLOCK, which the root test suites
 # sharing it wait for (empty: no lock).
-BENCHLOCK ?= /tmp/podrun-root.lock
+BENCHLOCK ?= $(ROOTLOCK)
 bench: build
 	mkdir -p bin/bench
 	CGO_ENABLED=0 $(GO) build -o bin/bench/agent ./bench/agent
@@ -54,7 +68,7 @@ bench: build
 # The conformance suite (root): one subtest per scenario file of
 # integration/conformance/, ending with "N passed, M failed".
 conformance:
-	$(GO) test -count=1 -json -timeout 30m -run '^TestConformance$$' ./integration/ | $(GO) run ./integration/conformance/summary
+	$(GO) test -count=1 -json -timeout 30m -run '^TestConformance$$' ./integration/ -args -test.root | $(GO) run ./integration/conformance/summary
 
 clean:
 	rm -rf bin

@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // hogEnv makes the test binary a memory hog: it waits for a line on stdin,
@@ -55,9 +57,7 @@ func randomName(t *testing.T) string {
 // checked to be gone from every hierarchy afterwards.
 func realTree(t *testing.T) Tree {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequiresRoot(t)
 	tree := Tree{Root: "podrun-test-" + randomName(t)}
 	t.Cleanup(func() {
 		if err := tree.GC(func(string) bool { return false }); err != nil {
@@ -310,9 +310,7 @@ func TestRealConcurrentPods(t *testing.T) {
 // BenchmarkRealCreateRemovePod times a pod cgroup's life without containers:
 // create and limit, then remove with its parents.
 func BenchmarkRealCreateRemovePod(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
+	testutil.RequiresRoot(b)
 	tree := Tree{Root: "podrun-bench-" + strconv.Itoa(os.Getpid()), PidsLimit: 1024}
 	p := uidPod("bench", pod(nil, ctr("a", "cpu=100m,memory=64Mi", "cpu=1,memory=128Mi")))
 	for b.Loop() {

@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/podrun/podrun/image/imagetest"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // BenchmarkPullBusybox: a cold pull and unpack of the busybox test image
 // from a registry on 127.0.0.1 into an empty store.
 func BenchmarkPullBusybox(b *testing.B) {
-	needRoot(b)
+	testutil.RequiresRoot(b)
 	host := imagetest.Registry(b)
 	imagetest.Push(b, host+"/library/busybox:latest", busybox(b), nil)
 	work := tempDir(b)
@@ -38,7 +40,7 @@ func BenchmarkPullBusybox(b *testing.B) {
 
 // BenchmarkEnsurePresent: IfNotPresent for an image already in the store.
 func BenchmarkEnsurePresent(b *testing.B) {
-	needRoot(b)
+	testutil.RequiresRoot(b)
 	s := newStore(b)
 	img := pushPull(b, s, busybox(b))
 	ctx := context.Background()
@@ -51,7 +53,7 @@ func BenchmarkEnsurePresent(b *testing.B) {
 
 // BenchmarkMount: Mount and Unmount of a container root filesystem.
 func BenchmarkMount(b *testing.B) {
-	needRoot(b)
+	testutil.RequiresRoot(b)
 	s := newStore(b)
 	img := pushPull(b, s, appImage(b, busybox(b)))
 	work := tempDir(b)

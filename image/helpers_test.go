@@ -13,13 +13,6 @@ import (
 	"github.com/podrun/podrun/image/imagetest"
 )
 
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-}
-
 // tempDir is a directory whose name says podrun, so that a leaked mount
 // under it shows in the leak check.
 func tempDir(t testing.TB) string {

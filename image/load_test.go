@@ -20,10 +20,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/podrun/podrun/image/imagetest"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 func TestLoadFormats(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	bb := busybox(t)
 	id, _ := bb.ConfigName()
 	work := tempDir(t)
@@ -94,7 +96,7 @@ func TestLoadFormats(t *testing.T) {
 }
 
 func TestLoadRejectsOtherFiles(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t)
 	f := filepath.Join(tempDir(t), "x.tar")
 	var buf bytes.Buffer
@@ -206,7 +208,7 @@ func tarDir(t testing.TB, dir, out string) {
 }
 
 func TestImportRootfs(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	work := tempDir(t)
 	var rootfs bytes.Buffer
 	if err := imagetest.BusyboxRootfs(&rootfs); err != nil {

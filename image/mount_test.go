@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/podrun/podrun/image/imagetest"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // pushPull pushes img to a fresh registry and pulls it into s.
@@ -86,7 +88,7 @@ func file(name, body string) *tar.Header {
 }
 
 func TestWhiteoutAndOpaqueDirectory(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	base := layer(t, dir("etc/", 0o755), file("etc/motd", "old"), file("etc/keep", "kept"),
 		dir("spool/", 0o755), file("spool/a", "a"), dir("spool/sub/", 0o755), file("spool/sub/b", "b"),
 		&tar.Header{Typeflag: tar.TypeDir, Name: "owned/", Mode: 0o700, Uid: 1000, Gid: 1000})
@@ -123,7 +125,7 @@ func TestWhiteoutAndOpaqueDirectory(t *testing.T) {
 }
 
 func TestOverlayIsolation(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t)
 	img := pushPull(t, s, busybox(t))
 	dirA, a := mount(t, s, img)
@@ -161,7 +163,7 @@ func TestOverlayIsolation(t *testing.T) {
 }
 
 func TestUnmountFromDirAlone(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t)
 	img := pushPull(t, s, busybox(t))
 	d := filepath.Join(tempDir(t), "c")
@@ -199,7 +201,7 @@ func TestUnmountFromDirAlone(t *testing.T) {
 }
 
 func TestRemoveAndPruneSpareMountedLayers(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t)
 	ctx := context.Background()
 	img := pushPull(t, s, appImage(t, busybox(t)))
@@ -238,7 +240,7 @@ func TestRemoveAndPruneSpareMountedLayers(t *testing.T) {
 }
 
 func TestMountDeepImage(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	var layers []v1.Layer
 	for i := range 70 {
 		layers = append(layers, layer(t, file(fmt.Sprintf("l/%02d", i), "x")))
@@ -272,7 +274,7 @@ func TestMountDeepImage(t *testing.T) {
 // TestMergedRootRuns runs the app image's entrypoint in its merged root, as
 // its image user: the busybox layer, the app layer and the config work together.
 func TestMergedRootRuns(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	chroot, err := exec.LookPath("chroot")
 	if err != nil {
 		t.Skip("no chroot(8)")

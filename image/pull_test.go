@@ -25,10 +25,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/podrun/podrun/image/imagetest"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 func TestPullByTagAndDigest(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	var rq requests
 	host := imagetest.Registry(t, rq.wrap)
 	bb := busybox(t)
@@ -77,7 +79,7 @@ func TestPullByTagAndDigest(t *testing.T) {
 }
 
 func TestPullMultiArchPicksHostPlatform(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	host := imagetest.Registry(t)
 	bb := busybox(t)
 	other, err := imagetest.Image(empty.Image, v1.Config{Env: []string{"ARCH=other"}}, mustLayers(t, bb)...)
@@ -126,7 +128,7 @@ func mustLayers(t testing.TB, img v1.Image) []v1.Layer {
 }
 
 func TestPullAuth(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	host := imagetest.Registry(t, imagetest.BasicAuth("alice", "s3cret"))
 	imagetest.Push(t, host+"/private/busybox:1", busybox(t), &authn.Basic{Username: "alice", Password: "s3cret"})
 	ref := host + "/private/busybox:1"
@@ -162,7 +164,7 @@ func TestPullAuth(t *testing.T) {
 }
 
 func TestEnsurePolicies(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	var rq requests
 	host := imagetest.Registry(t, rq.wrap)
 	bb := busybox(t)
@@ -256,7 +258,7 @@ func appImage(t testing.TB, base v1.Image) v1.Image {
 const helloScript = "#!/bin/sh\necho \"$GREETING $1\"\n"
 
 func TestSharedBaseLayerStoredOnce(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	host := imagetest.Registry(t)
 	bb := busybox(t)
 	imagetest.Push(t, host+"/library/busybox:1", bb, nil)
@@ -314,7 +316,7 @@ func flipLayer(d *v1.Hash) func(http.Handler) http.Handler {
 }
 
 func TestCorruptBlobFromRegistry(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	var bad v1.Hash
 	host := imagetest.Registry(t, flipLayer(&bad))
 	bb := busybox(t)
@@ -339,7 +341,7 @@ func TestCorruptBlobFromRegistry(t *testing.T) {
 }
 
 func TestCorruptStoredBlobIsRefetched(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	var rq requests
 	host := imagetest.Registry(t, rq.wrap)
 	bb := busybox(t)
@@ -410,7 +412,7 @@ func (c *cutOnce) wrap(next http.Handler) http.Handler {
 }
 
 func TestInterruptedPullResumes(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	var bad v1.Hash
 	cut := &cutOnce{d: &bad}
 	host := imagetest.Registry(t, cut.wrap)
@@ -449,7 +451,7 @@ func TestInterruptedPullResumes(t *testing.T) {
 }
 
 func TestConcurrentEnsureUnpacksOnce(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	var rq requests
 	host := imagetest.Registry(t, rq.wrap)
 	bb := busybox(t)

@@ -17,10 +17,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/podrun/podrun/image/imagetest"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 func TestHostileLayersStayInside(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	escape := tempDir(t) // where a successful attack would write
 	victim := filepath.Join(escape, "victim")
 	if err := os.WriteFile(victim, []byte("untouched"), 0o644); err != nil {

@@ -15,6 +15,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // TestConformance runs every scenario of conformance/: one pod (or Job)
@@ -36,7 +38,7 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			needRoot(t)
+			testutil.RequiresRoot(t)
 			sc.run(t, name)
 		})
 	}

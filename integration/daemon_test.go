@@ -26,6 +26,8 @@ import (
 
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/api/client"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // daemonProc is a `podrun daemon` of one test: the suite's node flags (so
@@ -59,7 +61,7 @@ func nodeFlag(name string) string {
 // the test reaps them once they exit: this machine's PID 1 reaps orphans
 // late, and the leak check counts a zombie named podrun.
 func startDaemon(t *testing.T) *daemonProc {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // The suite runs the real binary against its own state directories, bridge,
@@ -27,7 +29,6 @@ var (
 	bin     string // the podrun binary under test
 	tmp     string
 	nodeArg []string
-	skip    string // why every test skips
 )
 
 func TestMain(m *testing.M) {
@@ -35,13 +36,16 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	if !testutil.RootEnabled() {
+		return m.Run() // every test skips in testutil.RequiresRoot
+	}
 	if os.Geteuid() != 0 {
-		skip = "integration tests need root"
-		return m.Run()
+		fmt.Fprintln(os.Stderr, "-test.root given, but not running as root")
+		return 1
 	}
 	if _, err := exec.LookPath("busybox"); err != nil {
-		skip = "integration tests need busybox-static (apt-get install busybox-static)"
-		return m.Run()
+		fmt.Fprintln(os.Stderr, "the integration tests need busybox-static (apt-get install busybox-static)")
+		return 1
 	}
 	var err error
 	// The binary must not live in a directory holding the state root, or
@@ -86,13 +90,6 @@ func netnsFile(uid string) string {
 		}
 	}
 	return "/run/netns/podrun0:" + uid
-}
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if skip != "" {
-		t.Skip(skip)
-	}
 }
 
 // events is the log the test containers append to: "<uptime> <name> <what>".
@@ -191,7 +188,7 @@ const prelude = `log() { read up _ < /proc/uptime; echo "$up $NAME $*" >> /log/e
 `
 
 func newScenario(t *testing.T, name string, rp corev1.RestartPolicy) *scenario {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	dir := t.TempDir()
 	// The event log is written by containers that may not run as root.
 	if err := os.Chmod(dir, 0o777); err != nil {

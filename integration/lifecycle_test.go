@@ -8,6 +8,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 func TestSerialInitContainers(t *testing.T) {
@@ -256,7 +258,7 @@ func TestImageNotFound(t *testing.T) {
 }
 
 func TestExampleJobDemo(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	r := podrunFiles(t, "../examples/job-logshipper.yaml")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // cgroupRoot is the suite's --cgroup-root.
@@ -67,7 +69,7 @@ func needV1(t *testing.T) {
 }
 
 func TestCgroupLimits(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	needV1(t)
 	app := container("app", serve)
 	app.Resources = limits("500m", "64Mi")
@@ -108,7 +110,7 @@ func TestCgroupLimits(t *testing.T) {
 }
 
 func TestOOMKilled(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	// tail keeps an endless line in memory: past 32 MiB the kernel kills it.
 	app := container("app", `log Starting; exec tail /dev/zero`)
 	app.Resources = limits("", "32Mi")
@@ -128,7 +130,7 @@ func TestOOMKilled(t *testing.T) {
 }
 
 func TestOOMKilledInitFailsPodUnderNever(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	init := container("init", `log Starting; exec tail /dev/zero`)
 	init.Resources = limits("", "32Mi")
 	s := newScenario(t, "oom-init", corev1.RestartPolicyNever).
@@ -148,7 +150,7 @@ func TestOOMKilledInitFailsPodUnderNever(t *testing.T) {
 }
 
 func TestCPUThrottled(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	needV1(t)
 	app := container("app", `log Started; while :; do :; done`)
 	app.Resources = limits("100m", "")

@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 func TestPodSharesShmAndProcesses(t *testing.T) {
@@ -42,7 +44,7 @@ func TestEmptyDirSurvivesRestart(t *testing.T) {
 }
 
 func TestConfigAndSecurity(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	s := newScenario(t, "config", corev1.RestartPolicyNever)
 	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},

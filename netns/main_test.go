@@ -20,6 +20,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // Keep the main goroutine on the main thread, as podrun's main does, so no
@@ -59,13 +61,6 @@ func threadsOutside(own string) []string {
 	return out
 }
 
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-}
-
 func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -77,7 +72,7 @@ func randHex(n int) string {
 // test if any of it survives.
 func newTestNetwork(t testing.TB, bits int) (*Network, Config) {
 	t.Helper()
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	nsDir, err := os.MkdirTemp("/run", "podrun-test-")
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,8 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
 	"golang.org/x/sys/unix"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 func init() {
@@ -35,7 +37,7 @@ func TestMain(m *testing.M) {
 	// The test binary is also libcontainer's init and the pause process.
 	MaybeReexec()
 	code := func() int {
-		if os.Geteuid() == 0 {
+		if testutil.RootEnabled() {
 			dir, err := os.MkdirTemp("/run", "podrun-test-")
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -53,13 +55,6 @@ func randHex() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
 }
 
 var baseRootfs = sync.OnceValues(func() (string, error) {
@@ -180,7 +175,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	rt, err := New(filepath.Join(testRoot, "state"))
 	if err != nil {
 		t.Fatal(err)

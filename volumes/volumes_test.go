@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // objects is a map-backed Objects.
@@ -370,12 +372,6 @@ func TestUnsupported(t *testing.T) {
 	}
 }
 
-func needRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-}
-
 // mountOf returns the filesystem type and options of the mount at p.
 func mountOf(t *testing.T, p string) (fstype, opts string) {
 	t.Helper()
@@ -396,7 +392,7 @@ func mountOf(t *testing.T, p string) (fstype, opts string) {
 }
 
 func TestEmptyDir(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	dir := volumesDir(t)
 	p := testPod(
 		corev1.Volume{Name: "disk", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
@@ -457,7 +453,7 @@ func TestEmptyDir(t *testing.T) {
 }
 
 func TestSecretAndDownwardAPI(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	dir := volumesDir(t)
 	objs := objects{
 		secrets: map[string]*corev1.Secret{"team/creds": {
@@ -556,7 +552,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestTeardownAfterCrash(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	dir := volumesDir(t)
 	objs := objects{secrets: map[string]*corev1.Secret{"team/creds": {Data: map[string][]byte{"k": []byte("v")}}}}
 	p := testPod(
@@ -590,7 +586,7 @@ func TestTeardownAfterCrash(t *testing.T) {
 // A volumes directory reached through a symlink is found in mountinfo
 // under its real path.
 func TestSymlinkedDir(t *testing.T) {
-	needRoot(t)
+	testutil.RequiresRoot(t)
 	real := volumesDir(t)
 	if err := os.MkdirAll(real, 0o750); err != nil {
 		t.Fatal(err)
@@ -620,9 +616,7 @@ func TestSymlinkedDir(t *testing.T) {
 // BenchmarkSetupTeardown times the volumes of a typical pod: an emptyDir on
 // disk and one in memory, a configMap and a secret.
 func BenchmarkSetupTeardown(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
+	testutil.RequiresRoot(b)
 	base, err := os.MkdirTemp("", "podrun-volumes-bench-")
 	if err != nil {
 		b.Fatal(err)

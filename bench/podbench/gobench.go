@@ -10,9 +10,13 @@ import (
 	"strings"
 )
 
-// The packages whose `go test -bench` benchmarks podbench runs (the root
-// ones need root, as podbench does) and collects.
-var goBenchPkgs = []string{"./runtime/", "./netns/", "./image/", "./probes/", "./cgroups/", "./volumes/", "./manifest/"}
+// The packages whose `go test -bench` benchmarks podbench runs and
+// collects: those with root benchmarks get -test.root (podbench runs as
+// root), which the others would refuse.
+var (
+	goBenchRootPkgs = []string{"./runtime/", "./netns/", "./image/", "./cgroups/", "./volumes/"}
+	goBenchPkgs     = []string{"./probes/", "./manifest/"}
+)
 
 // goBench is one result line of `go test -bench`.
 type goBench struct {
@@ -49,20 +53,27 @@ var goBenchAbout = map[string]string{
 	"manifest/InvalidCorpusFile":  "an invalid manifest to its field-accurate errors",
 }
 
-// goTestArgs is the go test command line: every iteration count fixed
+// goTestArgs is a go test command line: every iteration count fixed
 // (benchtime Nx), one package at a time.
-func goTestArgs(benchtime string) []string {
-	return append([]string{"test", "-run", "^$", "-bench", ".", "-benchtime", benchtime, "-count", "1", "-p", "1"}, goBenchPkgs...)
+func goTestArgs(benchtime string, pkgs []string, root bool) []string {
+	args := append([]string{"test", "-run", "^$", "-bench", ".", "-benchtime", benchtime, "-count", "1", "-p", "1"}, pkgs...)
+	if root {
+		args = append(args, "-args", "-test.root")
+	}
+	return args
 }
 
 // goBenchmarks runs the packages' benchmarks and collects their results.
 func goBenchmarks(ctx context.Context, c config, res *results) error {
-	args := goTestArgs(c.benchtime)
-	cmd := exec.CommandContext(ctx, c.goCmd, args...)
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", c.goCmd, strings.Join(args, " "), err, out.String())
+	var cmds []string
+	for _, args := range [][]string{goTestArgs(c.benchtime, goBenchRootPkgs, true), goTestArgs(c.benchtime, goBenchPkgs, false)} {
+		cmd := exec.CommandContext(ctx, c.goCmd, args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s %s: %w\n%s", c.goCmd, strings.Join(args, " "), err, out.String())
+		}
+		cmds = append(cmds, "go "+shellJoin(args))
 	}
 	benches, err := parseGoBench(out.Bytes())
 	if err != nil {
@@ -72,7 +83,7 @@ func goBenchmarks(ctx context.Context, c config, res *results) error {
 		return fmt.Errorf("go test -bench reported no benchmark:\n%s", out.String())
 	}
 	res.GoBench = benches
-	res.GoTest = "go " + shellJoin(args)
+	res.GoTest = strings.Join(cmds, "; ")
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/podrun/podrun/image/imagetest"
+
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 // podrunImage runs "podrun image --root root args..." in this process.
@@ -25,9 +27,7 @@ func podrunImage(t *testing.T, root string, args ...string) (string, error) {
 }
 
 func TestImageCommands(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequiresRoot(t)
 	work, err := os.MkdirTemp("", "podrun-clitest-")
 	if err != nil {
 		t.Fatal(err)
