@@ -18,13 +18,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/api"
-	"github.com/podrun/podrun/pod"
+	"github.com/podrun/podrun/node"
 )
 
 // Config configures a daemon.
 type Config struct {
-	Socket string         // the API's unix socket
-	Node   pod.NodeConfig // where pods run (passed on to every shim)
+	Socket string      // the API's unix socket
+	Node   node.Config // where pods run (passed on to every shim)
 	// Exe is the podrun binary shims run as; default: this executable.
 	Exe string
 	// LogLevel is the shims' --log-level.
@@ -46,7 +46,7 @@ func keyOf(ns, name string) key { return key{ns, name} }
 // pointer, so lists, watches and encoders share them without copying.
 type Daemon struct {
 	cfg      Config
-	node     *pod.Node
+	node     *node.Node
 	log      *slog.Logger
 	store    *store
 	hostname string
@@ -96,13 +96,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return fmt.Errorf("another podrun daemon runs with the run root %s: %w", cfg.Node.RunRoot, err)
 	}
-	node, err := pod.NewNode(cfg.Node)
+	n, err := node.New(cfg.Node)
 	if err != nil {
 		return fmt.Errorf("opening the node's stores: %w", err)
 	}
 	hostname, _ := os.Hostname()
 	d := &Daemon{
-		cfg: cfg, node: node, log: cfg.Log, hostname: hostname,
+		cfg: cfg, node: n, log: cfg.Log, hostname: hostname,
 		store:       &store{dir: filepath.Join(cfg.Node.Root, "api")},
 		pods:        map[key]*podRec{},
 		deployments: map[key]*appsv1.Deployment{},

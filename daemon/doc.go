@@ -45,7 +45,7 @@
 // A starting daemon reads its objects, then looks at every run directory:
 // a live shim is followed again, a dead one replaced (or its final state
 // recorded), the directory of a pod it does not know removed; pods whose
-// run directory is gone (a reboot) start again. Then pod.Node.GC removes
+// run directory is gone (a reboot) start again. Then node.Node.GC removes
 // whatever no supervisor holds (it spares the pods the daemon runs), and the
 // controllers resume: each Deployment is reconciled, each unfinished Job's
 // controller restarts with the pods still running and those that finished

@@ -80,7 +80,7 @@ func lockPod(dir string) (f *os.File, ok bool, err error) {
 
 // shimAlive says whether the shim of the pod whose run directory is dir
 // runs (some process holds the directory's lock). This is the daemon's
-// rule for its shims; which pods garbage collection spares is pod.Node's
+// rule for its shims; which pods garbage collection spares is node.Node's
 // rule (the supervision lock a Node holds from sandbox creation on).
 func shimAlive(dir string) bool {
 	if _, err := os.Stat(dir); err != nil {

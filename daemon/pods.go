@@ -367,7 +367,7 @@ func (d *Daemon) abandon(rec *podRec, cause error) {
 	d.mu.Lock()
 	p := rec.pod.DeepCopy()
 	d.mu.Unlock()
-	if err := d.node.DestroySandbox(context.Background(), p, nil); err != nil {
+	if err := d.node.DestroySandbox(context.Background(), p); err != nil {
 		d.log.Error("removing what is left of the pod", "pod", rec.key(), "err", err)
 	}
 	p.Status.Phase = corev1.PodFailed

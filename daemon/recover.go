@@ -162,7 +162,7 @@ func (d *Daemon) collect(dir string) {
 	}
 }
 
-// gc removes what belongs to no live pod across the node (pod.Node.GC:
+// gc removes what belongs to no live pod across the node (node.Node.GC:
 // containers, sandboxes, root filesystems, volumes, network, cgroups),
 // sparing the pods the daemon runs: their shim may be about to restore
 // them.

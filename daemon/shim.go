@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/runtime"
 )
@@ -32,7 +33,7 @@ type shimSpec struct {
 	Pod        *corev1.Pod         `json:"pod"`
 	ConfigMaps []*corev1.ConfigMap `json:"configMaps,omitempty"`
 	Secrets    []*corev1.Secret    `json:"secrets,omitempty"`
-	Node       pod.NodeConfig      `json:"node"`
+	Node       node.Config         `json:"node"`
 }
 
 func (s *shimSpec) ConfigMap(namespace, name string) *corev1.ConfigMap {
@@ -89,14 +90,14 @@ func RunShim(ctx context.Context, dir string, log *slog.Logger) error {
 		return err
 	}
 	log = log.With("pod", spec.Pod.Namespace+"/"+spec.Pod.Name, "podUID", spec.Pod.UID)
-	node, err := pod.NewNode(spec.Node)
+	n, err := node.New(spec.Node)
 	if err != nil {
 		return fmt.Errorf("opening the node's stores: %w", err)
 	}
 	sh := &shim{dir: dir, log: log, changed: make(chan struct{}), done: make(chan struct{})}
 	notify := func(*corev1.Pod) { sh.notify() }
 	opts := pod.Options{
-		Host: node, Objects: &spec, Log: log,
+		Host: n, Objects: &spec, Log: log,
 		OnEvent:    func(p *corev1.Pod, _ pod.Event) { notify(p) },
 		OnStatus:   notify,
 		Checkpoint: sh.checkpoint,
@@ -107,7 +108,7 @@ func RunShim(ctx context.Context, dir string, log *slog.Logger) error {
 	case err == nil:
 		log.Info("taking over the pod from a shim that died")
 		if sup, err = pod.Restore(ctx, &cp, opts); err != nil {
-			return sh.lost(ctx, node, &cp, err)
+			return sh.lost(ctx, n, &cp, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		sup = pod.New(spec.Pod, opts)
@@ -158,10 +159,10 @@ func shimLock(dir string) (*os.File, error) {
 
 // lost ends a pod that could not be taken over: what is left of it is
 // removed and it is reported Failed, the way a node reports a pod it lost.
-func (sh *shim) lost(ctx context.Context, node *pod.Node, cp *pod.Checkpoint, cause error) error {
+func (sh *shim) lost(ctx context.Context, n *node.Node, cp *pod.Checkpoint, cause error) error {
 	sh.log.Error("cannot take over the pod", "err", cause)
 	p := cp.Pod.DeepCopy()
-	if err := node.DestroySandbox(context.WithoutCancel(ctx), p, nil); err != nil {
+	if err := n.DestroySandbox(context.WithoutCancel(ctx), p); err != nil {
 		sh.log.Error("removing what is left of the pod", "err", err)
 	}
 	p.Status = corev1.PodStatus{Phase: corev1.PodFailed, Reason: "ShimRestoreFailed",

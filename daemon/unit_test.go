@@ -15,7 +15,7 @@ import (
 
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/manifest"
-	"github.com/podrun/podrun/pod"
+	"github.com/podrun/podrun/node"
 )
 
 // testDaemon is a daemon without a node: enough for what decides, not for
@@ -23,7 +23,7 @@ import (
 func testDaemon(t *testing.T) *Daemon {
 	return &Daemon{
 		log: slog.Default(), store: &store{dir: t.TempDir()},
-		cfg:         Config{Node: pod.NodeConfig{RunRoot: t.TempDir()}},
+		cfg:         Config{Node: node.Config{RunRoot: t.TempDir()}},
 		pods:        map[key]*podRec{},
 		deployments: map[key]*appsv1.Deployment{},
 		jobs:        map[key]*jobRec{},

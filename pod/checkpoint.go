@@ -130,7 +130,7 @@ func Restore(ctx context.Context, cp *Checkpoint, o Options) (*Supervisor, error
 		}
 		i := c.cur
 		i.removed, i.applied = make(chan struct{}), make(chan struct{})
-		h, err := o.Host.AttachContainer(ctx, s.sb, st.pod, c.spec, c.restarts, i.id)
+		h, err := o.Host.AttachContainer(ctx, st.pod, c.spec, c.restarts, i.id)
 		if err != nil {
 			s.log.Warn("container lost while its supervisor was down", "container", c.spec.Name, "err", err)
 			i.exited, i.exitCode, i.reason = true, 137, reasonStatusUnknown

@@ -24,8 +24,8 @@
 // The pod finishes when nothing runs and it is deleted or its phase is
 // terminal; then the sandbox is torn down and Run returns.
 //
-// The Host interface is everything the executor does to the machine; Node
-// implements it with the leaf packages (runtime, image, netns, cgroups,
-// volumes), and tests use a fake. JobController runs a Job's pods; Checkpoint
-// and Restore let a new process take over a pod (the daemon's shims).
+// The Host interface is everything the executor does to the machine;
+// node.Node implements it with the leaf packages, and tests use a fake.
+// Checkpoint and Restore let a new process take over a pod (the daemon's
+// shims).
 package pod

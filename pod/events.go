@@ -18,9 +18,13 @@ type Event struct {
 	Count     int32
 }
 
+// Event types.
 const (
-	normal  = "Normal"
-	warning = "Warning"
+	EventNormal  = "Normal"
+	EventWarning = "Warning"
+
+	normal  = EventNormal
+	warning = EventWarning
 )
 
 // recorder keeps a pod's events, aggregating repeats the way the event

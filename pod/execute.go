@@ -201,9 +201,9 @@ func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
 		d := s.crash.get(key)
 		s.boffMu.Unlock()
 		if in {
-			s.rec.record(c, warning, "BackOff", "Back-off restarting failed container %s in pod %s", c.spec.Name, podDesc(pod))
+			s.rec.record(c, warning, "BackOff", "Back-off restarting failed container %s in pod %s", c.spec.Name, Desc(pod))
 			s.send(evStartFailed{c: c, reason: reasonCrashLoopBackOff, retryAt: until,
-				message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, c.spec.Name, podDesc(pod))})
+				message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, c.spec.Name, Desc(pod))})
 			return false
 		}
 	}
@@ -227,7 +227,7 @@ func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
 	if out := s.o.Output; out != nil {
 		req.Output = func(stream, line string) { out(s.Pod(), c.spec.Name, stream, line) }
 	}
-	h, err := s.o.Host.StartContainer(ctx, j.sb, req)
+	h, err := s.o.Host.StartContainer(ctx, req)
 	if err != nil {
 		s.rec.record(c, warning, "Failed", "Error: %v", err)
 		if se, ok := asStartError(err); ok {
@@ -255,7 +255,7 @@ func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
 			msg := err.Error()
 			var he *probes.HookError
 			if errors.As(err, &he) {
-				msg = he.Message(c.spec.Name, podDesc(pod))
+				msg = he.Message(c.spec.Name, Desc(pod))
 			}
 			s.send(evStartFailed{c: c, reason: reasonPostStartHook, message: msg})
 			return false
@@ -271,8 +271,8 @@ func imageID(img *image.Image) string {
 	return img.ID
 }
 
-// podDesc is the kubelet's format.Pod.
-func podDesc(p *corev1.Pod) string { return fmt.Sprintf("%s_%s(%s)", p.Name, p.Namespace, p.UID) }
+// Desc is the kubelet's format.Pod: name_namespace(uid).
+func Desc(p *corev1.Pod) string { return fmt.Sprintf("%s_%s(%s)", p.Name, p.Namespace, p.UID) }
 
 // crashKey is the kubelet's GetBackoffKey: a change of image or resources
 // starts a fresh back-off.
@@ -317,7 +317,7 @@ func (s *Supervisor) ensureImage(ctx context.Context, sb *Sandbox, c *ctr) (*ima
 		return fail(reasonImagePullBackOff, fmt.Sprintf("Back-off pulling image %q", ref), until)
 	}
 	s.rec.record(c, normal, "Pulling", "Pulling image %q", ref)
-	img, err = s.o.Host.PullImage(ctx, sb, ref)
+	img, err = s.o.Host.PullImage(ctx, pod, ref)
 	if err != nil {
 		s.boffMu.Lock()
 		s.pulls.next(key, now, time.Now())

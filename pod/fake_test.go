@@ -79,11 +79,11 @@ func (h *fakeHost) RestoreSandbox(ctx context.Context, p *corev1.Pod, objs Objec
 	return &Sandbox{PodIP: podIP}, nil
 }
 
-func (h *fakeHost) AttachContainer(ctx context.Context, sb *Sandbox, p *corev1.Pod, c *corev1.Container, restarts int32, id string) (Container, error) {
+func (h *fakeHost) AttachContainer(ctx context.Context, p *corev1.Pod, c *corev1.Container, restarts int32, id string) (Container, error) {
 	return nil, errors.New("gone")
 }
 
-func (h *fakeHost) DestroySandbox(ctx context.Context, p *corev1.Pod, sb *Sandbox) error {
+func (h *fakeHost) DestroySandbox(ctx context.Context, p *corev1.Pod) error {
 	h.log("teardown")
 	return nil
 }
@@ -97,7 +97,7 @@ func (h *fakeHost) LookupImage(ref string) (*image.Image, error) {
 	return nil, image.ErrNotFound
 }
 
-func (h *fakeHost) PullImage(ctx context.Context, sb *Sandbox, ref string) (*image.Image, error) {
+func (h *fakeHost) PullImage(ctx context.Context, p *corev1.Pod, ref string) (*image.Image, error) {
 	h.log("pull %s", ref)
 	if strings.HasPrefix(ref, "busybox") {
 		return busybox, nil
@@ -105,7 +105,7 @@ func (h *fakeHost) PullImage(ctx context.Context, sb *Sandbox, ref string) (*ima
 	return nil, errors.New("manifest unknown")
 }
 
-func (h *fakeHost) StartContainer(ctx context.Context, sb *Sandbox, r *ContainerRequest) (Container, error) {
+func (h *fakeHost) StartContainer(ctx context.Context, r *ContainerRequest) (Container, error) {
 	name := r.Container.Name
 	h.mu.Lock()
 	h.nextID++

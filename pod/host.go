@@ -13,35 +13,36 @@ import (
 	"github.com/podrun/podrun/runtime"
 )
 
-// Host carries out the supervisor's decisions on this machine. *Node
-// implements it with the real leaves; tests use a fake.
+// Host carries out the supervisor's decisions on this machine. node.Node
+// implements it with the real leaves; tests use a fake. Like the CRI, the
+// Host finds a pod's sandbox again by the pod's UID.
 type Host interface {
 	// CreateSandbox makes the pod's cgroup, network, volumes and shared
 	// namespaces. On error nothing of them is left.
 	CreateSandbox(ctx context.Context, p *corev1.Pod, objs Objects) (*Sandbox, error)
 	// DestroySandbox removes everything CreateSandbox made; idempotent.
-	DestroySandbox(ctx context.Context, p *corev1.Pod, sb *Sandbox) error
+	DestroySandbox(ctx context.Context, p *corev1.Pod) error
 	// LookupImage finds a local image; image.ErrNotFound when absent.
 	LookupImage(ref string) (*image.Image, error)
 	// PullImage pulls with the pod's pull secrets.
-	PullImage(ctx context.Context, sb *Sandbox, ref string) (*image.Image, error)
+	PullImage(ctx context.Context, p *corev1.Pod, ref string) (*image.Image, error)
 	// RestoreSandbox takes over the sandbox an earlier process created.
 	RestoreSandbox(ctx context.Context, p *corev1.Pod, objs Objects, podIP string) (*Sandbox, error)
 	// AttachContainer re-attaches to a container an earlier process started.
-	AttachContainer(ctx context.Context, sb *Sandbox, p *corev1.Pod, c *corev1.Container, restartCount int32, id string) (Container, error)
+	AttachContainer(ctx context.Context, p *corev1.Pod, c *corev1.Container, restartCount int32, id string) (Container, error)
 	// StartContainer creates and starts one container instance. A
 	// *StartError says the container never existed (config or create
 	// failure); any other error is a failed start of a created container.
-	StartContainer(ctx context.Context, sb *Sandbox, r *ContainerRequest) (Container, error)
+	StartContainer(ctx context.Context, r *ContainerRequest) (Container, error)
 }
 
-// Sandbox is what the containers of a pod share.
+// Sandbox is what the supervisor learns of the sandbox the Host made for
+// the pod; the Host keeps its own handles.
 type Sandbox struct {
 	PodIP, HostIP string
 	// Dial opens connections from inside the pod's network namespace.
 	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
 	Warnings []Event // e.g. MissingClusterDNS
-	impl     any     // the Host's own handles
 }
 
 // ContainerRequest is one container instance to start.
@@ -77,7 +78,12 @@ type StartError struct {
 func (e *StartError) Error() string { return e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
-func configError(err error) error { return &StartError{Reason: reasonCreateConfig, Err: err} }
+// ConfigError is a start failure of the container's configuration:
+// CreateContainerConfigError.
+func ConfigError(err error) error { return &StartError{Reason: reasonCreateConfig, Err: err} }
+
+// CreateError is a failure to create the container: CreateContainerError.
+func CreateError(err error) error { return &StartError{Reason: reasonCreateError, Err: err} }
 
 func asStartError(err error) (*StartError, bool) {
 	var se *StartError

@@ -298,7 +298,7 @@ func terminal(p corev1.PodPhase) bool { return p == corev1.PodSucceeded || p == 
 func (s *Supervisor) finish() {
 	s.stopProbes(probes.Liveness, probes.Readiness, probes.Startup)
 	if s.sb != nil {
-		if err := s.o.Host.DestroySandbox(context.Background(), s.st.pod, s.sb); err != nil {
+		if err := s.o.Host.DestroySandbox(context.Background(), s.st.pod); err != nil {
 			s.log.Error("removing the pod sandbox", "err", err)
 		}
 		s.sb = nil

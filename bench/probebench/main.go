@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/manifest"
+	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/runtime"
 )
@@ -36,7 +37,7 @@ func init() {
 }
 
 func main() {
-	cfg := pod.NodeConfig{}
+	cfg := node.Config{}
 	flag.StringVar(&cfg.Root, "root", "", "state directory (with the busybox image loaded)")
 	flag.StringVar(&cfg.RunRoot, "run-root", "", "runtime state directory")
 	flag.StringVar(&cfg.LogDir, "log-dir", "", "container log directory")
@@ -54,11 +55,11 @@ func main() {
 	}
 }
 
-func run(cfg pod.NodeConfig, agent, dir string, n int) error {
+func run(cfg node.Config, agent, dir string, n int) error {
 	if agent == "" || dir == "" || cfg.Root == "" || cfg.RunRoot == "" {
 		return fmt.Errorf("-agent, -dir, -root and -run-root are required")
 	}
-	node, err := pod.NewNode(cfg)
+	nd, err := node.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func run(cfg pod.NodeConfig, agent, dir string, n int) error {
 	if err != nil {
 		return err
 	}
-	h := &timedHost{Node: node, want: n, done: make(chan struct{})}
+	h := &timedHost{Node: nd, want: n, done: make(chan struct{})}
 	s := pod.New(b.Pods[0].Pod, pod.Options{
 		Host: h, Objects: b,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -125,7 +126,7 @@ spec:
 
 // timedHost is podrun's node, with the probes' execs and connections timed.
 type timedHost struct {
-	*pod.Node
+	*node.Node
 	want int
 	mu   sync.Mutex
 	exec []float64 // ms
@@ -160,8 +161,8 @@ func (h *timedHost) CreateSandbox(ctx context.Context, p *corev1.Pod, objs pod.O
 	return sb, nil
 }
 
-func (h *timedHost) StartContainer(ctx context.Context, sb *pod.Sandbox, r *pod.ContainerRequest) (pod.Container, error) {
-	c, err := h.Node.StartContainer(ctx, sb, r)
+func (h *timedHost) StartContainer(ctx context.Context, r *pod.ContainerRequest) (pod.Container, error) {
+	c, err := h.Node.StartContainer(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/netns"
-	"github.com/podrun/podrun/pod"
+	"github.com/podrun/podrun/node"
 )
 
 // nodeFlags configure where pods run: the directories and the pod network.
@@ -25,8 +25,8 @@ func nodeFlags() []cli.Flag {
 	}
 }
 
-func nodeConfig(c *cli.Context) pod.NodeConfig {
-	return pod.NodeConfig{
+func nodeConfig(c *cli.Context) node.Config {
+	return node.Config{
 		Root:    c.String("root"),
 		RunRoot: c.String("run-root"),
 		LogDir:  c.String("log-dir"),

@@ -19,6 +19,7 @@ import (
 	"github.com/podrun/podrun/daemon"
 	"github.com/podrun/podrun/internal/kubectl"
 	"github.com/podrun/podrun/manifest"
+	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
 )
 
@@ -81,18 +82,18 @@ func runAction(c *cli.Context) error {
 	if err := needRoot("run"); err != nil {
 		return err
 	}
-	node, err := pod.NewNode(nodeConfig(c))
+	n, err := node.New(nodeConfig(c))
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("run: %v", err), 1)
 	}
 	// What an earlier podrun killed with SIGKILL left behind goes first;
 	// pods a daemon's shim checkpointed are the daemon's to restore.
-	if err := node.GC(c.Context, daemon.Checkpointed(c.String("run-root"))); err != nil {
+	if err := n.GC(c.Context, daemon.Checkpointed(c.String("run-root"))); err != nil {
 		slog.Warn("cleaning up after earlier runs", "err", err)
 	}
 
 	out := &console{w: c.App.Writer, errw: c.App.ErrWriter, quiet: c.Bool("quiet"), streams: format == ""}
-	r := &runner{node: node, bundle: b, out: out}
+	r := &runner{node: n, bundle: b, out: out}
 	if every := c.Duration("top"); every > 0 {
 		stop := make(chan struct{})
 		defer close(stop)
@@ -143,7 +144,7 @@ func manifestErrors(c *cli.Context, err error) error {
 
 // runner supervises every pod and Job of one `podrun run`.
 type runner struct {
-	node   *pod.Node
+	node   *node.Node
 	bundle *manifest.Bundle
 	out    *console
 

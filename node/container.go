@@ -1,0 +1,142 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podrun/podrun/image"
+	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/pod"
+	"github.com/podrun/podrun/runtime"
+)
+
+// AttachContainer re-attaches to a running container of the pod.
+func (n *Node) AttachContainer(ctx context.Context, p *corev1.Pod, c *corev1.Container, restartCount int32, id string) (pod.Container, error) {
+	h, err := n.Runtime.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	return &container{Container: h, dir: podspec.InstanceDir(n.PodDir(string(p.UID)), c.Name, restartCount), spec: c,
+		logPath: podspec.LogFile(n.LogDir(p), c.Name, restartCount)}, nil
+}
+
+// StartContainer mounts the container's root filesystem, turns the
+// container spec into a runtime.Spec and starts it.
+func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (_ pod.Container, retErr error) {
+	p, c := r.Pod, r.Container
+	nsb, err := n.sandbox(string(p.UID))
+	if err != nil {
+		return nil, pod.CreateError(err)
+	}
+	id := containerID(p, c.Name, r.RestartCount)
+	dir := podspec.InstanceDir(nsb.dir, c.Name, r.RestartCount)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, pod.CreateError(err)
+	}
+	rootfs, err := n.Images.Mount(r.Image, dir)
+	if err != nil {
+		return nil, pod.CreateError(err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := image.Unmount(dir); err != nil {
+				retErr = errors.Join(retErr, err)
+			}
+		}
+	}()
+
+	spec, err := n.containerSpec(nsb, r, id, dir, rootfs)
+	if err != nil {
+		return nil, pod.ConfigError(err)
+	}
+	h, err := n.Runtime.Start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &container{Container: h, dir: dir, spec: c, logPath: spec.LogPath}, nil
+}
+
+// containerID is a container instance's runtime ID:
+// <pod uid>-<name>-<restart count>; podUIDOf reads it back.
+func containerID(p *corev1.Pod, name string, restart int32) string {
+	return fmt.Sprintf("%s-%s-%d", p.UID, name, restart)
+}
+
+// podUIDOf is the pod UID of a containerID (pod UIDs are UUIDs), or "".
+func podUIDOf(id string) string {
+	if len(id) < 37 || id[36] != '-' {
+		return ""
+	}
+	return id[:36]
+}
+
+// container is a runtime container plus what its removal needs.
+type container struct {
+	*runtime.Container
+	dir     string
+	spec    *corev1.Container
+	logPath string
+}
+
+func (c *container) Signal(sig syscall.Signal) error { return c.Container.Signal(sig) }
+
+// Remove reads the termination message (at most 4096 bytes; with
+// FallbackToLogsOnError and no message after a failure, the last 80 log
+// lines up to 2048 bytes) and removes the container and its root.
+func (c *container) Remove() (string, error) {
+	msg := ""
+	if b, err := os.ReadFile(filepath.Join(c.dir, "termination-log")); err == nil {
+		msg = string(b[:min(len(b), 4096)])
+	}
+	if msg == "" && c.spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError && c.Exit().Code != 0 {
+		msg = tailLog(c.logPath, 80, 2048)
+	}
+	err := errors.Join(c.Container.Destroy(), image.Unmount(c.dir))
+	return msg, err
+}
+
+// tailLog returns the text of the last lines of a CRI log file.
+func tailLog(path string, lines, maxBytes int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var texts []string
+	partial := map[string]string{} // a line's P records so far, per stream
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		r, ok := runtime.ParseLogRecord(sc.Text())
+		if !ok {
+			continue
+		}
+		if r.Partial {
+			partial[r.Stream] += r.Text
+			continue
+		}
+		texts = append(texts, partial[r.Stream]+r.Text)
+		delete(partial, r.Stream)
+		if len(texts) > lines {
+			texts = texts[1:]
+		}
+	}
+	var b bytes.Buffer
+	for _, t := range texts {
+		b.WriteString(t)
+		b.WriteByte('\n')
+	}
+	out := b.Bytes()
+	if len(out) > maxBytes {
+		out = out[len(out)-maxBytes:]
+	}
+	return string(out)
+}

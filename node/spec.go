@@ -1,0 +1,204 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podrun/podrun/cgroups"
+	"github.com/podrun/podrun/internal/expansion"
+	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/pod"
+	"github.com/podrun/podrun/runtime"
+)
+
+// containerSpec is the kubelet's generateContainerConfig and containerd's
+// CRI spec builder, for libcontainer.
+func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, rootfs string) (*runtime.Spec, error) {
+	p, c := r.Pod, r.Container
+	sc := c.SecurityContext
+	if sc == nil {
+		sc = &corev1.SecurityContext{}
+	}
+	s := &runtime.Spec{
+		ID: id, Rootfs: rootfs, Sandbox: nsb.rt,
+		Args: r.Args, Env: r.Env, Cwd: c.WorkingDir,
+		CgroupPath: n.cfg.Cgroups.ContainerPath(p, c.Name),
+		Resources:  n.cfg.Cgroups.ContainerResources(p, c),
+		LogPath:    podspec.LogFile(n.LogDir(p), c.Name, r.RestartCount),
+		Output:     r.Output,
+		TTY:        c.TTY, Stdin: c.Stdin,
+		Privileged:     isTrue(sc.Privileged),
+		ReadOnlyRootfs: isTrue(sc.ReadOnlyRootFilesystem),
+		// The kubelet sets no_new_privs only when allowPrivilegeEscalation is false.
+		NoNewPrivileges: sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation,
+	}
+	if s.Cwd == "" {
+		s.Cwd = r.Image.Config.WorkingDir
+	}
+	if sc.Capabilities != nil {
+		for _, cp := range sc.Capabilities.Add {
+			s.CapAdd = append(s.CapAdd, string(cp))
+		}
+		for _, cp := range sc.Capabilities.Drop {
+			s.CapDrop = append(s.CapDrop, string(cp))
+		}
+	}
+	if psc := p.Spec.SecurityContext; psc != nil && len(psc.Sysctls) > 0 {
+		s.Sysctls = map[string]string{}
+		for _, kv := range psc.Sysctls {
+			s.Sysctls[kv.Name] = kv.Value
+		}
+	}
+	adj := cgroups.OOMScoreAdj(p, c, n.memory)
+	s.OOMScoreAdj = &adj
+	if err := setUser(s, p, c, r.Image.Config.User); err != nil {
+		return nil, err
+	}
+	mounts, err := n.mounts(nsb, r, dir)
+	if err != nil {
+		return nil, err
+	}
+	s.Mounts = mounts
+	return s, nil
+}
+
+// setUser sets the process's uid, gid and groups: runAsUser and runAsGroup
+// (the container's over the pod's) over the image's user, checked against
+// runAsNonRoot as the kubelet's verifyRunAsNonRoot does, plus the pod's
+// supplementalGroups and fsGroup.
+func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser string) error {
+	psc := p.Spec.SecurityContext
+	if psc == nil {
+		psc = &corev1.PodSecurityContext{}
+	}
+	sc := c.SecurityContext
+	if sc == nil {
+		sc = &corev1.SecurityContext{}
+	}
+	runAsUser, runAsGroup, nonRoot := sc.RunAsUser, sc.RunAsGroup, sc.RunAsNonRoot
+	if runAsUser == nil {
+		runAsUser = psc.RunAsUser
+	}
+	if runAsGroup == nil {
+		runAsGroup = psc.RunAsGroup
+	}
+	if nonRoot == nil {
+		nonRoot = psc.RunAsNonRoot
+	}
+	user := imageUser
+	if runAsUser != nil {
+		user = strconv.FormatInt(*runAsUser, 10)
+	}
+	uid, gid, groups, err := runtime.ResolveUser(s.Rootfs, user)
+	if err != nil {
+		return fmt.Errorf("resolving user %q: %w", user, err)
+	}
+	if isTrue(nonRoot) {
+		name, _, _ := strings.Cut(user, ":")
+		if _, err := strconv.Atoi(name); runAsUser == nil && name != "" && err != nil {
+			return fmt.Errorf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root (pod: %q, container: %s)", name, pod.Desc(p), c.Name)
+		}
+		if uid == 0 {
+			return fmt.Errorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s)", pod.Desc(p), c.Name)
+		}
+	}
+	if runAsGroup != nil {
+		gid = uint32(*runAsGroup)
+		groups = append([]uint32{gid}, groups[1:]...)
+	}
+	for _, g := range psc.SupplementalGroups {
+		groups = append(groups, uint32(g))
+	}
+	if psc.FSGroup != nil {
+		groups = append(groups, uint32(*psc.FSGroup))
+	}
+	s.UID, s.GID = uid, gid
+	for _, g := range groups {
+		if g != gid {
+			s.AdditionalGIDs = append(s.AdditionalGIDs, g)
+		}
+	}
+	return nil
+}
+
+// mounts are the container's volumes, then the files the kubelet manages
+// (/dev/shm, /etc/hosts, resolv.conf, hostname, the termination log) unless
+// a volume covers them.
+func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runtime.Mount, error) {
+	p, c := r.Pod, r.Container
+	env := map[string]string{}
+	for _, kv := range r.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	var out []runtime.Mount
+	taken := map[string]bool{}
+	for _, vm := range c.VolumeMounts {
+		src := nsb.vols.Path(vm.Name)
+		if src == "" {
+			return nil, fmt.Errorf("volumeMount %q: no volume of that name", vm.Name)
+		}
+		sub := vm.SubPath
+		if vm.SubPathExpr != "" {
+			sub = expansion.Expand(vm.SubPathExpr, env)
+		}
+		if sub != "" {
+			var err error
+			if src, err = subPath(src, sub); err != nil {
+				return nil, fmt.Errorf("volumeMount %q subPath %q: %w", vm.Name, sub, err)
+			}
+		}
+		m := runtime.Mount{Source: src, Destination: vm.MountPath, ReadOnly: vm.ReadOnly || nsb.vols.ReadOnly(vm.Name)}
+		if vm.MountPropagation != nil {
+			switch *vm.MountPropagation {
+			case corev1.MountPropagationHostToContainer:
+				m.Propagation = "rslave"
+			case corev1.MountPropagationBidirectional:
+				m.Propagation = "rshared"
+			}
+		}
+		out = append(out, m)
+		taken[filepath.Clean(vm.MountPath)] = true
+	}
+	if !p.Spec.HostIPC && !taken["/dev/shm"] {
+		out = append(out, runtime.Mount{Source: filepath.Join(nsb.dir, "shm"), Destination: "/dev/shm"})
+	}
+	for _, f := range []struct{ name, dest string }{{"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}, {"hostname", "/etc/hostname"}} {
+		if !taken[f.dest] {
+			out = append(out, runtime.Mount{Source: filepath.Join(nsb.dir, "etc", f.name), Destination: f.dest})
+		}
+	}
+	if path := c.TerminationMessagePath; path != "" && !taken[filepath.Clean(path)] {
+		tl := filepath.Join(dir, "termination-log")
+		if err := os.WriteFile(tl, nil, 0o666); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(tl, 0o666); err != nil { // not subject to the umask
+			return nil, err
+		}
+		out = append(out, runtime.Mount{Source: tl, Destination: path})
+	}
+	return out, nil
+}
+
+// subPath resolves sub inside a volume (never outside it, whatever its
+// symlinks say) and creates it as a directory when missing, as the kubelet does.
+func subPath(volume, sub string) (string, error) {
+	p, err := securejoin.SecureJoin(volume, sub)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(p, 0o750); err != nil {
+			return "", err
+		}
+	}
+	return p, nil
+}
