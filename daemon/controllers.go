@@ -15,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/controller/job"
 	"github.com/podrun/podrun/manifest"
-	"github.com/podrun/podrun/pod"
 )
 
 // A Deployment here is its one ReplicaSet: it keeps spec.replicas pods
@@ -251,12 +251,12 @@ func (d *Daemon) startJob(rec *jobRec, initial []*corev1.Pod) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.mu.Lock()
 	rec.cancel, rec.running = cancel, true
-	job := rec.job
+	j := rec.job
 	d.mu.Unlock()
-	jc := &pod.JobController{
-		Job:      job,
+	jc := &job.Controller{
+		Job:      j,
 		Pods:     initial,
-		NewPod:   func() *corev1.Pod { return manifest.NewJobPod(job) },
+		NewPod:   func() *corev1.Pod { return manifest.NewJobPod(j) },
 		Start:    d.jobPod,
 		OnStatus: func(j *batchv1.Job) { d.jobStatus(rec, j) },
 	}
@@ -269,7 +269,7 @@ func (d *Daemon) startJob(rec *jobRec, initial []*corev1.Pod) {
 
 // jobPod runs a pod for a Job controller, or hands it the pod it already
 // has (after a restart).
-func (d *Daemon) jobPod(p *corev1.Pod) pod.PodHandle {
+func (d *Daemon) jobPod(p *corev1.Pod) job.PodHandle {
 	d.mu.Lock()
 	rec := d.pods[keyOf(p.Namespace, p.Name)]
 	if rec != nil {

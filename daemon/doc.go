@@ -56,7 +56,7 @@
 // A Deployment is its one ReplicaSet: spec.replicas pods are kept, a pod
 // that ends or is deleted is replaced, deleting the Deployment deletes its
 // pods; a changed template (a rollout) is refused. A Job runs
-// pod.JobController with pods backed by shims.
+// job.Controller with pods backed by shims.
 //
 // Not done: rollouts, kubectl's own exec/port-forward protocols (SPDY or
 // WebSocket; see package api), a pod's deletion grace shortened by a second

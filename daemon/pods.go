@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/controller/job"
 	"github.com/podrun/podrun/pod"
 )
 
@@ -451,7 +452,7 @@ func (d *Daemon) dropLogs(p *corev1.Pod) {
 	}
 }
 
-// podHandle is a pod of the daemon as pod.JobController sees it.
+// podHandle is a pod of the daemon as job.Controller sees it.
 type podHandle struct {
 	d   *Daemon
 	rec *podRec
@@ -471,4 +472,4 @@ func (h podHandle) Delete(grace *int64) {
 	h.d.deleteRec(h.rec, grace)
 }
 
-var _ pod.PodHandle = podHandle{}
+var _ job.PodHandle = podHandle{}

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/cgroups"
+	"github.com/podrun/podrun/controller/job"
 	"github.com/podrun/podrun/daemon"
 	"github.com/podrun/podrun/internal/kubectl"
 	"github.com/podrun/podrun/manifest"
@@ -172,11 +173,11 @@ func (r *runner) run(ctx context.Context) (failed bool) {
 	}
 	finalJobs := make(chan *batchv1.Job, len(r.bundle.Jobs))
 	for _, j := range r.bundle.Jobs {
-		jc := &pod.JobController{
+		jc := &job.Controller{
 			Job:    j,
 			Pods:   jobPods[j],
 			NewPod: func() *corev1.Pod { return manifest.NewJobPod(j) },
-			Start:  func(p *corev1.Pod) pod.PodHandle { return r.start(ctx, p) },
+			Start:  func(p *corev1.Pod) job.PodHandle { return r.start(ctx, p) },
 			OnStatus: func(j *batchv1.Job) {
 				r.out.job(j)
 			},
