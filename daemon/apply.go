@@ -29,6 +29,7 @@ import (
 // replaced (running pods keep what they were given). Anything else is
 // refused, and then nothing of the manifest is applied.
 func (d *Daemon) Apply(ctx context.Context, file string, data []byte) ([]api.Applied, error) {
+	defer d.store.flush() // answered once what changed is on disk
 	b, err := d.parse(file, data)
 	if err != nil {
 		return nil, invalid(err, "")
@@ -516,6 +517,7 @@ func diffInto(out *[]string, path string, a, b any) {
 
 // Create makes one object from its manifest (POST of a collection).
 func (d *Daemon) Create(ctx context.Context, r api.Resource, ns string, data []byte) (api.Object, error) {
+	defer d.store.flush()
 	refs, err := api.Refs(data)
 	if err != nil || len(refs) != 1 || refs[0].Kind != r.Kind {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the body must be one %s", r.Kind))

@@ -149,6 +149,7 @@ func (d *Daemon) Get(r api.Resource, ns, name string) (api.Object, error) {
 
 // Delete implements api.Backend.
 func (d *Daemon) Delete(r api.Resource, ns, name string, grace *int64) (api.Object, error) {
+	defer d.store.flush()
 	switch r {
 	case api.Pods:
 		return d.deletePod(ns, name, grace)
@@ -228,7 +229,7 @@ func (d *Daemon) Exec(ctx context.Context, ns, name string, q url.Values) (io.Re
 		}
 		q.Set("container", p.Spec.Containers[0].Name)
 	}
-	return newShimConn(rec.dir).exec(ctx, q)
+	return rec.dir.Connect().Exec(ctx, q)
 }
 
 func containerNames(cs []corev1.Container) []string {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/node"
+	"github.com/podrun/podrun/shim"
 )
 
 // Config configures a daemon.
@@ -84,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		cfg.Exe = exe
 	}
-	if err := os.MkdirAll(podsDir(cfg.Node.RunRoot), 0o700); err != nil {
+	if err := os.MkdirAll(shim.PodsDir(cfg.Node.RunRoot), 0o700); err != nil {
 		return err
 	}
 	// One daemon per run root: two would each restart the other's shims.
@@ -103,7 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 	hostname, _ := os.Hostname()
 	d := &Daemon{
 		cfg: cfg, node: n, log: cfg.Log, hostname: hostname,
-		store:       &store{dir: filepath.Join(cfg.Node.Root, "api")},
+		store:       newStore(filepath.Join(cfg.Node.Root, "api"), cfg.Log.Error),
 		pods:        map[key]*podRec{},
 		deployments: map[key]*appsv1.Deployment{},
 		jobs:        map[key]*jobRec{},
@@ -137,6 +138,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
+	d.store.flush()
 	return nil
 }
 

@@ -5,7 +5,7 @@
 //
 // # Processes
 //
-// Each pod runs in its own shim (RunShim, the "podrun shim" command), a
+// Each pod runs in its own shim (package shim, the "podrun shim" command), a
 // detached process (own session, output in its shim.log) that hosts the
 // pod's pod.Supervisor and is the parent of the pod's containers. The daemon
 // only talks to shims, over their sockets, so it can stop (SIGTERM), crash
@@ -16,28 +16,24 @@
 //   - The API socket (--socket, default /run/podrun/podrun.sock): mode 0600,
 //     root's, since whoever reaches it can run anything as root.
 //   - <run-root>/daemon.lock: flocked by the one daemon of that run root.
-//   - <run-root>/pods/<uid>/, one run directory per pod it runs:
-//     spec.json (the daemon's input to the shim: the pod, its namespace's
-//     ConfigMaps and Secrets, the node's directories), checkpoint.json (the
-//     supervisor's pod.Checkpoint, written atomically by the shim after each
-//     change), final.json (the shim's last word: the finished pod and its
-//     events), shim.sock (the shim's API), shim.lock (flocked by the live
-//     shim: inherited from the daemon as fd 3, released by the kernel when
-//     the shim dies) and shim.log. The directory goes once the pod finished
-//     and the daemon recorded it.
+//   - <run-root>/pods/<uid>/, one run directory per pod it runs; its files
+//     and their versioned format are package shim's (shim.Dir). The
+//     directory goes once the pod finished and the daemon recorded it.
 //   - <root>/api/<resource>/<namespace>/<name>.json: the objects (pods with
 //     their final status once finished, Deployments, Jobs with their status,
-//     ConfigMaps, Secrets), each written atomically and synced.
+//     ConfigMaps, Secrets), each written atomically and synced by one writer
+//     goroutine, never under the daemon's lock; a request that changed
+//     objects is answered once they are on disk.
 //
 // # Lifecycle of a pod
 //
-// Applying a pod records it, writes spec.json, takes shim.lock and starts
-// the shim with it. One owner goroutine per pod (runPod) follows the shim's
+// Applying a pod records it, writes the shim's spec, takes the run
+// directory's lock and starts the shim with it. One owner goroutine per pod (runPod) follows the shim's
 // watch stream, passes deletions and image updates on, and when the stream
-// ends: records final.json (the pod keeps its final status until deleted;
+// ends: records the final state (the pod keeps its final status until deleted;
 // a pod whose deletion was asked for disappears), or, when the shim died,
 // starts a new one after a back-off, which restores the pod from
-// checkpoint.json (pod.Restore re-attaches to running containers and
+// its checkpoint (pod.Restore re-attaches to running containers and
 // reports the lost ones ContainerStatusUnknown, as the kubelet does).
 //
 // # Restart

@@ -2,11 +2,9 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -18,13 +16,14 @@ import (
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/controller/job"
 	"github.com/podrun/podrun/pod"
+	"github.com/podrun/podrun/shim"
 )
 
 // podRec is the daemon's record of one pod. Its shim is the truth about
 // the running pod; the record keeps what the API shows and what the user
 // asked for, and one owner goroutine (runPod) talks to the shim.
 type podRec struct {
-	dir  string        // run directory, <run-root>/pods/<uid>
+	dir  shim.Dir      // run directory, <run-root>/pods/<uid>
 	gone chan struct{} // closed once finished
 	kick chan struct{} // the wanted state changed: the owner tells the shim
 
@@ -41,13 +40,13 @@ type podRec struct {
 	sentDel   bool        // the deletion was sent to this shim process
 }
 
-func newPodRec(p *corev1.Pod, dir string) *podRec {
+func newPodRec(p *corev1.Pod, dir shim.Dir) *podRec {
 	return &podRec{pod: p, dir: dir, gone: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 func (r *podRec) key() key { return keyOf(r.pod.Namespace, r.pod.Name) }
 
-func (d *Daemon) podDir(uid string) string { return filepath.Join(podsDir(d.cfg.Node.RunRoot), uid) }
+func (d *Daemon) podDir(uid string) shim.Dir { return shim.DirOf(d.cfg.Node.RunRoot, uid) }
 
 // createPod records a new pod and starts its shim. The pod is as manifest
 // made it (named, defaulted, validated).
@@ -103,9 +102,8 @@ func (d *Daemon) runPod(rec *podRec) {
 	delay := shimRestartInitial
 	failures := 0
 	for {
-		var final shimState
-		if err := readJSON(filepath.Join(rec.dir, finalFile), &final); err == nil && final.Pod != nil {
-			d.podFinished(rec, &final)
+		if final, err := rec.dir.ReadFinal(); err == nil {
+			d.podFinished(rec, final)
 			return
 		}
 		started, err := d.spawnShim(rec)
@@ -131,10 +129,10 @@ func (d *Daemon) runPod(rec *podRec) {
 		if time.Since(t0) > shimStable {
 			delay = shimRestartInitial
 		}
-		if _, err := os.Stat(filepath.Join(rec.dir, finalFile)); err == nil {
+		if rec.dir.Finished() {
 			continue // finished: recorded on the next turn
 		}
-		if shimAlive(rec.dir) {
+		if rec.dir.Alive() {
 			time.Sleep(shimRestartInitial) // alive but unreachable for a moment
 			continue
 		}
@@ -148,21 +146,18 @@ func (d *Daemon) runPod(rec *podRec) {
 // gets the liveness lock as fd 3, its own session (no terminal's signals)
 // and its output in shim.log; the daemon is never its container's parent.
 func (d *Daemon) spawnShim(rec *podRec) (started bool, retErr error) {
-	if err := os.MkdirAll(rec.dir, 0o700); err != nil {
+	if err := os.MkdirAll(string(rec.dir), 0o700); err != nil {
 		return false, err
 	}
-	lock, ok, err := lockPod(rec.dir)
+	lock, ok, err := rec.dir.Lock()
 	if err != nil || !ok {
 		return false, err
 	}
 	defer lock.Close()
-	specPath := filepath.Join(rec.dir, specFile)
-	if _, err := os.Stat(specPath); errors.Is(err, os.ErrNotExist) {
-		if err := writeJSON(specPath, d.shimSpec(rec), 0o600, false); err != nil {
-			return false, err
-		}
+	if err := rec.dir.WriteSpec(d.shimSpec(rec)); err != nil {
+		return false, err
 	}
-	out, err := os.OpenFile(filepath.Join(rec.dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	out, err := rec.dir.OpenLog()
 	if err != nil {
 		return false, err
 	}
@@ -171,7 +166,7 @@ func (d *Daemon) spawnShim(rec *podRec) (started bool, retErr error) {
 	if level == "" {
 		level = "info"
 	}
-	cmd := exec.Command(d.cfg.Exe, "--log-level", level, "shim", "--dir", rec.dir)
+	cmd := exec.Command(d.cfg.Exe, "--log-level", level, "shim", "--dir", string(rec.dir))
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = []*os.File{lock}
 	cmd.Dir = "/"
@@ -185,10 +180,10 @@ func (d *Daemon) spawnShim(rec *podRec) (started bool, retErr error) {
 
 // shimSpec is what a new shim of rec gets: the pod and its namespace's
 // ConfigMaps and Secrets as they are now.
-func (d *Daemon) shimSpec(rec *podRec) *shimSpec {
+func (d *Daemon) shimSpec(rec *podRec) *shim.Spec {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := &shimSpec{Pod: rec.pod, Node: d.cfg.Node}
+	s := &shim.Spec{Pod: rec.pod, Node: d.cfg.Node}
 	for k, c := range d.configMaps {
 		if k.ns == rec.pod.Namespace {
 			s.ConfigMaps = append(s.ConfigMaps, c)
@@ -205,19 +200,18 @@ func (d *Daemon) shimSpec(rec *podRec) *shimSpec {
 // follow connects to rec's shim and follows its state until the stream
 // ends (the pod finished, or the shim died).
 func (d *Daemon) follow(rec *podRec) error {
-	sc := newShimConn(rec.dir)
-	defer sc.close()
+	sc := rec.dir.Connect()
+	defer sc.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// A new shim opens its socket once it has the pod in hand: milliseconds.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		c, err := sc.dial(ctx)
+		err := sc.Ping(ctx)
 		if err == nil {
-			c.Close()
 			break
 		}
-		if !shimAlive(rec.dir) {
+		if !rec.dir.Alive() {
 			return fmt.Errorf("the shim is not running: %w", err)
 		}
 		if time.Now().After(deadline) {
@@ -230,7 +224,7 @@ func (d *Daemon) follow(rec *podRec) error {
 	d.mu.Unlock()
 
 	errc := make(chan error, 1)
-	go func() { errc <- sc.watch(ctx, func(st *shimState) { d.updatePod(rec, st) }) }()
+	go func() { errc <- sc.Watch(ctx, func(st *shim.State) { d.updatePod(rec, st) }) }()
 	d.sendWanted(ctx, rec, sc)
 	for {
 		select {
@@ -244,7 +238,7 @@ func (d *Daemon) follow(rec *podRec) error {
 
 // sendWanted tells the shim what the user asked for that it does not
 // know yet: the deletion, or images other than those it reported.
-func (d *Daemon) sendWanted(ctx context.Context, rec *podRec, sc *shimConn) {
+func (d *Daemon) sendWanted(ctx context.Context, rec *podRec, sc *shim.Client) {
 	d.mu.Lock()
 	del := rec.deleting && !rec.sentDel
 	grace := rec.grace
@@ -256,13 +250,13 @@ func (d *Daemon) sendWanted(ctx context.Context, rec *podRec, sc *shimConn) {
 	var err error
 	switch {
 	case del:
-		if err = sc.delete(ctx, grace); err == nil {
+		if err = sc.Delete(ctx, grace); err == nil {
 			d.mu.Lock()
 			rec.sentDel = true
 			d.mu.Unlock()
 		}
 	case update:
-		if err = sc.update(ctx, want); err == nil {
+		if err = sc.Update(ctx, want); err == nil {
 			d.mu.Lock()
 			rec.sentPod = want
 			d.mu.Unlock()
@@ -303,7 +297,7 @@ func withStatus(want, reported *corev1.Pod) *corev1.Pod {
 }
 
 // updatePod takes a state the shim reported.
-func (d *Daemon) updatePod(rec *podRec, st *shimState) {
+func (d *Daemon) updatePod(rec *podRec, st *shim.State) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if rec.finished || st.Pod == nil {
@@ -328,7 +322,7 @@ func (d *Daemon) updatePod(rec *podRec, st *shimState) {
 
 // podFinished records a pod's final state: kept until deleted, or gone
 // now if its deletion was asked for.
-func (d *Daemon) podFinished(rec *podRec, st *shimState) {
+func (d *Daemon) podFinished(rec *podRec, st *shim.State) {
 	d.mu.Lock()
 	if rec.finished {
 		d.mu.Unlock()
@@ -354,7 +348,7 @@ func (d *Daemon) podFinished(rec *podRec, st *shimState) {
 	close(rec.gone)
 	d.mu.Unlock()
 	d.log.Info("pod finished", "pod", k, "phase", p.Status.Phase, "deleted", rec.deleting)
-	if err := os.RemoveAll(rec.dir); err != nil {
+	if err := os.RemoveAll(string(rec.dir)); err != nil {
 		d.log.Warn("removing the pod's run directory", "pod", k, "err", err)
 	}
 	if owner != nil {
@@ -374,7 +368,7 @@ func (d *Daemon) abandon(rec *podRec, cause error) {
 	p.Status.Phase = corev1.PodFailed
 	p.Status.Reason = "ShimFailed"
 	p.Status.Message = fmt.Sprintf("podrun could not start the pod's shim: %v", cause)
-	d.podFinished(rec, &shimState{Pod: p, Final: true})
+	d.podFinished(rec, &shim.State{Pod: p, Final: true})
 }
 
 func (d *Daemon) isDeleting(rec *podRec) bool {

@@ -3,8 +3,8 @@ package daemon
 import (
 	"context"
 	"os"
-	"path/filepath"
 
+	"github.com/podrun/podrun/shim"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -23,23 +23,23 @@ func (d *Daemon) recover(ctx context.Context) {
 	}
 	d.mu.Unlock()
 
-	entries, err := os.ReadDir(podsDir(d.cfg.Node.RunRoot))
+	entries, err := os.ReadDir(shim.PodsDir(d.cfg.Node.RunRoot))
 	if err != nil {
 		d.log.Error("listing the pods' run directories", "err", err)
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {
 		uid := e.Name()
-		dir := filepath.Join(podsDir(d.cfg.Node.RunRoot), uid)
+		dir := shim.DirOf(d.cfg.Node.RunRoot, uid)
 		if !e.IsDir() {
 			continue
 		}
 		seen[uid] = true
 		rec := byUID[uid]
-		live := shimAlive(dir)
+		live := dir.Alive()
 		switch {
 		case rec != nil && !rec.finished:
-			if _, err := os.Stat(filepath.Join(dir, finalFile)); err == nil {
+			if dir.Finished() {
 				d.mu.Lock()
 				rec.uncounted = true // finished while the daemon was down
 				d.mu.Unlock()
@@ -49,8 +49,8 @@ func (d *Daemon) recover(ctx context.Context) {
 		case live:
 			// A shim of a pod the store lost, or a pod another process
 			// (podrun run) holds: follow the former, leave the latter.
-			var spec shimSpec
-			if err := readJSON(filepath.Join(dir, specFile), &spec); err != nil || spec.Pod == nil {
+			spec, err := dir.ReadSpec()
+			if err != nil {
 				continue
 			}
 			d.adopt(spec.Pod, dir)
@@ -136,7 +136,7 @@ func (d *Daemon) resumeJob(rec *jobRec, pods []*corev1.Pod) {
 }
 
 // adopt follows a live shim whose pod the store does not have.
-func (d *Daemon) adopt(p *corev1.Pod, dir string) {
+func (d *Daemon) adopt(p *corev1.Pod, dir shim.Dir) {
 	rec := newPodRec(p.DeepCopy(), dir)
 	d.mu.Lock()
 	k := rec.key()
@@ -155,9 +155,9 @@ func (d *Daemon) adopt(p *corev1.Pod, dir string) {
 
 // collect removes the run directory of a dead pod the daemon does not
 // know any more; gc removes the rest of it.
-func (d *Daemon) collect(dir string) {
+func (d *Daemon) collect(dir shim.Dir) {
 	d.log.Info("removing what a dead pod left", "dir", dir)
-	if err := os.RemoveAll(dir); err != nil {
+	if err := os.RemoveAll(string(dir)); err != nil {
 		d.log.Warn("removing a dead pod's run directory", "dir", dir, "err", err)
 	}
 }

@@ -8,38 +8,112 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/internal/atomicfile"
 	"github.com/podrun/podrun/pod"
 )
 
 // store keeps the daemon's objects under <root>/api/<resource>/<ns>/<name>.json,
 // each written atomically and synced, so that the daemon finds them again
-// after it restarted (or the machine did).
-type store struct{ dir string }
+// after it restarted (or the machine did). Callers hold the daemon's lock,
+// so save and remove only take a copy and queue it: one writer goroutine
+// does the writes and their fsyncs outside every lock (containerd#8617
+// removed the same lock-across-I/O), the newest content of each file
+// winning. flush waits for what was queued before it.
+type store struct {
+	dir string
+
+	mu      sync.Mutex // guards pending, queued, written
+	cond    *sync.Cond // signalled when written moves
+	pending map[string]pendingWrite
+	queued  uint64 // sequence number of the last queued write
+	written uint64 // every write up to this sequence number is done
+	kick    chan struct{}
+	log     func(msg string, args ...any)
+}
+
+type pendingWrite struct {
+	data []byte // nil: remove the file
+	seq  uint64
+}
+
+func newStore(dir string, log func(msg string, args ...any)) *store {
+	s := &store{dir: dir, pending: map[string]pendingWrite{}, kick: make(chan struct{}, 1), log: log}
+	s.cond = sync.NewCond(&s.mu)
+	go s.writer()
+	return s
+}
 
 func (s *store) path(res api.Resource, ns, name string) string {
 	return filepath.Join(s.dir, res.Name, ns, name+".json")
 }
 
 func (s *store) save(res api.Resource, ns, name string, v any) error {
-	p := s.path(res, ns, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s %s/%s: %w", res.Name, ns, name, err)
 	}
-	return writeJSON(p, v, 0o600, true)
+	s.queue(s.path(res, ns, name), b)
+	return nil
 }
 
-func (s *store) remove(res api.Resource, ns, name string) error {
-	err := os.Remove(s.path(res, ns, name))
-	if errors.Is(err, fs.ErrNotExist) {
+func (s *store) remove(res api.Resource, ns, name string) { s.queue(s.path(res, ns, name), nil) }
+
+func (s *store) queue(path string, b []byte) {
+	s.mu.Lock()
+	s.queued++
+	s.pending[path] = pendingWrite{data: b, seq: s.queued}
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flush returns once everything queued before it is on disk.
+func (s *store) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for target := s.queued; s.written < target; {
+		s.cond.Wait()
+	}
+}
+
+func (s *store) writer() {
+	for range s.kick {
+		s.mu.Lock()
+		batch, upTo := s.pending, s.queued
+		s.pending = map[string]pendingWrite{}
+		s.mu.Unlock()
+		for path, w := range batch {
+			if err := s.write(path, w.data); err != nil {
+				s.log("writing a stored object", "path", path, "err", err)
+			}
+		}
+		s.mu.Lock()
+		s.written = upTo
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+func (s *store) write(path string, b []byte) error {
+	if b == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 		return nil
 	}
-	return err
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, b, 0o600, true)
 }
 
 // each calls fn with the content of every stored object of res; an
@@ -98,11 +172,7 @@ func (d *Daemon) saveObject(res api.Resource, obj api.Object) {
 	}
 }
 
-func (d *Daemon) forget(res api.Resource, ns, name string) {
-	if err := d.store.remove(res, ns, name); err != nil {
-		d.log.Error("removing a stored object", "resource", res.Name, "name", ns+"/"+name, "err", err)
-	}
-}
+func (d *Daemon) forget(res api.Resource, ns, name string) { d.store.remove(res, ns, name) }
 
 // load reads every stored object. The shims are found again later.
 func (d *Daemon) load() error {
@@ -147,7 +217,7 @@ func (d *Daemon) load() error {
 		if f.Pod == nil {
 			return errors.New("no pod")
 		}
-		rec := newPodRec(f.Pod, filepath.Join(podsDir(d.cfg.Node.RunRoot), string(f.Pod.UID)))
+		rec := newPodRec(f.Pod, d.podDir(string(f.Pod.UID)))
 		rec.events, rec.finished, rec.deleting, rec.grace = f.Events, f.Finished, f.Deleting, f.Grace
 		if rec.finished {
 			close(rec.gone)

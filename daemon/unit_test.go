@@ -16,13 +16,14 @@ import (
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/manifest"
 	"github.com/podrun/podrun/node"
+	"github.com/podrun/podrun/shim"
 )
 
 // testDaemon is a daemon without a node: enough for what decides, not for
 // what runs pods.
 func testDaemon(t *testing.T) *Daemon {
 	return &Daemon{
-		log: slog.Default(), store: &store{dir: t.TempDir()},
+		log: slog.Default(), store: newStore(t.TempDir(), slog.Default().Error),
 		cfg:         Config{Node: node.Config{RunRoot: t.TempDir()}},
 		pods:        map[key]*podRec{},
 		deployments: map[key]*appsv1.Deployment{},
@@ -82,7 +83,7 @@ func TestApplyChangesOnlyWhatANodeCan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newPodRec(b.Pods[0].Pod, t.TempDir())
+	rec := newPodRec(b.Pods[0].Pod, shim.Dir(t.TempDir()))
 	d.pods[rec.key()] = rec
 	ctx := context.Background()
 

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,57 +22,20 @@ const DefaultSocket = "/run/podrun/podrun.sock"
 // Client talks to the daemon's API over its unix socket.
 type Client struct {
 	socket string
-	hc     *http.Client
+	uc     *api.UnixClient
 }
 
 // New returns a client of the daemon listening on socket.
 func New(socket string) *Client {
-	c := &Client{socket: socket}
-	c.hc = &http.Client{Transport: &http.Transport{
-		DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return c.dial(ctx) },
-		DisableCompression: true,
-	}}
-	return c
+	return &Client{socket: socket, uc: api.NewUnixClient(socket, func(err error) error {
+		return fmt.Errorf("cannot reach the podrun daemon at %s (is \"podrun daemon\" running, and are you root?): %w", socket, err)
+	})}
 }
 
-func (c *Client) dial(ctx context.Context) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.socket)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the podrun daemon at %s (is \"podrun daemon\" running, and are you root?): %w", c.socket, err)
-	}
-	return conn, nil
-}
+func (c *Client) dial(ctx context.Context) (net.Conn, error) { return c.uc.Dial(ctx) }
 
-// do sends a request and returns the response of a 2xx answer; any other
-// answer is returned as its *apierrors.StatusError.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte) (*http.Response, error) {
-	u := "http://podrun" + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL is made up; the socket is in the dial error
-		}
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, api.DecodeError(resp.StatusCode, b)
-	}
-	return resp, nil
+	return c.uc.Do(ctx, method, path, query, body)
 }
 
 func (c *Client) getJSON(ctx context.Context, method, path string, query url.Values, body []byte, into any) error {

@@ -17,11 +17,11 @@ import (
 
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/controller/job"
-	"github.com/podrun/podrun/daemon"
 	"github.com/podrun/podrun/internal/kubectl"
 	"github.com/podrun/podrun/manifest"
 	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
+	"github.com/podrun/podrun/shim"
 )
 
 func init() { commands = append(commands, runCommand) }
@@ -89,7 +89,7 @@ func runAction(c *cli.Context) error {
 	}
 	// What an earlier podrun killed with SIGKILL left behind goes first;
 	// pods a daemon's shim checkpointed are the daemon's to restore.
-	if err := n.GC(c.Context, daemon.Checkpointed(c.String("run-root"))); err != nil {
+	if err := n.GC(c.Context, shim.Checkpointed(c.String("run-root"))); err != nil {
 		slog.Warn("cleaning up after earlier runs", "err", err)
 	}
 

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/podrun/podrun/shim"
 	"github.com/urfave/cli/v2"
-
-	"github.com/podrun/podrun/daemon"
 )
 
 func init() { commands = append(commands, shimCommand) }
@@ -22,7 +21,7 @@ var shimCommand = &cli.Command{
 		if err := needRoot("shim"); err != nil {
 			return err
 		}
-		if err := daemon.RunShim(c.Context, c.String("dir"), slog.Default()); err != nil {
+		if err := shim.Run(c.Context, c.String("dir"), slog.Default()); err != nil {
 			return cli.Exit(fmt.Sprintf("shim: %v", err), 1)
 		}
 		return nil

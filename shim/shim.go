@@ -1,4 +1,19 @@
-package daemon
+// Package shim is "podrun shim", one pod's supervisor in its own process,
+// and the daemon's side of it: the contract between a daemon and its shims
+// (the run directory's files, with a version, and the shim's routes) lives
+// here and nowhere else.
+//
+// A shim hosts a pod.Supervisor and is the parent of the pod's containers,
+// so the daemon can crash or be upgraded without losing a pod, an exit
+// code or a log pipe (containerd's shim model, one shim per pod). It
+// serves GET /state, GET /watch (one JSON State per change), POST /delete,
+// PUT /pod (an update) and POST /exec (an upgraded stream) on shim.sock,
+// checkpoints the supervisor after every change, and writes final.json
+// when the pod finished.
+//
+// May import: pod, node, api (wire types and framing), runtime (exec
+// specs) and internal helpers.
+package shim
 
 import (
 	"context"
@@ -11,7 +26,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,16 +41,17 @@ import (
 	"github.com/podrun/podrun/runtime"
 )
 
-// shimSpec is what the daemon hands a new shim in spec.json: the pod,
-// the ConfigMaps and Secrets of its namespace, and the node's directories.
-type shimSpec struct {
+// Spec is what the daemon hands a new shim in spec.json: the pod, the
+// ConfigMaps and Secrets of its namespace, and the node's directories.
+type Spec struct {
+	Version    int                 `json:"version,omitempty"`
 	Pod        *corev1.Pod         `json:"pod"`
 	ConfigMaps []*corev1.ConfigMap `json:"configMaps,omitempty"`
 	Secrets    []*corev1.Secret    `json:"secrets,omitempty"`
 	Node       node.Config         `json:"node"`
 }
 
-func (s *shimSpec) ConfigMap(namespace, name string) *corev1.ConfigMap {
+func (s *Spec) ConfigMap(namespace, name string) *corev1.ConfigMap {
 	for _, c := range s.ConfigMaps {
 		if c.Namespace == namespace && c.Name == name {
 			return c
@@ -45,7 +60,7 @@ func (s *shimSpec) ConfigMap(namespace, name string) *corev1.ConfigMap {
 	return nil
 }
 
-func (s *shimSpec) Secret(namespace, name string) *corev1.Secret {
+func (s *Spec) Secret(namespace, name string) *corev1.Secret {
 	for _, c := range s.Secrets {
 		if c.Namespace == namespace && c.Name == name {
 			return c
@@ -54,39 +69,41 @@ func (s *shimSpec) Secret(namespace, name string) *corev1.Secret {
 	return nil
 }
 
-// shimState is what a shim reports: the pod with its status and events;
+// State is what a shim reports: the pod with its status and events;
 // Final once the pod finished (also the content of final.json).
-type shimState struct {
-	Pod    *corev1.Pod `json:"pod"`
-	Events []pod.Event `json:"events,omitempty"`
-	Final  bool        `json:"final,omitempty"`
+type State struct {
+	Version int         `json:"version,omitempty"`
+	Pod     *corev1.Pod `json:"pod"`
+	Events  []pod.Event `json:"events,omitempty"`
+	Final   bool        `json:"final,omitempty"`
 }
 
 // shim serves one pod's supervisor to the daemon.
 type shim struct {
-	dir string
+	dir Dir
 	log *slog.Logger
 	sup atomic.Pointer[pod.Supervisor]
 
 	mu      sync.Mutex    // guards changed
 	changed chan struct{} // closed and replaced at every change
-	final   atomic.Pointer[shimState]
+	final   atomic.Pointer[State]
 	done    chan struct{} // closed once final is set
 }
 
-// RunShim is "podrun shim": it hosts the supervisor of the pod whose run
+// Run is "podrun shim": it hosts the supervisor of the pod whose run
 // directory is dir until the pod finished, and serves it on dir/shim.sock.
 // With a checkpoint in dir it takes over from a shim that died (pod.Restore),
 // else it starts the pod of spec.json. Cancelling ctx (SIGTERM) deletes the
 // pod. It returns once the pod finished and final.json is written.
-func RunShim(ctx context.Context, dir string, log *slog.Logger) error {
+func Run(ctx context.Context, path string, log *slog.Logger) error {
+	dir := Dir(path)
 	lock, err := shimLock(dir)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	var spec shimSpec
-	if err := readJSON(filepath.Join(dir, specFile), &spec); err != nil {
+	spec, err := dir.ReadSpec()
+	if err != nil {
 		return err
 	}
 	log = log.With("pod", spec.Pod.Namespace+"/"+spec.Pod.Name, "podUID", spec.Pod.UID)
@@ -97,18 +114,17 @@ func RunShim(ctx context.Context, dir string, log *slog.Logger) error {
 	sh := &shim{dir: dir, log: log, changed: make(chan struct{}), done: make(chan struct{})}
 	notify := func(*corev1.Pod) { sh.notify() }
 	opts := pod.Options{
-		Host: n, Objects: &spec, Log: log,
+		Host: n, Objects: spec, Log: log,
 		OnEvent:    func(p *corev1.Pod, _ pod.Event) { notify(p) },
 		OnStatus:   notify,
 		Checkpoint: sh.checkpoint,
 	}
 	var sup *pod.Supervisor
-	var cp pod.Checkpoint
-	switch err := readJSON(filepath.Join(dir, checkpointFile), &cp); {
+	switch cp, err := dir.readCheckpoint(); {
 	case err == nil:
 		log.Info("taking over the pod from a shim that died")
-		if sup, err = pod.Restore(ctx, &cp, opts); err != nil {
-			return sh.lost(ctx, n, &cp, err)
+		if sup, err = pod.Restore(ctx, cp, opts); err != nil {
+			return sh.lost(ctx, n, cp, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		sup = pod.New(spec.Pod, opts)
@@ -117,7 +133,7 @@ func RunShim(ctx context.Context, dir string, log *slog.Logger) error {
 	}
 	sh.sup.Store(sup)
 
-	sock := filepath.Join(dir, sockFile)
+	sock := dir.path(sockFile)
 	_ = os.Remove(sock) // left by a shim that died
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -127,7 +143,7 @@ func RunShim(ctx context.Context, dir string, log *slog.Logger) error {
 	go func() { _ = srv.Serve(ln) }()
 
 	_ = sup.Run(ctx)
-	sh.finish(&shimState{Pod: sup.Pod(), Events: sup.Events(), Final: true})
+	sh.finish(&State{Pod: sup.Pod(), Events: sup.Events(), Final: true})
 	// Let the daemon's watch read the final state before the socket goes.
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -138,16 +154,16 @@ func RunShim(ctx context.Context, dir string, log *slog.Logger) error {
 
 // shimLock returns the pod's liveness lock: the one the daemon took and
 // handed down as fd 3, or, for a shim started by hand, its own.
-func shimLock(dir string) (*os.File, error) {
+func shimLock(dir Dir) (*os.File, error) {
 	var want, got unix.Stat_t
-	if unix.Stat(filepath.Join(dir, lockFile), &want) == nil && unix.Fstat(3, &got) == nil &&
+	if unix.Stat(dir.path(lockFile), &want) == nil && unix.Fstat(3, &got) == nil &&
 		want.Dev == got.Dev && want.Ino == got.Ino {
 		// Containers and hooks must not inherit it, or the pod would look
 		// live after this shim died.
 		unix.CloseOnExec(3)
 		return os.NewFile(3, lockFile), nil
 	}
-	f, ok, err := lockPod(dir)
+	f, ok, err := dir.Lock()
 	if err != nil {
 		return nil, err
 	}
@@ -168,13 +184,13 @@ func (sh *shim) lost(ctx context.Context, n *node.Node, cp *pod.Checkpoint, caus
 	p.Status = corev1.PodStatus{Phase: corev1.PodFailed, Reason: "ShimRestoreFailed",
 		Message: fmt.Sprintf("podrun could not take over the pod after its shim died: %v", cause)}
 	p.Status.Conditions = cp.Conditions
-	return writeJSON(filepath.Join(sh.dir, finalFile), &shimState{Pod: p, Events: cp.Events, Final: true}, 0o600, false)
+	return sh.dir.writeFinal(&State{Pod: p, Events: cp.Events, Final: true})
 }
 
 // checkpoint writes the supervisor's state on every change (owner
 // goroutine): a tmpfs write and a rename, well under a millisecond.
 func (sh *shim) checkpoint(cp *pod.Checkpoint) {
-	if err := writeJSON(filepath.Join(sh.dir, checkpointFile), cp, 0o600, false); err != nil {
+	if err := sh.dir.writeCheckpoint(cp); err != nil {
 		sh.log.Error("writing the checkpoint", "err", err)
 	}
 }
@@ -188,8 +204,8 @@ func (sh *shim) notify() {
 
 // finish publishes the final state: written to final.json before anyone
 // is told, so that a daemon that misses the stream still finds it.
-func (sh *shim) finish(st *shimState) {
-	if err := writeJSON(filepath.Join(sh.dir, finalFile), st, 0o600, false); err != nil {
+func (sh *shim) finish(st *State) {
+	if err := sh.dir.writeFinal(st); err != nil {
 		sh.log.Error("writing the final state", "err", err)
 	}
 	sh.final.Store(st)
@@ -197,7 +213,7 @@ func (sh *shim) finish(st *shimState) {
 }
 
 // state is the current state and a channel closed at the next change.
-func (sh *shim) state() (*shimState, <-chan struct{}) {
+func (sh *shim) state() (*State, <-chan struct{}) {
 	sh.mu.Lock()
 	ch := sh.changed
 	sh.mu.Unlock()
@@ -205,7 +221,7 @@ func (sh *shim) state() (*shimState, <-chan struct{}) {
 		return f, ch
 	}
 	sup := sh.sup.Load()
-	return &shimState{Pod: sup.Pod(), Events: sup.Events()}, ch
+	return &State{Version: Version, Pod: sup.Pod(), Events: sup.Events()}, ch
 }
 
 func (sh *shim) routes() http.Handler {
