@@ -15,11 +15,14 @@ import (
 // container instance it started. The shim writes it atomically after each
 // change and restores from it after a crash.
 type Checkpoint struct {
-	Pod        *corev1.Pod           `json:"pod"`
-	StartTime  time.Time             `json:"startTime"`
-	PodIP      string                `json:"podIP,omitempty"`
-	HostIP     string                `json:"hostIP,omitempty"`
-	Sandbox    bool                  `json:"sandbox,omitempty"`
+	Pod       *corev1.Pod `json:"pod"`
+	StartTime time.Time   `json:"startTime"`
+	PodIP     string      `json:"podIP,omitempty"`
+	HostIP    string      `json:"hostIP,omitempty"`
+	Sandbox   bool        `json:"sandbox,omitempty"`
+	Lifecycle string      `json:"lifecycle,omitempty"` // a lifecycle
+	Ending    string      `json:"ending,omitempty"`    // an ending, from terminating on
+	// Deleting and Killed are version 1's (no Lifecycle).
 	Deleting   bool                  `json:"deleting,omitempty"`
 	Killed     bool                  `json:"killed,omitempty"`
 	Reason     string                `json:"reason,omitempty"`
@@ -44,11 +47,13 @@ type ContainerRecord struct {
 
 // InstanceRecord is one container instance in a Checkpoint.
 type InstanceRecord struct {
-	ID         string        `json:"id"`
-	Hash       string        `json:"hash"`
-	StartedAt  time.Time     `json:"startedAt"`
-	Env        []string      `json:"env,omitempty"`
-	StopSignal string        `json:"stopSignal,omitempty"`
+	ID         string    `json:"id"`
+	Hash       string    `json:"hash"`
+	StartedAt  time.Time `json:"startedAt"`
+	Env        []string  `json:"env,omitempty"`
+	StopSignal string    `json:"stopSignal,omitempty"`
+	State      string    `json:"state,omitempty"` // an instanceState; "" is running
+	// Exited is version 1's (no State): set for every ended instance.
 	Exited     bool          `json:"exited,omitempty"`
 	ExitCode   int32         `json:"exitCode,omitempty"`
 	Reason     string        `json:"reason,omitempty"`
@@ -64,7 +69,7 @@ func (s *Supervisor) checkpoint() *Checkpoint {
 	st := s.st
 	cp := &Checkpoint{
 		Pod: st.pod.DeepCopy(), StartTime: st.startTime, PodIP: st.podIP, HostIP: st.hostIP,
-		Sandbox: st.sandbox, Deleting: st.deleting, Killed: st.killed, Reason: st.reason, Message: st.msg,
+		Sandbox: st.sandbox, Lifecycle: st.life.String(), Ending: st.ending.String(), Reason: st.reason, Message: st.msg,
 		Phase: st.prevPhase, Conditions: st.prevConditions, Events: s.rec.list(),
 	}
 	for _, c := range st.all() {
@@ -83,7 +88,7 @@ func instanceRecord(i *instance) *InstanceRecord {
 		return nil
 	}
 	return &InstanceRecord{ID: i.id, Hash: i.hash, StartedAt: i.startedAt, Env: i.env, StopSignal: i.stopSignal,
-		Exited: i.exited, ExitCode: i.exitCode, Reason: i.reason, Message: i.message, FinishedAt: i.finishedAt,
+		State: stateName(i.state), ExitCode: i.exitCode, Reason: i.reason, Message: i.message, FinishedAt: i.finishedAt,
 		Startup: i.startup, Liveness: i.liveness, Readiness: i.readiness}
 }
 
@@ -92,7 +97,7 @@ func (r *InstanceRecord) instance() *instance {
 		return nil
 	}
 	return &instance{id: r.ID, hash: r.Hash, startedAt: r.StartedAt, env: r.Env, stopSignal: r.StopSignal,
-		exited: r.Exited, exitCode: r.ExitCode, reason: r.Reason, message: r.Message, finishedAt: r.FinishedAt,
+		state: parseInstanceState(r), exitCode: r.ExitCode, reason: r.Reason, message: r.Message, finishedAt: r.FinishedAt,
 		startup: r.Startup, liveness: r.Liveness, readiness: r.Readiness}
 }
 
@@ -105,7 +110,8 @@ func Restore(ctx context.Context, cp *Checkpoint, o Options) (*Supervisor, error
 	s := New(cp.Pod, o)
 	st := s.st
 	st.startTime, st.podIP, st.hostIP = cp.StartTime, cp.PodIP, cp.HostIP
-	st.deleting, st.killed, st.reason, st.msg = cp.Deleting, cp.Killed, cp.Reason, cp.Message
+	st.life, st.ending = cp.lifecycle()
+	st.reason, st.msg = cp.Reason, cp.Message
 	st.prevPhase, st.prevConditions = cp.Phase, cp.Conditions
 	s.rec.events = append(s.rec.events, cp.Events...)
 	if cp.Sandbox {
@@ -133,8 +139,8 @@ func Restore(ctx context.Context, cp *Checkpoint, o Options) (*Supervisor, error
 		h, err := o.Host.AttachContainer(ctx, st.pod, c.spec, c.restarts, i.id)
 		if err != nil {
 			s.log.Warn("container lost while its supervisor was down", "container", c.spec.Name, "err", err)
-			i.exited, i.exitCode, i.reason = true, 137, reasonStatusUnknown
-			i.message, i.finishedAt = "The container could not be located when the pod was terminated", time.Now()
+			i.lose()
+			i.finishedAt = time.Now()
 			close(i.removed)
 			close(i.applied)
 			continue
@@ -143,4 +149,55 @@ func Restore(ctx context.Context, cp *Checkpoint, o Options) (*Supervisor, error
 		s.restored = append(s.restored, target{c, i})
 	}
 	return s, nil
+}
+
+func stateName(s instanceState) string {
+	if s == instRunning {
+		return ""
+	}
+	return s.String()
+}
+
+func parseInstanceState(r *InstanceRecord) instanceState {
+	for s := instExited; s <= instLost; s++ {
+		if s.String() == r.State {
+			return s
+		}
+	}
+	switch {
+	case !r.Exited:
+		return instRunning
+	case r.Reason == reasonStatusUnknown:
+		return instLost
+	case r.Reason == reasonStartError:
+		return instStartFailed
+	}
+	return instExited
+}
+
+// lifecycle reads the pod's lifecycle back, also from a version 1
+// checkpoint, which had the deleting and killed flags instead.
+func (cp *Checkpoint) lifecycle() (lifecycle, ending) {
+	for l := creating; l <= finished; l++ {
+		if l.String() != cp.Lifecycle {
+			continue
+		}
+		for e := endDeleted; e <= endDeadline; e++ {
+			if e.String() == cp.Ending {
+				return l, e
+			}
+		}
+		return l, notEnding
+	}
+	switch {
+	case cp.Deleting && cp.Reason == "DeadlineExceeded":
+		return terminating, endDeadline
+	case cp.Deleting:
+		return terminating, endDeleted
+	case cp.Killed:
+		return terminating, endCompleted
+	case cp.Sandbox:
+		return running, notEnding
+	}
+	return creating, notEnding
 }

@@ -14,6 +14,7 @@ import (
 type plan struct {
 	createSandbox bool
 	killPod       bool
+	ending        ending // why, when killPod ends the pod on its own
 	kill          []killOrder
 	startInit     []int // indices into spec.initContainers, in spec order
 	startApps     []int // indices into spec.containers, in spec order
@@ -27,10 +28,10 @@ func (p plan) empty() bool {
 type killOrder struct {
 	c       *ctr
 	inst    *instance
-	reason  string // event reason detail: LivenessProbe, StartupProbe, ... ("" for a spec change)
 	message string
-	// probeGrace is the probe's own terminationGracePeriodSeconds, if set.
-	probeGrace *int64
+	// grace is the failed probe's own terminationGracePeriodSeconds, if
+	// set; otherwise the pod's applies.
+	grace *int64
 }
 
 // decide computes the next sync of a pod from its spec and observed state,
@@ -39,11 +40,11 @@ type killOrder struct {
 // is carried out, as the kubelet does.
 func decide(s *podState) plan {
 	var p plan
-	if s.finished {
+	switch s.life {
+	case finished:
 		return p
-	}
-	if s.deleting {
-		// Termination: nothing starts, everything running stops (§5.5).
+	case terminating:
+		// Nothing starts, everything running stops (§5.5).
 		if s.anyRunning() {
 			p.killPod = true
 		}
@@ -81,11 +82,11 @@ func decide(s *podState) plan {
 			k = killOrder{message: fmt.Sprintf("Container %s definition changed", c.spec.Name)}
 			restart = true // regardless of the restart policy
 		case c.spec.LivenessProbe != nil && c.cur.liveness == probes.Failure:
-			k = killOrder{reason: "LivenessProbe", message: fmt.Sprintf("Container %s failed liveness probe", c.spec.Name),
-				probeGrace: c.spec.LivenessProbe.TerminationGracePeriodSeconds}
+			k = killOrder{message: fmt.Sprintf("Container %s failed liveness probe", c.spec.Name),
+				grace: c.spec.LivenessProbe.TerminationGracePeriodSeconds}
 		case c.spec.StartupProbe != nil && c.cur.startup == probes.Failure:
-			k = killOrder{reason: "StartupProbe", message: fmt.Sprintf("Container %s failed startup probe", c.spec.Name),
-				probeGrace: c.spec.StartupProbe.TerminationGracePeriodSeconds}
+			k = killOrder{message: fmt.Sprintf("Container %s failed startup probe", c.spec.Name),
+				grace: c.spec.StartupProbe.TerminationGracePeriodSeconds}
 		default:
 			keep++
 			continue
@@ -100,7 +101,7 @@ func decide(s *podState) plan {
 	if keep == 0 && len(p.startApps) == 0 {
 		// Every app is done and none will restart: the pod completes (§6).
 		// Clearing the init starts keeps sidecars from holding it alive.
-		p.killPod = true
+		p.killPod, p.ending = true, endCompleted
 		p.startInit = nil
 	}
 	return p
@@ -156,9 +157,8 @@ func (s *podState) decideInit(p *plan) bool {
 		case c.cur.running():
 			if c.spec.StartupProbe != nil && c.cur.startup != probes.Success {
 				if c.cur.startup == probes.Failure {
-					p.kill = append(p.kill, killOrder{c: c, inst: c.cur, reason: "StartupProbe",
-						message:    fmt.Sprintf("Init container %s failed startup probe", c.spec.Name),
-						probeGrace: c.spec.StartupProbe.TerminationGracePeriodSeconds})
+					p.kill = append(p.kill, killOrder{c: c, inst: c.cur, message: fmt.Sprintf("Init container %s failed startup probe", c.spec.Name),
+						grace: c.spec.StartupProbe.TerminationGracePeriodSeconds})
 					starts = append(starts, i)
 				}
 				break // no result yet: wait
@@ -175,16 +175,15 @@ func (s *podState) decideInit(p *plan) bool {
 				break
 			}
 			if c.spec.LivenessProbe != nil && c.cur.liveness == probes.Failure {
-				p.kill = append(p.kill, killOrder{c: c, inst: c.cur, reason: "LivenessProbe",
-					message:    fmt.Sprintf("Init container %s failed liveness probe", c.spec.Name),
-					probeGrace: c.spec.LivenessProbe.TerminationGracePeriodSeconds})
+				p.kill = append(p.kill, killOrder{c: c, inst: c.cur, message: fmt.Sprintf("Init container %s failed liveness probe", c.spec.Name),
+					grace: c.spec.LivenessProbe.TerminationGracePeriodSeconds})
 				starts = append(starts, i)
 			}
 		case c.role == roleSidecar: // exited: sidecars restart under every policy
 			starts = append(starts, i)
 		case c.cur.failed():
 			if s.pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
-				p.killPod = true
+				p.killPod, p.ending = true, endInitFailed
 				p.startInit = nil
 				return false
 			}

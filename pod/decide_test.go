@@ -43,7 +43,7 @@ func run(c *ctr) *instance {
 
 func exit(c *ctr, code int32) *instance {
 	i := run(c)
-	i.exited, i.exitCode = true, code
+	i.state, i.exitCode = instExited, code
 	return i
 }
 
@@ -192,7 +192,12 @@ func TestDecide(t *testing.T) {
 			}
 			s := newPodState(p)
 			s.sandbox = !tt.nosb
-			s.deleting = tt.deleting
+			if s.sandbox {
+				s.life = running
+			}
+			if tt.deleting {
+				s.life, s.ending = terminating, endDeleted
+			}
 			observed(s, tt.observed)
 			if got := summary(s, decide(s)); got != tt.want {
 				t.Errorf("decide = %q, want %q", got, tt.want)
@@ -204,7 +209,7 @@ func TestDecide(t *testing.T) {
 // phaseOf renders the status of an observed state and returns its phase.
 func phaseOf(rp corev1.RestartPolicy, pod, obs string, tweak func(*podState)) corev1.PodPhase {
 	s := newPodState(testPod(rp, pod))
-	s.sandbox = true
+	s.sandbox, s.life = true, running
 	observed(s, obs)
 	if tweak != nil {
 		tweak(s)
@@ -236,8 +241,8 @@ func TestPhase(t *testing.T) {
 		{rule: "app failed under Never", rp: "Never", pod: "| a1", obs: "a1=exit1", want: "Failed"},
 		{rule: "app failed under OnFailure: restarting, Running", rp: "OnFailure", pod: "| a1", obs: "a1=exit1", want: "Running"},
 		{rule: "all stopped under Always: Running (restarting)", rp: "Always", pod: "| a1", obs: "a1=exit1", want: "Running"},
-		{rule: "deleted, all stopped with 0: Succeeded", rp: "Always", pod: "| a1 a2", obs: "a1=exit0 a2=exit0", tweak: func(s *podState) { s.deleting = true }, want: "Succeeded"},
-		{rule: "deleted, one app 143: Failed", rp: "Always", pod: "| a1 a2", obs: "a1=exit0 a2=exit1", tweak: func(s *podState) { s.deleting = true }, want: "Failed"},
+		{rule: "deleted, all stopped with 0: Succeeded", rp: "Always", pod: "| a1 a2", obs: "a1=exit0 a2=exit0", tweak: func(s *podState) { s.life, s.ending = terminating, endDeleted }, want: "Succeeded"},
+		{rule: "deleted, one app 143: Failed", rp: "Always", pod: "| a1 a2", obs: "a1=exit0 a2=exit1", tweak: func(s *podState) { s.life, s.ending = terminating, endDeleted }, want: "Failed"},
 		{rule: "image pull back-off keeps Pending even under Never", rp: "Never", pod: "| a1", tweak: func(s *podState) {
 			s.apps[0].waiting = &waitReason{reason: reasonImagePullBackOff}
 		}, want: "Pending"},
@@ -253,7 +258,7 @@ func TestPhase(t *testing.T) {
 
 func TestConditionsAndStatuses(t *testing.T) {
 	s := newPodState(testPod("Always", "i1 s1 s2 | b a"))
-	s.sandbox = true
+	s.sandbox, s.life = true, running
 	observed(s, "i1=exit0 s1=run")
 	st := s.status()
 	cond := map[corev1.PodConditionType]corev1.PodCondition{}
@@ -299,7 +304,7 @@ func TestConditionsAndStatuses(t *testing.T) {
 
 func TestCrashLoopStatus(t *testing.T) {
 	s := newPodState(testPod("Always", "| a"))
-	s.sandbox = true
+	s.sandbox, s.life = true, running
 	c := s.apps[0]
 	c.prev = exit(c, 1)
 	c.cur = exit(c, 2)

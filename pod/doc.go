@@ -11,14 +11,21 @@
 //	kill pod | kill containers → create sandbox → start inits in order → start apps in order
 //	                                              (back-off, image, create+start, postStart)
 //
-// A container's record (ctr) keeps its latest two instances; an instance
-// goes
+// The pod's lifecycle (state.go) is one value, not a set of flags:
+//
+//	creating ──sandbox made──▶ running ──kill or delete──▶ terminating{ending} ──nothing runs──▶ finished
+//
+// where ending is deleted, completed (every app done, none restarts),
+// initFailed (an init container failed under restartPolicy Never) or
+// deadline (activeDeadlineSeconds). A container's record (ctr) keeps its
+// latest two instances; an instance goes
 //
 //	         start ok                exit (watcher: Done, Remove)
 //	(none) ───────────▶ running ───────────────────────────────▶ exited
-//	   │                   ▲  probes publish startup/liveness/readiness
-//	   │ start refused     │
-//	   └──▶ waiting{reason}┘  (CrashLoopBackOff, ErrImagePull, CreateContainerConfigError…)
+//	   │                   │  probes publish startup/liveness/readiness
+//	   │ start refused     └── gone while the supervisor was down ──▶ lost
+//	   ├──▶ waiting{reason}  (CrashLoopBackOff, ErrImagePull, CreateContainerConfigError…)
+//	   └──▶ startFailed      (created, its process could not start)
 //
 // and a restart makes a new instance (restartCount+1, lastState = the old one).
 // The pod finishes when nothing runs and it is deleted or its phase is

@@ -45,7 +45,7 @@ func (s *Supervisor) execute(ctx context.Context, j *job) {
 		return
 	}
 	for _, k := range p.kill {
-		s.killContainer(j.sb, k.c, k.inst, s.graceFor(k.c, k.reason, nil), nil, k.message)
+		s.killContainer(j.sb, k.c, k.inst, s.grace(k.grace, nil), nil, k.message)
 	}
 	if p.createSandbox {
 		sb, err := s.o.Host.CreateSandbox(ctx, s.st.pod, s.o.Objects)
@@ -75,20 +75,16 @@ func (s *Supervisor) execute(ctx context.Context, j *job) {
 	}
 }
 
-// graceFor is the kubelet's setTerminationGracePeriod plus the kill's
-// override (a deletion's grace period).
-func (s *Supervisor) graceFor(c *ctr, reason string, override *int64) int64 {
-	if override != nil {
-		return *override
-	}
-	pod := s.st.pod
+// grace is the kubelet's setTerminationGracePeriod: a deletion's grace
+// period overrides a failed probe's own, which overrides the pod's.
+func (s *Supervisor) grace(own, override *int64) int64 {
 	switch {
-	case reason == "StartupProbe" && c.spec.StartupProbe != nil && c.spec.StartupProbe.TerminationGracePeriodSeconds != nil:
-		return *c.spec.StartupProbe.TerminationGracePeriodSeconds
-	case reason == "LivenessProbe" && c.spec.LivenessProbe != nil && c.spec.LivenessProbe.TerminationGracePeriodSeconds != nil:
-		return *c.spec.LivenessProbe.TerminationGracePeriodSeconds
+	case override != nil:
+		return *override
+	case own != nil:
+		return *own
 	}
-	return *pod.Spec.TerminationGracePeriodSeconds
+	return *s.st.pod.Spec.TerminationGracePeriodSeconds
 }
 
 // killPod stops every running container at once, each with its own
@@ -107,7 +103,7 @@ func (s *Supervisor) killPod(sb *Sandbox, running []target, grace *int64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.killContainer(sb, t.c, t.inst, s.graceFor(t.c, "", grace), order, "")
+			s.killContainer(sb, t.c, t.inst, s.grace(nil, grace), order, "")
 		}()
 	}
 	wg.Wait()
@@ -236,7 +232,7 @@ func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
 		}
 		// The container existed and could not run: it shows as terminated
 		// with StartError, like containerd reports it.
-		failed := &instance{exited: true, exitCode: 128, reason: "StartError", message: err.Error(), finishedAt: time.Now(), hash: specHash(c.spec)}
+		failed := &instance{state: instStartFailed, exitCode: 128, reason: reasonStartError, message: err.Error(), finishedAt: time.Now(), hash: specHash(c.spec)}
 		s.send(evStartFailed{c: c, reason: reasonRunContainer, message: err.Error(), failed: failed})
 		return false
 	}
@@ -251,7 +247,7 @@ func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
 		if err := s.runHook(ctx, j.sb, c, inst, c.spec.Lifecycle.PostStart); err != nil {
 			s.log.Info("postStart hook failed", "container", c.spec.Name, "err", err)
 			s.rec.record(c, warning, "FailedPostStartHook", "PostStartHook failed")
-			s.killContainer(j.sb, c, inst, s.graceFor(c, "", nil), nil, "FailedPostStartHook")
+			s.killContainer(j.sb, c, inst, s.grace(nil, nil), nil, "FailedPostStartHook")
 			msg := err.Error()
 			var he *probes.HookError
 			if errors.As(err, &he) {
@@ -343,68 +339,4 @@ func (s *Supervisor) runHook(ctx context.Context, sb *Sandbox, c *ctr, inst *ins
 		s.rec.record(c, warning, "LifecycleHTTPFallback", "%s", fallback)
 	}
 	return err
-}
-
-// ordering is the kubelet's terminationOrdering: each sidecar waits for
-// every app container and for the sidecar declared after it; containers
-// that are not running count as terminated.
-type ordering struct {
-	mu         sync.Mutex // guards terminated
-	terminated map[string]chan struct{}
-	prereqs    map[string][]chan struct{}
-}
-
-func newOrdering(st *podState, running map[string]bool) *ordering {
-	o := &ordering{terminated: map[string]chan struct{}{}, prereqs: map[string][]chan struct{}{}}
-	mk := func(name string) chan struct{} {
-		ch := make(chan struct{})
-		if !running[name] {
-			close(ch)
-		}
-		o.terminated[name] = ch
-		return ch
-	}
-	var apps []chan struct{}
-	for _, c := range st.apps {
-		apps = append(apps, mk(c.spec.Name))
-	}
-	var later chan struct{}
-	for i := len(st.init) - 1; i >= 0; i-- {
-		c := st.init[i]
-		ch := mk(c.spec.Name)
-		if c.role != roleSidecar {
-			continue
-		}
-		o.prereqs[c.spec.Name] = append(o.prereqs[c.spec.Name], apps...)
-		if later != nil {
-			o.prereqs[c.spec.Name] = append(o.prereqs[c.spec.Name], later)
-		}
-		later = ch
-	}
-	return o
-}
-
-// waitForTurn blocks until name may stop or grace seconds passed, and
-// returns how long it waited.
-func (o *ordering) waitForTurn(name string, grace int64) time.Duration {
-	start := time.Now()
-	t := time.NewTimer(time.Duration(grace) * time.Second)
-	defer t.Stop()
-	for _, ch := range o.prereqs[name] {
-		select {
-		case <-ch:
-		case <-t.C:
-			return time.Since(start)
-		}
-	}
-	return time.Since(start)
-}
-
-func (o *ordering) done(name string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if ch, ok := o.terminated[name]; ok {
-		close(ch)
-		delete(o.terminated, name)
-	}
 }

@@ -24,6 +24,7 @@ type behaviour struct {
 	code     int
 	onTerm   time.Duration
 	termCode int
+	unknown  bool // its exit status cannot be known (re-attached, not its parent)
 }
 
 // fakeHost runs fake containers and keeps a timeline of what happened.
@@ -34,6 +35,7 @@ type fakeHost struct {
 	at       map[string]time.Duration // first time of each timeline entry
 	script   map[string]behaviour     // by container name
 	nextID   int
+	live     map[string]*fakeContainer // what AttachContainer finds, by ID
 }
 
 func newFakeHost(script map[string]behaviour) *fakeHost {
@@ -80,7 +82,27 @@ func (h *fakeHost) RestoreSandbox(ctx context.Context, p *corev1.Pod, objs Objec
 }
 
 func (h *fakeHost) AttachContainer(ctx context.Context, p *corev1.Pod, c *corev1.Container, restarts int32, id string) (Container, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if fc := h.live[id]; fc != nil {
+		h.timeline = append(h.timeline, "attach "+id)
+		return fc, nil
+	}
 	return nil, errors.New("gone")
+}
+
+// running starts a fake container as an earlier supervisor would have left
+// it, for AttachContainer to find.
+func (h *fakeHost) running(name, id string, b behaviour) *fakeContainer {
+	c := &fakeContainer{h: h, name: name, id: id, b: b, started: time.Now(), done: make(chan struct{}), sig: make(chan syscall.Signal, 4)}
+	h.mu.Lock()
+	if h.live == nil {
+		h.live = map[string]*fakeContainer{}
+	}
+	h.live[id] = c
+	h.mu.Unlock()
+	go c.run()
+	return c
 }
 
 func (h *fakeHost) DestroySandbox(ctx context.Context, p *corev1.Pod) error {
@@ -155,7 +177,7 @@ func (c *fakeContainer) run() {
 		}
 		break
 	}
-	c.exit = runtime.Exit{Code: code, FinishedAt: time.Now()}
+	c.exit = runtime.Exit{Code: code, FinishedAt: time.Now(), Unknown: c.b.unknown}
 	c.h.log("exit %s %d", c.name, code)
 	close(c.done)
 }

@@ -24,9 +24,8 @@ func (r role) String() string {
 // ctr is the supervisor's record of one container of the pod across all of
 // its instances (restarts).
 type ctr struct {
-	spec  *corev1.Container
-	role  role
-	index int // index in spec.initContainers or spec.containers
+	spec *corev1.Container
+	role role
 
 	cur      *instance // the latest instance; nil before the first one was created
 	prev     *instance // the instance before cur: the status' lastState
@@ -44,7 +43,7 @@ type waitReason struct {
 	reason, message string
 }
 
-// instance is one run of a container: created, running, then exited.
+// instance is one run of a container (see instanceState).
 type instance struct {
 	id        string // container ID (without the runtime:// prefix)
 	hash      string // name+image of the spec it was created from: a change restarts it
@@ -54,9 +53,8 @@ type instance struct {
 	applied   chan struct{} // closed once the owner recorded the exit
 	startedAt time.Time
 
-	exited     bool
+	state      instanceState
 	exitCode   int32
-	signal     int32
 	reason     string // Completed, Error, OOMKilled, ContainerStatusUnknown, ...
 	message    string // termination message
 	finishedAt time.Time
@@ -65,11 +63,14 @@ type instance struct {
 	// Failure, liveness as Success and startup as Unknown (no result yet).
 	startup, liveness, readiness probes.Result
 
-	postStartDone bool // postStart returned (or there is none)
-	stopSignal    string
+	stopSignal string
 }
 
-func (i *instance) running() bool { return i != nil && !i.exited }
+func (i *instance) running() bool { return i != nil && i.state == instRunning }
+
+// exited reports whether the instance ended, whichever way: it has an
+// exit code and a reason.
+func (i *instance) exited() bool { return i != nil && i.state != instRunning }
 
 // started is the kubelet's "started" for apps and sidecars: running and the
 // startup probe (if any) has succeeded.
@@ -88,7 +89,7 @@ func (c *ctr) started() bool {
 // exited 0.
 func (c *ctr) ready() bool {
 	if c.role == roleInit {
-		return c.cur != nil && c.cur.exited && c.cur.exitCode == 0
+		return c.cur.exited() && c.cur.exitCode == 0
 	}
 	if !c.started() {
 		return false
@@ -99,10 +100,10 @@ func (c *ctr) ready() bool {
 // lastExited is the most recent exited instance, the kubelet's starting
 // point for crash-loop back-off.
 func (c *ctr) lastExited() *instance {
-	if c.cur != nil && c.cur.exited {
+	if c.cur.exited() {
 		return c.cur
 	}
-	if c.prev != nil && c.prev.exited {
+	if c.prev.exited() {
 		return c.prev
 	}
 	return nil
@@ -110,7 +111,7 @@ func (c *ctr) lastExited() *instance {
 
 // failed is the kubelet's isInitContainerFailed for an exited instance.
 func (i *instance) failed() bool {
-	return i.exited && (i.exitCode != 0 || i.reason == reasonOOMKilled)
+	return i.exited() && (i.exitCode != 0 || i.reason == reasonOOMKilled)
 }
 
 const (
@@ -126,8 +127,16 @@ const (
 	reasonCreateConfig     = "CreateContainerConfigError"
 	reasonCreateError      = "CreateContainerError"
 	reasonRunContainer     = "RunContainerError"
+	reasonStartError       = "StartError"
 	reasonPostStartHook    = "PostStartHookError"
 )
 
 // specHash covers what the kubelet's HashContainer covers: name and image.
 func specHash(c *corev1.Container) string { return c.Name + "\x00" + c.Image }
+
+// lose marks an instance that is gone without an exit status, the way the
+// kubelet reports a container it cannot find.
+func (i *instance) lose() {
+	i.state, i.exitCode, i.reason = instLost, 137, reasonStatusUnknown
+	i.message = "The container could not be located when the pod was terminated"
+}

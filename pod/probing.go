@@ -38,7 +38,7 @@ func probeOf(c *corev1.Container, k probes.Kind) *corev1.Probe {
 
 func (s *Supervisor) startWorker(c *ctr, inst *instance, kind probes.Kind) {
 	p := probeOf(c.spec, kind)
-	if p == nil || (kind != probes.Readiness && (s.st.deleting || s.st.killed)) {
+	if p == nil || (kind != probes.Readiness && s.st.life >= terminating) {
 		return
 	}
 	if s.workers[inst] == nil {

@@ -17,10 +17,9 @@ type podState struct {
 	init []*ctr
 	apps []*ctr
 
-	sandbox  bool // namespaces, network, cgroup and volumes exist
-	deleting bool // deletion (or interrupt) requested: terminate, start nothing
-	killed   bool // the pod was killed on its own (completion, failed init, deadline)
-	finished bool // terminal and every container stopped: nothing more will happen
+	life    lifecycle
+	ending  ending // why it terminates, from terminating on
+	sandbox bool   // observed: its namespaces, network, cgroup and volumes exist
 
 	startTime      time.Time
 	podIP          string
@@ -39,10 +38,10 @@ func newPodState(p *corev1.Pod) *podState {
 		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 			r = roleSidecar
 		}
-		s.init = append(s.init, &ctr{spec: c, role: r, index: i})
+		s.init = append(s.init, &ctr{spec: c, role: r})
 	}
 	for i := range p.Spec.Containers {
-		s.apps = append(s.apps, &ctr{spec: &p.Spec.Containers[i], role: roleApp, index: i})
+		s.apps = append(s.apps, &ctr{spec: &p.Spec.Containers[i], role: roleApp})
 	}
 	return s
 }
@@ -134,10 +133,10 @@ func (s *podState) containerStatus(c *ctr, hasInit bool) corev1.ContainerStatus 
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waitingDefault}
 	} else {
 		cs.ContainerID = containerID(c.cur.id)
-		cs.State = instanceState(c.cur)
+		cs.State = apiState(c.cur)
 	}
 	if c.prev != nil {
-		cs.LastTerminationState = instanceState(c.prev)
+		cs.LastTerminationState = apiState(c.prev)
 	}
 	// A container that failed to start, or waits to be restarted, shows the
 	// reason of its last start attempt (the kubelet's reason cache).
@@ -157,7 +156,7 @@ func (s *podState) containerStatus(c *ctr, hasInit bool) corev1.ContainerStatus 
 // generator uses it (no deletion, not running, restart policy allows). A
 // completed regular init never restarts.
 func (s *podState) willRestart(c *ctr) bool {
-	if s.deleting || s.finished {
+	if s.life >= terminating {
 		return false
 	}
 	if c.cur == nil {
@@ -170,18 +169,17 @@ func (s *podState) willRestart(c *ctr) bool {
 	case c.role == roleInit && c.cur.exitCode == 0:
 		return false
 	case c.role == roleSidecar:
-		return !s.killed
+		return true
 	}
 	return s.shouldStart(c)
 }
 
-func instanceState(i *instance) corev1.ContainerState {
-	if !i.exited {
+func apiState(i *instance) corev1.ContainerState {
+	if i.running() {
 		return corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(i.startedAt)}}
 	}
 	t := &corev1.ContainerStateTerminated{
 		ExitCode:    i.exitCode,
-		Signal:      i.signal,
 		Reason:      i.reason,
 		Message:     i.message,
 		FinishedAt:  metav1.NewTime(i.finishedAt),
@@ -271,7 +269,7 @@ func (s *podState) phase(st corev1.PodStatus) corev1.PodPhase {
 	case running > 0 && unknown == 0:
 		return corev1.PodRunning
 	case running == 0 && stopped > 0 && unknown == 0:
-		if s.deleting || s.killed {
+		if s.life >= terminating {
 			if stopped == succeeded {
 				return corev1.PodSucceeded
 			}
@@ -304,7 +302,7 @@ func (s *podState) conditions(st corev1.PodStatus) []corev1.PodCondition {
 	}
 
 	var out []corev1.PodCondition
-	out = append(out, cond(corev1.PodReadyToStartContainers, s.sandbox && !s.finished, "", ""))
+	out = append(out, cond(corev1.PodReadyToStartContainers, s.sandbox && s.life != finished, "", ""))
 
 	// Initialized
 	initialized := cond(corev1.PodInitialized, true, "", "")

@@ -209,7 +209,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if s.sync() {
 			s.publish()
 		}
-		if s.st.finished {
+		if s.st.life == finished {
 			break
 		}
 		select {
@@ -245,7 +245,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // finishes the pod. It reports whether it changed the pod's state (which
 // the status then shows): an update applied, the pod finished or killed.
 func (s *Supervisor) sync() (changed bool) {
-	if s.syncing || s.st.finished || !s.dirty {
+	if s.syncing || s.st.life == finished || !s.dirty {
 		return false
 	}
 	if s.pending != nil {
@@ -255,7 +255,7 @@ func (s *Supervisor) sync() (changed bool) {
 	}
 	s.dirty = false
 	st := s.st
-	if !st.anyRunning() && (st.deleting || terminal(s.lastStatus.Phase)) {
+	if !st.anyRunning() && (st.ending.deletion() || terminal(s.lastStatus.Phase)) {
 		s.finish()
 		return true
 	}
@@ -263,8 +263,8 @@ func (s *Supervisor) sync() (changed bool) {
 	if p.empty() {
 		return changed
 	}
-	if p.killPod && !st.deleting {
-		st.killed = true
+	if p.killPod && st.life != terminating {
+		st.life, st.ending = terminating, p.ending
 		s.stopProbes(probes.Liveness, probes.Startup)
 		changed = true
 	}
@@ -304,21 +304,22 @@ func (s *Supervisor) finish() {
 		s.sb = nil
 	}
 	s.st.sandbox = false
-	s.st.finished = true
+	s.st.life = finished
 }
 
 func (s *Supervisor) delete(grace *int64, reason string) {
 	st := s.st
-	if st.deleting {
+	if st.ending.deletion() || st.life == finished {
 		return
 	}
-	st.deleting = true
+	st.life = terminating
 	if reason != "" {
+		st.ending = endDeadline
 		st.reason = reason
 		st.msg = "Pod was active on the node longer than the specified deadline"
-		st.killed = true
 		s.rec.record(nil, warning, reason, "%s", st.msg)
 	} else {
+		st.ending = endDeleted
 		now := metav1.Now()
 		st.pod.DeletionTimestamp = &now
 		g := *st.pod.Spec.TerminationGracePeriodSeconds
@@ -359,6 +360,9 @@ func (s *Supervisor) apply(ev any) {
 	switch e := ev.(type) {
 	case evSandbox:
 		s.sb, st.sandbox = e.sb, true
+		if st.life == creating {
+			st.life = running
+		}
 		st.podIP, st.hostIP = e.sb.PodIP, e.sb.HostIP
 		for _, w := range e.sb.Warnings {
 			s.rec.record(nil, w.Type, w.Reason, "%s", w.Message)
@@ -374,12 +378,11 @@ func (s *Supervisor) apply(ev any) {
 		s.watch(c, e.inst)
 	case evExited:
 		i := e.inst
-		i.exited, i.finishedAt, i.message = true, e.exit.FinishedAt, e.msg
+		i.state, i.finishedAt, i.message = instExited, e.exit.FinishedAt, e.msg
 		i.exitCode = int32(e.exit.Code)
 		switch {
 		case e.exit.Unknown:
-			i.exitCode, i.reason = 137, reasonStatusUnknown
-			i.message = "The container could not be located when the pod was terminated"
+			i.lose()
 		case e.exit.OOMKilled:
 			i.reason = reasonOOMKilled
 		case i.exitCode == 0:
@@ -394,13 +397,13 @@ func (s *Supervisor) apply(ev any) {
 		s.stopInstanceProbes(i)
 		close(i.applied)
 	case evProbe:
-		if e.inst != e.c.cur || e.inst.exited {
+		if e.inst != e.c.cur || e.inst.exited() {
 			return // a result about an earlier instance
 		}
 		switch e.kind {
 		case probes.Startup:
 			e.inst.startup = e.result
-			if e.result == probes.Success && !st.deleting && !st.killed {
+			if e.result == probes.Success && st.life < terminating {
 				s.startWorker(e.c, e.inst, probes.Readiness)
 				s.startWorker(e.c, e.inst, probes.Liveness)
 			}
@@ -415,7 +418,7 @@ func (s *Supervisor) apply(ev any) {
 // applyUpdate takes the new images of p. It runs between syncs, when no
 // executor goroutine reads the spec. A terminating pod ignores updates (§5.5).
 func (s *Supervisor) applyUpdate(p *corev1.Pod) {
-	if s.st.deleting || s.st.killed {
+	if s.st.life >= terminating {
 		return
 	}
 	for _, lists := range [][2][]corev1.Container{{s.st.pod.Spec.InitContainers, p.Spec.InitContainers}, {s.st.pod.Spec.Containers, p.Spec.Containers}} {

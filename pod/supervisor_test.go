@@ -143,7 +143,7 @@ func TestImagePullBackOffStaysPending(t *testing.T) {
 func TestKubectlColumnsThroughInit(t *testing.T) {
 	// The KEP-753 example: 0/3 Init:0/3 → Init:1/3 → Init:2/3 → 3/3 Running.
 	s := newPodState(testPod("Always", "i1 s1 s2 | a1"))
-	s.sandbox = true
+	s.sandbox, s.life = true, running
 	var got []string
 	row := func() {
 		p := s.pod.DeepCopy()

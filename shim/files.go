@@ -15,10 +15,11 @@ import (
 
 // Version is the version of the contract between the daemon and its
 // shims: the run directory's files and the shim's routes. Every file
-// carries it, so a daemon or shim of another build knows what it reads; a
-// file without one was written before the field existed, in the format of
-// version 1.
-const Version = 1
+// carries it, so a daemon or shim of another build knows what it reads. A
+// file without one is of version 1, from before the field existed; its
+// checkpoint (deleting/killed flags, exited instances) is still read, so a
+// new shim can take over a pod from an old one.
+const Version = 2
 
 // Files of a pod's run directory, <run-root>/pods/<uid>/.
 const (

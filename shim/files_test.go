@@ -28,7 +28,7 @@ func TestFilesCarryTheContractVersion(t *testing.T) {
 		t.Fatalf("checkpoint %+v, %v", cp, err)
 	}
 	b, _ := os.ReadFile(d.path(checkpointFile))
-	if !strings.Contains(string(b), `"version":1`) {
+	if !strings.Contains(string(b), `"version":2`) {
 		t.Errorf("checkpoint.json has no version: %s", b)
 	}
 }
@@ -42,10 +42,10 @@ func TestNewerFilesAreRefusedAndOldOnesRead(t *testing.T) {
 	if st, err := d.ReadFinal(); err != nil || !st.Final {
 		t.Fatalf("unversioned final.json: %+v, %v", st, err)
 	}
-	if err := os.WriteFile(d.path(finalFile), []byte(`{"version":2,"pod":{"metadata":{"name":"p"}},"final":true}`), 0o600); err != nil {
+	if err := os.WriteFile(d.path(finalFile), []byte(`{"version":3,"pod":{"metadata":{"name":"p"}},"final":true}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.ReadFinal(); err == nil || !strings.Contains(err.Error(), "version 2") {
-		t.Errorf("final.json of version 2: err = %v", err)
+	if _, err := d.ReadFinal(); err == nil || !strings.Contains(err.Error(), "version 3") {
+		t.Errorf("final.json of version 3: err = %v", err)
 	}
 }
