@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/manifest"
 )
 
@@ -319,10 +320,8 @@ func (d *Daemon) planPod(p *corev1.Pod) (action string, step func(), problem str
 // withoutImages is a pod spec with what an update may change blanked.
 func withoutImages(s *corev1.PodSpec) *corev1.PodSpec {
 	s = s.DeepCopy()
-	for _, cs := range [][]corev1.Container{s.InitContainers, s.Containers} {
-		for i := range cs {
-			cs[i].Image, cs[i].ImagePullPolicy = "", ""
-		}
+	for _, c := range podspec.Containers(s) {
+		c.Image, c.ImagePullPolicy = "", ""
 	}
 	return s
 }
@@ -334,11 +333,7 @@ func (d *Daemon) updatePodSpec(rec *podRec, n *corev1.Pod) {
 	defer d.mu.Unlock()
 	p := rec.pod.DeepCopy()
 	p.Labels, p.Annotations = n.Labels, n.Annotations
-	for _, lists := range [][2][]corev1.Container{{p.Spec.InitContainers, n.Spec.InitContainers}, {p.Spec.Containers, n.Spec.Containers}} {
-		for i := range lists[0] {
-			lists[0][i].Image, lists[0][i].ImagePullPolicy = lists[1][i].Image, lists[1][i].ImagePullPolicy
-		}
-	}
+	podspec.SetImages(&p.Spec, &n.Spec)
 	p.ResourceVersion = d.nextRV()
 	rec.pod = p
 	d.savePod(rec)

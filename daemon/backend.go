@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/netns"
 	"github.com/podrun/podrun/pod"
 )
@@ -273,11 +274,9 @@ func (d *Daemon) Metrics(ctx context.Context, ns, name string) (*api.PodMetrics,
 	}
 	tree := d.cfg.Node.Cgroups
 	var names []string
-	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
-		for _, cs := range list {
-			if cs.State.Running != nil {
-				names = append(names, cs.Name)
-			}
+	for _, cs := range podspec.Statuses(&p.Status) {
+		if cs.State.Running != nil {
+			names = append(names, cs.Name)
 		}
 	}
 	first := map[string]uint64{}

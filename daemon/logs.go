@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/runtime"
 )
 
@@ -152,7 +153,9 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 	}
 }
 
-func logPath(dir string, n int32) string { return filepath.Join(dir, fmt.Sprintf("%d.log", n)) }
+func logPath(dir string, n int32) string {
+	return podspec.LogFile(filepath.Dir(dir), filepath.Base(dir), n)
+}
 
 // nextLog finds the log of the first instance after n that has one (an
 // instance that failed to start has none).
@@ -189,7 +192,7 @@ func willRestart(p *corev1.Pod, name string, exitCode int32) bool {
 	}
 	for _, c := range p.Spec.InitContainers {
 		if c.Name == name {
-			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			if podspec.IsSidecar(&c) {
 				return true
 			}
 			return exitCode != 0 && p.Spec.RestartPolicy != corev1.RestartPolicyNever
@@ -205,7 +208,7 @@ func willRestart(p *corev1.Pod, name string, exitCode int32) bool {
 }
 
 func hasContainer(p *corev1.Pod, name string) bool {
-	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+	for _, c := range podspec.Containers(&p.Spec) {
 		if c.Name == name {
 			return true
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/controller/job"
+	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/shim"
 )
@@ -270,7 +271,7 @@ func (d *Daemon) sendWanted(ctx context.Context, rec *podRec, sc *shim.Client) {
 func imagesDiffer(a, b *corev1.Pod) bool {
 	img := func(p *corev1.Pod) map[string]string {
 		m := map[string]string{}
-		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+		for _, c := range podspec.Containers(&p.Spec) {
 			m[c.Name] = c.Image
 		}
 		return m

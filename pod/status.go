@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podrun/podrun/internal/podspec"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -35,7 +36,7 @@ func newPodState(p *corev1.Pod) *podState {
 	for i := range p.Spec.InitContainers {
 		c := &p.Spec.InitContainers[i]
 		r := roleInit
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+		if podspec.IsSidecar(c) {
 			r = roleSidecar
 		}
 		s.init = append(s.init, &ctr{spec: c, role: r})
@@ -291,7 +292,7 @@ func (s *podState) phase(st corev1.PodStatus) corev1.PodPhase {
 // conditions are generate.go's, in the kubelet's order.
 func (s *podState) conditions(st corev1.PodStatus) []corev1.PodCondition {
 	spec := &s.pod.Spec
-	all := append(append([]corev1.ContainerStatus{}, st.InitContainerStatuses...), st.ContainerStatuses...)
+	all := podspec.Statuses(&st)
 	find := func(name string) corev1.ContainerStatus { return statusOf(all, name) }
 	cond := func(t corev1.PodConditionType, ok bool, reason, msg string) corev1.PodCondition {
 		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, Message: msg}

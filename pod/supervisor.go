@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podrun/podrun/cgroups"
+	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/probes"
 	"github.com/podrun/podrun/runtime"
 )
@@ -421,18 +422,7 @@ func (s *Supervisor) applyUpdate(p *corev1.Pod) {
 	if s.st.life >= terminating {
 		return
 	}
-	for _, lists := range [][2][]corev1.Container{{s.st.pod.Spec.InitContainers, p.Spec.InitContainers}, {s.st.pod.Spec.Containers, p.Spec.Containers}} {
-		for i := range lists[0] {
-			for _, n := range lists[1] {
-				if n.Name == lists[0][i].Name && n.Image != lists[0][i].Image {
-					lists[0][i].Image = n.Image
-					if n.ImagePullPolicy != "" {
-						lists[0][i].ImagePullPolicy = n.ImagePullPolicy
-					}
-				}
-			}
-		}
-	}
+	podspec.SetImages(&s.st.pod.Spec, &p.Spec)
 }
 
 // publishRunning hands out the running instances for Exec.

@@ -36,6 +36,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/runtime"
@@ -361,16 +362,14 @@ func execable(p *corev1.Pod, name string, nargs int) error {
 	if name == "" {
 		return apierrors.NewBadRequest(fmt.Sprintf("a container name must be specified for pod %s", p.Name))
 	}
-	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
-		for _, cs := range list {
-			if cs.Name != name {
-				continue
-			}
-			if cs.State.Running == nil {
-				return apierrors.NewBadRequest(fmt.Sprintf("container %s is not running in pod %s", name, p.Name))
-			}
-			return nil
+	for _, cs := range podspec.Statuses(&p.Status) {
+		if cs.Name != name {
+			continue
 		}
+		if cs.State.Running == nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("container %s is not running in pod %s", name, p.Name))
+		}
+		return nil
 	}
 	return apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", name, p.Name))
 }

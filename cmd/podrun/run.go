@@ -18,6 +18,7 @@ import (
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/controller/job"
 	"github.com/podrun/podrun/internal/kubectl"
+	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/manifest"
 	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
@@ -247,7 +248,7 @@ func (r *runner) top(tree cgroups.Tree, every time.Duration, stop <-chan struct{
 		}
 		var rows []string
 		for _, p := range r.finalPods() {
-			for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			for _, cs := range podspec.Statuses(&p.Status) {
 				if cs.State.Running == nil {
 					continue
 				}

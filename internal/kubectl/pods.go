@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/podrun/podrun/internal/podspec"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -35,7 +36,7 @@ func Row(p *corev1.Pod, now time.Time) PodRow {
 	}
 	sidecar := map[string]bool{}
 	for _, c := range p.Spec.InitContainers {
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+		if podspec.IsSidecar(&c) {
 			sidecar[c.Name] = true
 			total++
 		}

@@ -53,3 +53,21 @@ func LogFile(podLogDir, container string, restart int32) string {
 func InstanceDir(podDir, container string, restart int32) string {
 	return filepath.Join(podDir, "containers", fmt.Sprintf("%s-%d", container, restart))
 }
+
+// SetImages gives each container of dst the image (and, when set, the pull
+// policy) of the container of src with its name: the one change a running
+// pod takes (the kubelet restarts a container whose image changed).
+func SetImages(dst, src *corev1.PodSpec) {
+	byName := map[string]*corev1.Container{}
+	for _, c := range Containers(src) {
+		byName[c.Name] = c
+	}
+	for _, c := range Containers(dst) {
+		if n := byName[c.Name]; n != nil && n.Image != c.Image {
+			c.Image = n.Image
+			if n.ImagePullPolicy != "" {
+				c.ImagePullPolicy = n.ImagePullPolicy
+			}
+		}
+	}
+}
