@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -156,15 +158,31 @@ var legacyOnly atomic.Bool
 // mountOverlay mounts lowers (topmost first) with upper and work on target.
 // The new mount API passes each lower directory on its own, so deep images
 // mount; the legacy option string is limited to one page.
+//
+// Kernels tell "no lowerdir+" in three ways: 6.5-6.7 refuse it at
+// FSCONFIG_SET_STRING; before 6.5 overlay has no fs_context of its own and
+// the generic one appends every string to a one-page option buffer without
+// checking it, so the first sign is EINVAL at FSCONFIG_CMD_CREATE (the
+// kernel log says `unrecognized mount option "lowerdir+=..."`), or at a
+// later FSCONFIG_SET_STRING once that buffer is full. On EINVAL the legacy
+// mount decides: if it works, the kernel lacked lowerdir+.
 func mountOverlay(lowers []string, upper, work, target string) error {
-	if !legacyOnly.Load() {
-		err := mountFsconfig(lowers, upper, work, target)
-		if !errors.Is(err, errNoLowerdirPlus) {
-			return err
-		}
-		legacyOnly.Store(true)
+	if legacyOnly.Load() {
+		return mountLegacy(lowers, upper, work, target)
 	}
-	return mountLegacy(lowers, upper, work, target)
+	err := mountFsconfig(lowers, upper, work, target)
+	if err == nil || !(errors.Is(err, errNoLowerdirPlus) || errors.Is(err, unix.EINVAL)) {
+		return err
+	}
+	if lerr := mountLegacy(lowers, upper, work, target); lerr != nil {
+		if errors.Is(err, errNoLowerdirPlus) {
+			legacyOnly.Store(true)
+			return lerr
+		}
+		return fmt.Errorf("%w (with lowerdir+: %v)", lerr, err)
+	}
+	legacyOnly.Store(true)
+	return nil
 }
 
 var errNoLowerdirPlus = errors.New("kernel has no overlay lowerdir+")
@@ -231,6 +249,11 @@ func withFsLog(fd int, err error) error {
 	return fmt.Errorf("%w (%s)", err, strings.Join(msgs, "; "))
 }
 
+// mountLegacy mounts with the one-page option string of mount(2). When the
+// absolute paths do not fit, it does what Docker's overlay2 driver and
+// containerd's snapshotter do: short names relative to the container's
+// directory (a symlink dir/l/N per lower, upperdir=upper, workdir=work),
+// mounted from a thread whose working directory is that directory.
 func mountLegacy(lowers []string, upper, work, target string) error {
 	for _, p := range append([]string{upper, work}, lowers...) {
 		if strings.ContainsAny(p, ",:\\") {
@@ -238,11 +261,59 @@ func mountLegacy(lowers []string, upper, work, target string) error {
 		}
 	}
 	opts := "index=off,lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work
-	if len(opts) >= os.Getpagesize() {
+	if len(opts) < os.Getpagesize() {
+		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+			return fmt.Errorf("mount overlay: %w", err)
+		}
+		return nil
+	}
+	dir := filepath.Dir(upper)
+	short := make([]string, len(lowers))
+	for i := range lowers {
+		short[i] = "l/" + strconv.Itoa(i)
+	}
+	opts = "index=off,lowerdir=" + strings.Join(short, ":") + ",upperdir=" + filepath.Base(upper) + ",workdir=" + filepath.Base(work)
+	if filepath.Dir(work) != dir || len(opts) >= os.Getpagesize() {
 		return fmt.Errorf("overlay of %d layers needs %d bytes of mount options, over this kernel's limit of one page (Linux 6.8 lifts it)", len(lowers), len(opts))
 	}
-	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+	links := filepath.Join(dir, "l")
+	if err := os.RemoveAll(links); err != nil {
 		return fmt.Errorf("mount overlay: %w", err)
 	}
+	if err := os.Mkdir(links, 0o700); err != nil {
+		return fmt.Errorf("mount overlay: %w", err)
+	}
+	err := func() error {
+		for i, l := range lowers {
+			if err := os.Symlink(l, filepath.Join(links, strconv.Itoa(i))); err != nil {
+				return err
+			}
+		}
+		return inDir(dir, func() error { return unix.Mount("overlay", target, "overlay", 0, opts) })
+	}()
+	if err != nil {
+		os.RemoveAll(links)
+		return fmt.Errorf("mount overlay (short lowerdir names in %s): %w", dir, err)
+	}
 	return nil
+}
+
+// inDir runs fn on a thread of its own whose working directory is dir. The
+// thread unshares its fs attributes, so no other goroutine sees the chdir,
+// and is never unlocked: it exits with the goroutine.
+func inDir(dir string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("unshare CLONE_FS: %w", err)
+			return
+		}
+		if err := unix.Chdir(dir); err != nil {
+			errc <- fmt.Errorf("chdir %s: %w", dir, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
 }
