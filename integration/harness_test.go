@@ -67,11 +67,21 @@ func testMain(m *testing.M) int {
 		"--cgroup-root", "podrun-it-" + suffix,
 	}
 	defer os.RemoveAll("/run/podrun-it-" + suffix)
-	steps := [][]string{
-		{"go", "build", "-o", bin, "../cmd/podrun"},
-		{"go", "run", "../hack/testimage", "-o", filepath.Join(tmp, "busybox.tar")},
-		{bin, "image", "load", "-i", filepath.Join(tmp, "busybox.tar"), "--root", filepath.Join(tmp, "root")},
+	// Where there is no Go toolchain (the VM tests, hack/vmtest), the binary
+	// and the image archive come prebuilt: PODRUN_TEST_BIN, PODRUN_TEST_IMAGE.
+	archive := filepath.Join(tmp, "busybox.tar")
+	var steps [][]string
+	if b := os.Getenv("PODRUN_TEST_BIN"); b != "" {
+		steps = append(steps, []string{"install", "-D", "-m", "0755", b, bin})
+	} else {
+		steps = append(steps, []string{"go", "build", "-o", bin, "../cmd/podrun"})
 	}
+	if a := os.Getenv("PODRUN_TEST_IMAGE"); a != "" {
+		archive = a
+	} else {
+		steps = append(steps, []string{"go", "run", "../hack/testimage", "-o", archive})
+	}
+	steps = append(steps, []string{bin, "image", "load", "-i", archive, "--root", filepath.Join(tmp, "root")})
 	for _, s := range steps {
 		cmd := exec.Command(s[0], s[1:]...)
 		if out, err := cmd.CombinedOutput(); err != nil {
