@@ -4,7 +4,7 @@ BIN     ?= bin/podrun
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export CGO_ENABLED := 1
 
-.PHONY: build test unit unit-norace root-test lint testimage demo bench conformance leakcheck clean
+.PHONY: build test unit unit-norace root-test lint testimage demo bench conformance leakcheck vmtest vmtest-ci clean
 
 build:
 	$(GO) build -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/podrun
@@ -69,6 +69,20 @@ bench: build
 # integration/conformance/, ending with "N passed, M failed".
 conformance:
 	$(GO) test -count=1 -json -timeout 30m -run '^TestConformance$$' ./integration/ -args -test.root | $(GO) run ./integration/conformance/summary
+
+# The root suites inside real Debian 12 guests (qemu TCG, Debian's kernel
+# 6.1 and systemd), one VM per profile: debian12-v2 (cgroup v2) and
+# debian12-v1 (cgroup v1). As root; installs qemu-system-x86 and debootstrap
+# when missing and caches the guest image in /var/cache/podrun-vmtest.
+# VMTEST_SUITE=ci (default, also `make vmtest-ci`) runs the CI subset
+# (hack/vmtest/suite-ci), VMTEST_SUITE=full every root suite whole.
+# VMTEST_PROFILES picks profiles. See docs/hosts.md.
+VMTEST_SUITE ?= ci
+vmtest:
+	VMTEST_SUITE=$(VMTEST_SUITE) GO=$(GO) hack/vmtest/vmtest.sh
+
+vmtest-ci:
+	VMTEST_SUITE=ci GO=$(GO) hack/vmtest/vmtest.sh
 
 clean:
 	rm -rf bin
