@@ -10,6 +10,7 @@
 #   VMTEST_TIMEOUT   seconds one VM may run (default 1500 for ci, 5400 for full)
 #   VMTEST_MEM       guest memory in MiB (default 4096)
 #   VMTEST_MIRROR    Debian mirror (default: the host's apt sources)
+#   VMTEST_DEBUG     a script to run in the guest before the suite (results/debug.log)
 #   GO               the go command (default go)
 #
 # Prints one line per profile, "debian12-v2: N passed, M failed", and exits
@@ -67,7 +68,7 @@ if [ ! -f "$guest/rootfs.img" ]; then
 	find "$cache" -maxdepth 1 -name 'guest-*' ! -name "guest-$key" -exec rm -rf {} +
 fi
 flock -u 9
-log "guest: $guest (kernel $(cat "$guest/kernel-version"); built: $(cat "$guest/build-times"))"
+log "guest: $guest (kernel $(cat "$guest/kernel-version"); built: $(tr "\n" " " <"$guest/build-times"))"
 
 # What the guest runs, built here: it has no Go toolchain.
 share=$out/share
@@ -81,6 +82,7 @@ grep -v '^#' "$here/suite-$suite" | awk 'NF {print $1, $2}' | sort -u | while re
 done
 git ls-files -z | tar --null -T - -cf "$share/src.tar"
 cp "$here/guest/run-suite.sh" "$share/"
+if [ -n "${VMTEST_DEBUG:-}" ]; then cp "$VMTEST_DEBUG" "$share/debug.sh"; fi
 grep -v '^#' "$here/suite-$suite" >"$share/suite"
 log "test binaries built in $(($(date +%s) - t)) s"
 

@@ -18,6 +18,7 @@ profile=$(cat "$share/profile")
 	echo "cgroup fs: $(stat -fc %T /sys/fs/cgroup)"
 	echo "systemd: $(systemctl --version | head -1)"
 	echo "resolv.conf: $(readlink /etc/resolv.conf)"
+	echo "mounts: $(findmnt -no TARGET,OPTIONS / | tr -s ' '); $(findmnt -no TARGET,OPTIONS /run | tr -s ' ')"
 	systemd-analyze time 2>&1 | head -1
 } | tee "$out/env.txt"
 
@@ -49,6 +50,11 @@ mkdir -p "$src" /var/tmp/podrun-bin
 tar -xf "$share/src.tar" -C "$src"
 cp "$share"/tests/* "$share/podrun" "$share/busybox.tar" /var/tmp/podrun-bin/
 export PODRUN_TEST_BIN=/var/tmp/podrun-bin/podrun PODRUN_TEST_IMAGE=/var/tmp/podrun-bin/busybox.tar
+
+# VMTEST_DEBUG: a script of the host's to run first (output in results/debug.log).
+if [ -f "$share/debug.sh" ]; then
+	(cd "$src" && bash "$share/debug.sh") >"$out/debug.log" 2>&1
+fi
 
 # suite: one line per test binary: NAME PKGDIR [go test flags...]
 t0=$(cut -d' ' -f1 /proc/uptime)
