@@ -16,8 +16,13 @@
 //     pause process's leaf <pod cgroup>/pause, and per exec a child cgroup
 //     <container leaf>/exec-<pid>-<n> that lets a timeout kill exactly that
 //     process tree. Parent cgroups belong to the cgroups package.
-//   - The "pause" re-exec role of this binary (MaybeReexec): PID 1 of a shared
-//     PID namespace, which reaps orphans and exits on SIGTERM or SIGINT.
+//   - The pause process (pause.c, run from a C constructor of this binary
+//     before the Go runtime starts): PID 1 of a shared PID namespace, which
+//     reaps orphans and exits on SIGTERM or SIGINT. Like the pause container
+//     it is in the pod's network, UTS and IPC namespaces, in a mount
+//     namespace whose only mount is an empty read-only tmpfs, as uid/gid
+//     65535 with every capability set empty and no_new_privs, in the pod's
+//     cgroup: through /proc/1 a container reaches nothing of the host.
 //
 // The process that calls Start is the parent of the container's init (runc
 // clones it with CLONE_PARENT) and owns its output pipes: only it learns the
