@@ -68,7 +68,8 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll("/run/podrun-it-" + suffix)
 	steps := [][]string{
-		{"go", "build", "-o", bin, "../cmd/podrun"},
+		// With seccomp, as make builds it.
+		{"go", "build", "-tags", "seccomp", "-o", bin, "../cmd/podrun"},
 		{"go", "run", "../hack/testimage", "-o", filepath.Join(tmp, "busybox.tar")},
 		{bin, "image", "load", "-i", filepath.Join(tmp, "busybox.tar"), "--root", filepath.Join(tmp, "root")},
 	}

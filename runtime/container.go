@@ -49,6 +49,16 @@ type Spec struct {
 	OOMScoreAdj                                 *int     // negative needs CAP_SYS_RESOURCE: dropped with a warning without it
 	Sysctls                                     map[string]string
 
+	// Seccomp is the seccomp profile type: "" or SeccompUnconfined for no
+	// filter, SeccompRuntimeDefault for containerd's default profile,
+	// SeccompLocalhost for the OCI JSON profile at SeccompProfile (an
+	// absolute path: the kubelet's <seccomp root>/<localhostProfile>). A
+	// privileged container gets no filter whatever it says, as in
+	// containerd. A Localhost profile that cannot be loaded fails Start
+	// with an error that is ErrSeccompProfile.
+	Seccomp        string
+	SeccompProfile string
+
 	// LogPath is the CRI log file (appended to, created 0640 with its
 	// parent dirs): "<RFC3339Nano> stdout|stderr F|P <text>" lines. "" keeps
 	// no log.

@@ -29,10 +29,16 @@
 // exit status and copies the output. Load re-attaches from another process,
 // without either.
 //
-// Not done: seccomp (libcontainer needs libseccomp and the seccomp build tag;
-// containers run unconfined like Kubernetes' Unconfined profile), AppArmor and
-// SELinux labels, user namespaces, and the check that a Bidirectional
-// volume's source is itself a shared mount.
+// seccomp (Spec.Seccomp): RuntimeDefault is containerd's default profile
+// (seccomp.go; defaults_test.go compares it, the capabilities, masked and
+// read-only paths, devices and no_new_privs with containerd's own code),
+// Localhost an OCI JSON profile file, Unconfined none; a privileged
+// container gets none. It needs the binary built with the seccomp tag and
+// libseccomp2 at run time (SeccompEnabled); without them a container that
+// asks for a profile does not start.
+//
+// Not done: AppArmor and SELinux labels, user namespaces, and the check
+// that a Bidirectional volume's source is itself a shared mount.
 //
 // May import: the standard library, x/sys, libcontainer, opencontainers/cgroups
 // and runtime-spec types.
