@@ -37,8 +37,12 @@
 // libseccomp2 at run time (SeccompEnabled); without them a container that
 // asks for a profile does not start.
 //
-// Not done: AppArmor and SELinux labels, user namespaces, and the check
-// that a Bidirectional volume's source is itself a shared mount.
+// AppArmor: AppArmorEnabled detects it; podrun applies no profile, and a pod
+// asking for one must be refused at admission with AppArmorRefusal (the
+// kubelet's message on a host without AppArmor, which is the tested case).
+//
+// Not done: applying AppArmor profiles, SELinux labels, user namespaces, and
+// the check that a Bidirectional volume's source is itself a shared mount.
 //
 // May import: the standard library, x/sys, libcontainer, opencontainers/cgroups
 // and runtime-spec types.
