@@ -74,7 +74,8 @@ func testMain(m *testing.M) int {
 	if b := os.Getenv("PODRUN_TEST_BIN"); b != "" {
 		steps = append(steps, []string{"install", "-D", "-m", "0755", b, bin})
 	} else {
-		steps = append(steps, []string{"go", "build", "-o", bin, "../cmd/podrun"})
+		// With seccomp, as make builds it.
+		steps = append(steps, []string{"go", "build", "-tags", "seccomp", "-o", bin, "../cmd/podrun"})
 	}
 	if a := os.Getenv("PODRUN_TEST_IMAGE"); a != "" {
 		archive = a

@@ -120,6 +120,10 @@ func (r *Runtime) config(s *Spec) (*configs.Config, procDefaults, error) {
 	if err != nil {
 		return nil, d, err
 	}
+	filter, err := seccompConfig(s, caps)
+	if err != nil {
+		return nil, d, err
+	}
 	mounts, rootProp, err := containerMounts(s, sb.HostIPC)
 	if err != nil {
 		return nil, d, err
@@ -186,6 +190,7 @@ func (r *Runtime) config(s *Spec) (*configs.Config, procDefaults, error) {
 		OomScoreAdj:     oom,
 		Sysctl:          s.Sysctls,
 		NoNewPrivileges: s.NoNewPrivileges,
+		Seccomp:         filter,
 		Labels:          []string{d.label()},
 	}
 	if !s.Privileged {

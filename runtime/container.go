@@ -49,10 +49,28 @@ type Spec struct {
 	OOMScoreAdj                                 *int     // negative needs CAP_SYS_RESOURCE: dropped with a warning without it
 	Sysctls                                     map[string]string
 
+	// Seccomp is the seccomp profile type: "" or SeccompUnconfined for no
+	// filter, SeccompRuntimeDefault for containerd's default profile,
+	// SeccompLocalhost for the OCI JSON profile at SeccompProfile (an
+	// absolute path: the kubelet's <seccomp root>/<localhostProfile>). A
+	// privileged container gets no filter whatever it says, as in
+	// containerd. A Localhost profile that cannot be loaded fails Start
+	// with an error that is ErrSeccompProfile.
+	Seccomp        string
+	SeccompProfile string
+
 	// LogPath is the CRI log file (appended to, created 0640 with its
 	// parent dirs): "<RFC3339Nano> stdout|stderr F|P <text>" lines. "" keeps
 	// no log.
 	LogPath string
+	// LogMaxSize and LogMaxFiles bound the log as the kubelet's
+	// containerLogMaxSize and containerLogMaxFiles (0: their defaults,
+	// DefaultLogMaxSize and DefaultLogMaxFiles): before a record would take
+	// LogPath past LogMaxSize bytes it is renamed LogPath.<timestamp>
+	// (uncompressed) and a new LogPath opened; LogMaxFiles counts LogPath
+	// and the rotated files kept. LogFiles lists them in order.
+	LogMaxSize  int64
+	LogMaxFiles int
 	// Output, if set, is called with every log record's text (a line, or a
 	// piece of a line longer than 16 KiB) from the stream's copier
 	// goroutine: it must not block for long.
@@ -113,13 +131,25 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", s.ID, err)
 	}
-	sink := &logSink{tee: s.Output, id: s.ID}
+	sink := &logSink{tee: s.Output, id: s.ID, path: s.LogPath, maxSize: s.LogMaxSize, maxFiles: s.LogMaxFiles}
+	if sink.maxSize == 0 {
+		sink.maxSize = DefaultLogMaxSize
+	}
+	if sink.maxFiles == 0 {
+		sink.maxFiles = DefaultLogMaxFiles
+	}
+	if sink.maxSize < 0 || sink.maxFiles < 2 {
+		return nil, fmt.Errorf("container %s: log rotation: LogMaxSize %d must be positive and LogMaxFiles %d at least 2", s.ID, s.LogMaxSize, s.LogMaxFiles)
+	}
 	if s.LogPath != "" {
 		f, created, err := openLog(s.LogPath)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", s.ID, err)
 		}
 		sink.f = f
+		if fi, err := f.Stat(); err == nil {
+			sink.size = fi.Size() // appended to after a restart of the supervisor
+		}
 		defer func() {
 			if retErr != nil {
 				f.Close()

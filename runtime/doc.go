@@ -16,18 +16,33 @@
 //     pause process's leaf <pod cgroup>/pause, and per exec a child cgroup
 //     <container leaf>/exec-<pid>-<n> that lets a timeout kill exactly that
 //     process tree. Parent cgroups belong to the cgroups package.
-//   - The "pause" re-exec role of this binary (MaybeReexec): PID 1 of a shared
-//     PID namespace, which reaps orphans and exits on SIGTERM or SIGINT.
+//   - The pause process (pause.c, run from a C constructor of this binary
+//     before the Go runtime starts): PID 1 of a shared PID namespace, which
+//     reaps orphans and exits on SIGTERM or SIGINT. Like the pause container
+//     it is in the pod's network, UTS and IPC namespaces, in a mount
+//     namespace whose only mount is an empty read-only tmpfs, as uid/gid
+//     65535 with every capability set empty and no_new_privs, in the pod's
+//     cgroup: through /proc/1 a container reaches nothing of the host.
 //
 // The process that calls Start is the parent of the container's init (runc
 // clones it with CLONE_PARENT) and owns its output pipes: only it learns the
 // exit status and copies the output. Load re-attaches from another process,
 // without either.
 //
-// Not done: seccomp (libcontainer needs libseccomp and the seccomp build tag;
-// containers run unconfined like Kubernetes' Unconfined profile), AppArmor and
-// SELinux labels, user namespaces, and the check that a Bidirectional
-// volume's source is itself a shared mount.
+// seccomp (Spec.Seccomp): RuntimeDefault is containerd's default profile
+// (seccomp.go; defaults_test.go compares it, the capabilities, masked and
+// read-only paths, devices and no_new_privs with containerd's own code),
+// Localhost an OCI JSON profile file, Unconfined none; a privileged
+// container gets none. It needs the binary built with the seccomp tag and
+// libseccomp2 at run time (SeccompEnabled); without them a container that
+// asks for a profile does not start.
+//
+// AppArmor: AppArmorEnabled detects it; podrun applies no profile, and a pod
+// asking for one must be refused at admission with AppArmorRefusal (the
+// kubelet's message on a host without AppArmor, which is the tested case).
+//
+// Not done: applying AppArmor profiles, SELinux labels, user namespaces, and
+// the check that a Bidirectional volume's source is itself a shared mount.
 //
 // May import: the standard library, x/sys, libcontainer, opencontainers/cgroups
 // and runtime-spec types.

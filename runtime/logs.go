@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,11 +22,92 @@ const maxLogLine = 16 << 10
 // logSink receives the records of a container's output streams: a CRI log
 // file (shared by stdout and stderr) and the optional Output tee.
 type logSink struct {
-	mu     sync.Mutex // serialises records of the two streams
+	mu     sync.Mutex // serialises records of the two streams; guards f, size
 	f      *os.File   // nil: no log file
 	tee    func(stream, line string)
 	id     string
 	failed bool // a write failed once (logged once)
+
+	// Rotation (maxSize 0: none): before a record would take the file past
+	// maxSize bytes it is renamed <path>.<timestamp> and a new one opened;
+	// of the rotated files the newest maxFiles-1 are kept.
+	path     string
+	size     int64
+	maxSize  int64
+	maxFiles int
+}
+
+// The kubelet's containerLogMaxSize and containerLogMaxFiles defaults.
+const (
+	DefaultLogMaxSize  = 10 << 20
+	DefaultLogMaxFiles = 5
+)
+
+// rotatedSuffix is the timestamp of a rotated log's name: the kubelet's
+// (20060102-150405) with nanoseconds, since podrun rotates as it writes and
+// may rotate twice in a second.
+const rotatedSuffix = "20060102-150405.000000000"
+
+// LogFiles lists a container's log files oldest first: the rotated
+// <path>.<timestamp> files, then path itself if it exists. Reading them in
+// this order gives the container's whole retained output.
+func LogFiles(path string) ([]string, error) {
+	rotated, err := filepath.Glob(globEscape(path) + ".*")
+	if err != nil {
+		return nil, err
+	}
+	rotated = slices.DeleteFunc(rotated, func(p string) bool {
+		_, err := time.Parse(rotatedSuffix, strings.TrimPrefix(p, path+"."))
+		return err != nil
+	})
+	slices.Sort(rotated) // fixed-width timestamps sort by time
+	if _, err := os.Stat(path); err == nil {
+		rotated = append(rotated, path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return rotated, nil
+}
+
+// globEscape quotes filepath.Match's special characters.
+func globEscape(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// rotate renames the full log file aside, drops the oldest rotated files
+// beyond maxFiles-1 and opens a new file. Called with mu held.
+func (s *logSink) rotate() error {
+	if err := s.f.Close(); err != nil {
+		return err
+	}
+	s.f = nil
+	if err := os.Rename(s.path, s.path+"."+time.Now().UTC().Format(rotatedSuffix)); err != nil {
+		return err
+	}
+	files, err := LogFiles(s.path)
+	if err != nil {
+		return err
+	}
+	// files are the rotated ones now: the current one is being replaced.
+	for len(files) > s.maxFiles-1 {
+		if err := os.Remove(files[0]); err != nil {
+			return err
+		}
+		files = files[1:]
+	}
+	f, _, err := openLog(s.path)
+	if err != nil {
+		return err
+	}
+	s.f, s.size = f, 0
+	return nil
 }
 
 // openLog opens (appends to) a CRI log file, creating it 0640 with its
@@ -63,10 +145,19 @@ func (s *logSink) record(stream string, tag byte, text []byte) {
 		b = append(b, ' ', tag, ' ')
 		b = append(b, text...)
 		b = append(b, '\n')
+		var err error
+		if s.maxSize > 0 && s.size > 0 && s.size+int64(len(b)) > s.maxSize {
+			err = s.rotate()
+		}
+		if s.f != nil {
+			var n int
+			n, err = s.f.Write(b)
+			s.size += int64(n)
+		}
 		// Keep draining on error: a full disk must not block the container.
-		if _, err := s.f.Write(b); err != nil && !s.failed {
+		if err != nil && !s.failed {
 			s.failed = true
-			slog.Warn("writing container log", "container", s.id, "path", s.f.Name(), "err", err)
+			slog.Warn("writing container log", "container", s.id, "path", s.path, "err", err)
 		}
 	}
 	if s.tee != nil {
@@ -117,4 +208,28 @@ func ParseLogRecord(line string) (r LogRecord, ok bool) {
 		r.Text = parts[3]
 	}
 	return r, true
+}
+
+// ReadTail returns the last limit bytes of the file at path (all of it
+// when shorter), reading only those: the kubelet's tail.ReadAtMost, for the
+// termination message. A file growing meanwhile still gives at most limit
+// bytes; one that is not a regular file gives its first limit bytes.
+func ReadTail(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if off := fi.Size() - limit; fi.Mode().IsRegular() && off > 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return nil, err
+		}
+	}
+	var buf bytes.Buffer
+	_, err = io.Copy(&buf, io.LimitReader(f, limit))
+	return buf.Bytes(), err
 }

@@ -2,9 +2,11 @@ package runtime
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -212,5 +214,95 @@ func TestContainerTTYAndStdin(t *testing.T) {
 	b, _ = os.ReadFile(s.LogPath)
 	if got := strings.Join(texts(string(b)), "|"); got != "piped|end" {
 		t.Errorf("stdin pipe output %q", got)
+	}
+}
+
+// More than 10 MiB of output with the kubelet's defaults: at most 5 files
+// of at most 10 MiB each, listed oldest first by LogFiles, whose records
+// follow each other without a gap since the oldest kept.
+func TestLogRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "0.log")
+	f, _, err := openLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &logSink{f: f, path: path, maxSize: DefaultLogMaxSize, maxFiles: DefaultLogMaxFiles}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() { sink.copyStream("stdout", pr); close(done) }()
+	line := strings.Repeat("y", 1000)
+	const lines = 70_000 // ~70 MiB of records
+	for i := range lines {
+		fmt.Fprintf(pw, "%08d %s\n", i, line)
+	}
+	pw.Close()
+	<-done
+	sink.f.Close()
+
+	files, err := LogFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != DefaultLogMaxFiles || files[len(files)-1] != path {
+		t.Fatalf("log files %v, want %d ending with %s", files, DefaultLogMaxFiles, path)
+	}
+	next := -1
+	for _, p := range files {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Size() > DefaultLogMaxSize {
+			t.Errorf("%s: %v bytes, %v", p, fi.Size(), err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range parseLog(t, string(b)) {
+			n, _ := strconv.Atoi(strings.Fields(r.text)[0])
+			if next >= 0 && n != next {
+				t.Fatalf("%s: record %d after %d", p, n, next-1)
+			}
+			next = n + 1
+		}
+	}
+	if next != lines {
+		t.Errorf("last record %d, want %d", next-1, lines-1)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != DefaultLogMaxFiles {
+		t.Errorf("files in the log directory: %v", entries)
+	}
+}
+
+// ReadTail reads the last bytes of a file, without reading the rest: a
+// 256 MiB termination log (sparse) costs 4 KiB.
+func TestReadTail(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small")
+	os.WriteFile(small, []byte("short message"), 0o644)
+	if b, err := ReadTail(small, 4096); err != nil || string(b) != "short message" {
+		t.Errorf("small: %q %v", b, err)
+	}
+	big := filepath.Join(dir, "big")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := strings.Repeat("z", 4000) + "the end"
+	if _, err := f.WriteAt([]byte(tail), 256<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	b, err := ReadTail(big, 4096)
+	goruntime.ReadMemStats(&after)
+	if err != nil || len(b) != 4096 || !strings.HasSuffix(string(b), "the end") {
+		t.Errorf("big: %d bytes %v", len(b), err)
+	}
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 1<<20 {
+		t.Errorf("reading the tail of 256 MiB allocated %d bytes", grown)
+	}
+	if _, err := ReadTail(filepath.Join(dir, "missing"), 4096); !os.IsNotExist(err) {
+		t.Errorf("missing: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -179,14 +180,55 @@ func pinNewNamespaces(dir string, flags int, kinds []string, hostname string) er
 	return <-errc
 }
 
-// startPause starts the pause process as PID 1 of a new PID namespace, puts
-// it in the pod's cgroup leaf and pins the namespace at dir/pid.
+// startPause starts the pause process as PID 1 of a new PID namespace,
+// puts it in the pod's cgroup leaf and pins the namespace at dir/pid. Like
+// the pause container it is in the pod's network, UTS and IPC namespaces,
+// in a mount namespace of its own on an empty read-only root, as uid and
+// gid 65535 with no capabilities and no_new_privs (pause.c does that).
 func (sb *Sandbox) startPause() error {
+	s := sb.st.Spec
+	report, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start pause process: %w", err)
+	}
+	defer report.Close()
+	files := []*os.File{w}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	var kinds string
+	join := func(kind byte, path string) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("pause process: %w", err)
+		}
+		files = append(files, f)
+		kinds += string(kind)
+		return nil
+	}
+	if !s.HostNetwork {
+		if err := join('n', s.NetNS); err != nil {
+			return err
+		}
+		if err := join('u', sb.nsPath("uts")); err != nil {
+			return err
+		}
+	}
+	if !s.HostIPC {
+		if err := join('i', sb.nsPath("ipc")); err != nil {
+			return err
+		}
+	}
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe",
-		Args: []string{pauseArgv0, pauseRole},
-		Env:  []string{"GOMAXPROCS=1"},
-		Dir:  "/", // hold no mount busy
+		Args: []string{pauseArgv0},
+		// The empty root is mounted on the sandbox's directory, in the
+		// pause's own mount namespace only.
+		Env:        []string{"_PODRUN_PAUSE=" + kinds, "_PODRUN_PAUSE_ROOT=" + sb.dir},
+		ExtraFiles: files, // fd 3 the report pipe, then the namespaces
+		Dir:        "/",   // hold no mount busy
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: unix.CLONE_NEWPID,
 			// Its own session: a terminal's Ctrl-C must not reach it, since
@@ -196,6 +238,15 @@ func (sb *Sandbox) startPause() error {
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start pause process: %w", err)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	files = nil
+	if err := pauseReport(report); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("pause process: %w", err)
 	}
 	sb.pause = cmd
 	sb.st.PausePid = cmd.Process.Pid
@@ -225,9 +276,30 @@ func (sb *Sandbox) startPause() error {
 	return nil
 }
 
+// pauseTimeout bounds the pause process's setup, which takes milliseconds.
+const pauseTimeout = 10 * time.Second
+
+// pauseReport reads what the pause process reports once set up: "ok", or
+// what failed.
+func pauseReport(r *os.File) error {
+	if err := r.SetReadDeadline(time.Now().Add(pauseTimeout)); err != nil {
+		return err
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 4096))
+	switch {
+	case err != nil:
+		return fmt.Errorf("setting up: %w", err)
+	case string(b) == "ok":
+		return nil
+	case len(b) == 0:
+		return errors.New("exited while setting up")
+	}
+	return errors.New(string(b))
+}
+
 func pauseCgroup(podCgroup string) (cgroups.Manager, error) {
 	m, err := manager.New(&cgroups.Cgroup{
-		Path:      filepath.Join(podCgroup, pauseRole),
+		Path:      filepath.Join(podCgroup, "pause"),
 		Resources: &cgroups.Resources{SkipDevices: true},
 	})
 	if err != nil {

@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -194,5 +196,102 @@ func TestPauseEndsOnSIGTERM(t *testing.T) {
 	}
 	if exit := wait(t, c, 10*time.Second); exit.Code != 137 {
 		t.Errorf("container after the pause ended: %+v, want 137", exit)
+	}
+}
+
+// The pause process is a sandbox process like the pause container: in the
+// pod's network, UTS and IPC namespaces, on an empty root, unprivileged.
+// Through it (PID 1 of a shared PID namespace) a container sees neither the
+// host's sockets, nor its mounts, nor its root, with or without
+// CAP_SYS_PTRACE.
+func TestPauseIsolated(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{Hostname: "pod-p", SharePID: true})
+	pid := strconv.Itoa(sb.st.PausePid)
+
+	ns := func(pid, kind string) string {
+		l, err := os.Readlink(filepath.Join("/proc", pid, "ns", kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(sb.st.Spec.NetNS, &st); err != nil || ns(pid, "net") != "net:["+strconv.FormatUint(st.Ino, 10)+"]" {
+		t.Errorf("pause net namespace %s, pod's %s (%v)", ns(pid, "net"), sb.st.Spec.NetNS, err)
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, kind := range []string{"uts", "ipc", "mnt"} {
+		if ns(pid, kind) == ns(self, kind) {
+			t.Errorf("pause is in the host's %s namespace %s", kind, ns(pid, kind))
+		}
+	}
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Uid:\t65535\t65535\t65535\t65535\n", "Gid:\t65535\t65535\t65535\t65535\n", "Groups:\t \n",
+		"CapInh:\t0000000000000000\n", "CapPrm:\t0000000000000000\n", "CapEff:\t0000000000000000\n",
+		"CapBnd:\t0000000000000000\n", "CapAmb:\t0000000000000000\n", "NoNewPrivs:\t1\n",
+	} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("pause status lacks %q:\n%s", want, status)
+		}
+	}
+	// As root the test reads what a container would try to reach.
+	mi, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+	if err != nil || strings.Count(string(mi), "\n") != 1 || !strings.Contains(string(mi), " / / ro,") {
+		t.Errorf("pause mounts (%v):\n%s", err, mi)
+	}
+	if entries, err := os.ReadDir("/proc/" + pid + "/root"); err != nil || len(entries) != 0 {
+		t.Errorf("pause root: %v %v", entries, err)
+	}
+
+	// Host markers: a listening TCP port and an abstract unix socket.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := fmt.Sprintf(":%04X ", l.Addr().(*net.TCPAddr).Port)
+	marker := "@podrun-host-marker-" + randHex()
+	u, err := net.Listen("unix", marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+
+	for _, caps := range [][]string{nil, {"SYS_PTRACE"}} {
+		s := e.spec(sb, "sleep", "1000")
+		s.CapAdd = caps
+		c := e.start(s)
+		_, out := execOut(t, c, "cat", "/proc/1/net/tcp", "/proc/1/net/unix")
+		if strings.Contains(out, port) || strings.Contains(out, marker) {
+			t.Errorf("caps %v: host sockets seen through /proc/1/net:\n%s", caps, out)
+		}
+		_, out = execOut(t, c, "cat", "/proc/1/mountinfo")
+		if strings.Contains(out, testRoot) || strings.Count(out, "\n") > 1 {
+			t.Errorf("caps %v: host mounts seen through /proc/1/mountinfo:\n%s", caps, out)
+		}
+		_, out = execOut(t, c, "ls", "-a", "/proc/1/root/")
+		if strings.Contains(out, "bin") || strings.Contains(out, "etc") || strings.Contains(out, "run") {
+			t.Errorf("caps %v: host root seen through /proc/1/root:\n%s", caps, out)
+		}
+		if code, out := execOut(t, c, "cat", "/proc/1/root/etc/hostname"); code == 0 {
+			t.Errorf("caps %v: read the host's /etc/hostname through /proc/1/root: %q", caps, out)
+		}
+	}
+}
+
+// The pause process reaps the orphans of the shared PID namespace.
+func TestPauseReaps(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{HostNetwork: true, SharePID: true})
+	c := e.start(e.spec(sb, "sleep", "1000"))
+	// The inner sh exits at once; its sleep, orphaned, goes to PID 1.
+	code, out := execOut(t, c, "sh", "-c", `sh -c "sleep 0.2 &"; sleep 1; ps -o pid,ppid,stat,args`)
+	if code != 0 || strings.Contains(out, " Z ") || strings.Contains(out, "<defunct>") {
+		t.Errorf("zombies in the pod: %d\n%s", code, out)
 	}
 }
