@@ -231,7 +231,9 @@ func startHog(t *testing.T, tree Tree, p *corev1.Pod, ctrName string, mib, limit
 	return bufio.NewReader(stdout), done
 }
 
-func TestRealUsageAndOOMKills(t *testing.T) {
+// The container's OOM kill itself is detected by runtime (libcontainer's
+// counter, read around the container's life); here the limit must kill.
+func TestRealUsageAndMemoryLimit(t *testing.T) {
 	tree := realTree(t)
 	p := uidPod(randomName(t), pod(nil, ctr("small", "memory=16Mi", ""), ctr("big", "memory=16Mi", "")))
 	if err := tree.CreatePod(p); err != nil {
@@ -250,9 +252,6 @@ func TestRealUsageAndOOMKills(t *testing.T) {
 		t.Errorf("Usage of a process holding 16 MiB = %+v", u)
 	}
 	t.Logf("usage of a 16 MiB hog: %+v", u)
-	if n, err := tree.OOMKills(tree.ContainerPath(p, "small")); err != nil || n != 0 {
-		t.Errorf("OOMKills before any OOM = %d, %v", n, err)
-	}
 
 	_, done := startHog(t, tree, p, "big", 128, 32)
 	err = <-done
@@ -260,9 +259,6 @@ func TestRealUsageAndOOMKills(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("hog over its limit ended with %v, want SIGKILL", err)
-	}
-	if n, err := tree.OOMKills(tree.ContainerPath(p, "big")); err != nil || n != 1 {
-		t.Errorf("OOMKills after an OOM = %d, %v; want 1", n, err)
 	}
 	if err := tree.RemovePod(p); err != nil {
 		t.Fatal(err)

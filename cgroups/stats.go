@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Usage is what a cgroup uses right now, measured the way the kubelet
@@ -19,6 +20,16 @@ type Usage struct {
 	// WorkingSetBytes is MemoryBytes minus the inactive file cache: what
 	// kubectl top shows and eviction compares against.
 	WorkingSetBytes uint64
+}
+
+// NanoCores is the CPU rate between two readings of CPUNanos taken d
+// apart: billionths of a core, as metrics.k8s.io reports it. A counter that
+// went back (a new cgroup of the same name) reads as no use.
+func NanoCores(before, after uint64, d time.Duration) int64 {
+	if after < before || d <= 0 {
+		return 0
+	}
+	return int64(float64(after-before) / d.Seconds())
 }
 
 // Usage reads the usage of the cgroup at path (an absolute cgroup path such
@@ -56,16 +67,6 @@ func (t Tree) Usage(path string) (Usage, error) {
 		u.WorkingSetBytes = u.MemoryBytes - inactive
 	}
 	return u, nil
-}
-
-// OOMKills returns how many processes of the cgroup at path the kernel's OOM
-// killer has killed: oom_kill in memory.oom_control on v1, in memory.events
-// on v2 (where it also counts the cgroups below).
-func (t Tree) OOMKills(path string) (uint64, error) {
-	if t.v2() {
-		return keyedValue(t.dir("", path), "memory.events", "oom_kill")
-	}
-	return keyedValue(t.dir("memory", path), "memory.oom_control", "oom_kill")
 }
 
 func singleValue(dir, file string) (uint64, error) {

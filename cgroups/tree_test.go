@@ -156,19 +156,12 @@ func TestFakeV2(t *testing.T) {
 	writeFile(t, filepath.Join(bdir, "cpu.stat"), "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n")
 	writeFile(t, filepath.Join(bdir, "memory.current"), "10485760\n")
 	writeFile(t, filepath.Join(bdir, "memory.stat"), "anon 4194304\nfile 6291456\nactive_file 2097152\ninactive_file 4194304\n")
-	writeFile(t, filepath.Join(bdir, "memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n")
 	u, err := tree.Usage(tree.PodPath(b))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u != (Usage{CPUNanos: 1500000, MemoryBytes: 10 << 20, WorkingSetBytes: 6 << 20}) {
 		t.Errorf("Usage = %+v", u)
-	}
-	if n, err := tree.OOMKills(tree.PodPath(b)); err != nil || n != 1 {
-		t.Errorf("OOMKills = %d, %v; want 1", n, err)
-	}
-	if _, err := tree.OOMKills(tree.PodPath(g)); err == nil {
-		t.Error("OOMKills without memory.events: want an error")
 	}
 
 	if err := tree.RemovePod(b); err != nil {
@@ -196,7 +189,6 @@ func TestFakeV1Readers(t *testing.T) {
 	writeFile(t, filepath.Join(tree.FS, "cpuacct", path, "cpuacct.usage"), "123456789\n")
 	writeFile(t, filepath.Join(tree.FS, "memory", path, "memory.usage_in_bytes"), "1048576\n")
 	writeFile(t, filepath.Join(tree.FS, "memory", path, "memory.stat"), "cache 8192\ninactive_file 4096\ntotal_cache 8192\ntotal_inactive_file 2097152\n")
-	writeFile(t, filepath.Join(tree.FS, "memory", path, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
 	u, err := tree.Usage(path)
 	if err != nil {
 		t.Fatal(err)
@@ -204,9 +196,6 @@ func TestFakeV1Readers(t *testing.T) {
 	// Inactive file cache above usage floors the working set at 0.
 	if u != (Usage{CPUNanos: 123456789, MemoryBytes: 1 << 20}) {
 		t.Errorf("Usage = %+v", u)
-	}
-	if n, err := tree.OOMKills(path); err != nil || n != 2 {
-		t.Errorf("OOMKills = %d, %v; want 2", n, err)
 	}
 	if err := tree.RemovePod(p); err != nil {
 		t.Fatal(err)

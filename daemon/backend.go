@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/netns"
 	"github.com/podrun/podrun/pod"
@@ -303,7 +304,7 @@ func (d *Daemon) Metrics(ctx context.Context, ns, name string) (*api.PodMetrics,
 		if err != nil || !ok {
 			continue // stopped meanwhile
 		}
-		nanocores := int64(float64(u.CPUNanos-min(c0, u.CPUNanos)) / window.Seconds())
+		nanocores := cgroups.NanoCores(c0, u.CPUNanos, window)
 		m.Containers = append(m.Containers, api.ContainerMetrics{Name: n, Usage: corev1.ResourceList{
 			corev1.ResourceCPU:    *resource.NewScaledQuantity(nanocores, resource.Nano),
 			corev1.ResourceMemory: *resource.NewQuantity(int64(u.WorkingSetBytes), resource.BinarySI),

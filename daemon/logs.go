@@ -18,6 +18,7 @@ import (
 
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/runtime"
 )
 
@@ -185,26 +186,18 @@ func (d *Daemon) logState(k key, uid types.UID, c string) (restarts int32, done 
 	return cs.RestartCount, cs.State.Terminated != nil && !willRestart(rec.pod, c, cs.State.Terminated.ExitCode)
 }
 
-// willRestart applies the kubelet's restart rules to a container that exited.
+// willRestart says whether a container that exited runs again: not in a
+// pod that is deleted or finished, else the kubelet's rule.
 func willRestart(p *corev1.Pod, name string, exitCode int32) bool {
 	if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 		return false
 	}
-	for _, c := range p.Spec.InitContainers {
+	for i, c := range podspec.Containers(&p.Spec) {
 		if c.Name == name {
-			if podspec.IsSidecar(&c) {
-				return true
-			}
-			return exitCode != 0 && p.Spec.RestartPolicy != corev1.RestartPolicyNever
+			return pod.ShouldRestart(p.Spec.RestartPolicy, c, i < len(p.Spec.InitContainers), exitCode)
 		}
 	}
-	switch p.Spec.RestartPolicy {
-	case corev1.RestartPolicyNever:
-		return false
-	case corev1.RestartPolicyOnFailure:
-		return exitCode != 0
-	}
-	return true
+	return false
 }
 
 func hasContainer(p *corev1.Pod, name string) bool {

@@ -419,13 +419,7 @@ func (d *Daemon) deleteRec(rec *podRec, grace *int64) *corev1.Pod {
 	rec.deleting, rec.grace = true, grace
 	p := rec.pod.DeepCopy()
 	now := metav1.Now()
-	g := int64(corev1.DefaultTerminationGracePeriodSeconds)
-	if p.Spec.TerminationGracePeriodSeconds != nil {
-		g = *p.Spec.TerminationGracePeriodSeconds
-	}
-	if grace != nil {
-		g = *grace
-	}
+	g := pod.DeletionGrace(p, grace)
 	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &now, &g
 	p.ResourceVersion = d.nextRV()
 	rec.pod = p

@@ -107,19 +107,9 @@ func decide(s *podState) plan {
 	return p
 }
 
-// shouldStart is the kubelet's ShouldContainerBeRestarted for an app
-// container that is not running.
+// shouldStart says whether a container that is not running starts (again).
 func (s *podState) shouldStart(c *ctr) bool {
-	if c.cur == nil {
-		return true
-	}
-	switch s.pod.Spec.RestartPolicy {
-	case corev1.RestartPolicyNever:
-		return false
-	case corev1.RestartPolicyOnFailure:
-		return c.cur.exitCode != 0
-	}
-	return true
+	return c.cur == nil || ShouldRestart(s.pod.Spec.RestartPolicy, c.spec, c.role != roleApp, c.cur.exitCode)
 }
 
 // decideInit is the kubelet's computeInitContainerActions: it walks the init

@@ -166,12 +166,6 @@ func (s *podState) willRestart(c *ctr) bool {
 	if c.cur.running() {
 		return false
 	}
-	switch {
-	case c.role == roleInit && c.cur.exitCode == 0:
-		return false
-	case c.role == roleSidecar:
-		return true
-	}
 	return s.shouldStart(c)
 }
 

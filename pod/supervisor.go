@@ -323,10 +323,7 @@ func (s *Supervisor) delete(grace *int64, reason string) {
 		st.ending = endDeleted
 		now := metav1.Now()
 		st.pod.DeletionTimestamp = &now
-		g := *st.pod.Spec.TerminationGracePeriodSeconds
-		if grace != nil {
-			g = max(*grace, 0)
-		}
+		g := DeletionGrace(st.pod, grace)
 		st.pod.DeletionGracePeriodSeconds = &g
 	}
 	// Liveness and startup stop at termination; readiness goes on (§5.5).

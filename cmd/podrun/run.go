@@ -258,8 +258,8 @@ func (r *runner) top(tree cgroups.Tree, every time.Duration, stop <-chan struct{
 				}
 				now := time.Now()
 				cpu := "-"
-				if prev, ok := last[cs.ContainerID]; ok && u.CPUNanos >= prev.cpu {
-					cpu = fmt.Sprintf("%dm", (u.CPUNanos-prev.cpu)*1000/uint64(now.Sub(prev.at).Nanoseconds()))
+				if prev, ok := last[cs.ContainerID]; ok {
+					cpu = fmt.Sprintf("%dm", cgroups.NanoCores(prev.cpu, u.CPUNanos, now.Sub(prev.at))/1e6)
 				}
 				last[cs.ContainerID] = sample{u.CPUNanos, now}
 				rows = append(rows, fmt.Sprintf("%-40s %-20s %-11s %dMi", p.Name, cs.Name, cpu, u.WorkingSetBytes>>20))
