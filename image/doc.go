@@ -3,9 +3,9 @@
 // store with one unpacked directory per layer (keyed by chain ID), and the
 // overlay root filesystem of each container.
 //
-// The pod supervisor uses Open, Ensure (pull policy, kubelet waiting
-// reasons via Reason), Mount and Unmount; the CLI adds Pull, Load, Import,
-// List, Remove and Prune.
+// The pod supervisor uses Open, Lookup and Pull (the pull policy and its
+// waiting reasons are the supervisor's), Mount and Unmount; the CLI adds
+// Load, Import, List, Remove and Prune.
 //
 // Several processes may use one store at once. Blobs and unpacked layers
 // are written once, under a per-digest lock (an in-process mutex in front

@@ -17,10 +17,8 @@ var (
 // The kubelet's waiting reasons for image failures. ImagePullBackOff is the
 // supervisor's: it is the back-off after an ErrImagePull.
 const (
-	ReasonErrImagePull      = "ErrImagePull"
-	ReasonInvalidImageName  = "InvalidImageName"
-	ReasonErrImageNeverPull = "ErrImageNeverPull"
-	ReasonImageInspectError = "ImageInspectError" // the local store could not be read
+	ReasonErrImagePull     = "ErrImagePull"
+	ReasonInvalidImageName = "InvalidImageName"
 )
 
 // Error is a failure to make an image available. Reason is the kubelet's
@@ -36,12 +34,8 @@ type Error struct {
 
 func (e *Error) Error() string {
 	switch e.Reason {
-	case ReasonErrImageNeverPull:
-		return fmt.Sprintf("Container image %q is not present with pull policy of Never", e.Image)
 	case ReasonInvalidImageName:
 		return fmt.Sprintf("Failed to apply default image tag %q: %v", e.Image, e.Err)
-	case ReasonImageInspectError:
-		return fmt.Sprintf("Failed to inspect image %q: %v", e.Image, e.Err)
 	}
 	ref := e.Image
 	if norm, err := Normalize(ref); err == nil {
@@ -53,8 +47,9 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Reason maps an error from this package to the kubelet's waiting reason:
-// "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
-// "ImageInspectError", or "" for errors that are none of these.
+// "ErrImagePull" or "InvalidImageName", or "" for errors that are
+// neither. (The pull policy, with ErrImageNeverPull and ImageInspectError,
+// is the supervisor's: pod's ensureImage.)
 func Reason(err error) string {
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Reason

@@ -35,46 +35,6 @@ type PullOptions struct {
 	Progress func(Progress)
 }
 
-// Ensure makes ref available following a container's imagePullPolicy
-// ("" means the API server's default for ref):
-//
-//	Never         use the local image; ErrImageNeverPull when absent
-//	IfNotPresent  pull only when absent
-//	Always        ask the registry every time; only what changed is fetched
-//
-// pulled reports whether the registry was asked (the kubelet's "Pulling" and
-// "Successfully pulled" events) rather than the local image used as it was
-// ("already present on machine"). Errors are *Error; see Reason.
-func (s *Store) Ensure(ctx context.Context, ref, policy string, o PullOptions) (img *Image, pulled bool, err error) {
-	if policy == "" {
-		policy = DefaultPullPolicy(ref)
-	}
-	if _, _, err := parseRef(ref); err != nil {
-		return nil, false, pullError(ref, err)
-	}
-	switch policy {
-	case PullNever, PullIfNotPresent:
-		img, err := s.Lookup(ref)
-		if err == nil {
-			return img, false, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return nil, false, &Error{Reason: ReasonImageInspectError, Image: ref, Err: err}
-		}
-		if policy == PullNever {
-			return nil, false, &Error{Reason: ReasonErrImageNeverPull, Image: ref, Err: err}
-		}
-	case PullAlways:
-	default:
-		return nil, false, fmt.Errorf("image %s: unknown pull policy %q (want Always, IfNotPresent or Never)", ref, policy)
-	}
-	img, err = s.Pull(ctx, ref, o)
-	if err != nil {
-		return nil, false, err
-	}
-	return img, true, nil
-}
-
 // Pull fetches ref from its registry for this host's platform and unpacks
 // it. When the registry's manifest digest for ref is the one already stored,
 // nothing else is fetched. Errors are *Error with Reason ErrImagePull or

@@ -163,7 +163,9 @@ func TestPullAuth(t *testing.T) {
 	}
 }
 
-func TestEnsurePolicies(t *testing.T) {
+// A pull asks the registry every time (imagePullPolicy Always is the
+// supervisor's choice) and fetches only what changed.
+func TestPullFetchesOnlyWhatChanged(t *testing.T) {
 	testutil.RequiresRoot(t)
 	var rq requests
 	host := imagetest.Registry(t, rq.wrap)
@@ -173,48 +175,36 @@ func TestEnsurePolicies(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 
-	_, _, err := s.Ensure(ctx, ref, PullNever, PullOptions{})
-	if Reason(err) != ReasonErrImageNeverPull || err.Error() != `Container image "`+ref+`" is not present with pull policy of Never` {
-		t.Errorf("Never, absent: %v (reason %q)", err, Reason(err))
-	}
-	_, _, err = s.Ensure(ctx, "Busybox:UPPER", PullIfNotPresent, PullOptions{})
-	if Reason(err) != ReasonInvalidImageName {
+	if _, err := s.Pull(ctx, "Busybox:UPPER", PullOptions{}); Reason(err) != ReasonInvalidImageName {
 		t.Errorf("bad name: %v (reason %q)", err, Reason(err))
 	}
-
-	img, pulled, err := s.Ensure(ctx, ref, PullIfNotPresent, PullOptions{})
-	if err != nil || !pulled {
-		t.Fatalf("IfNotPresent, absent: pulled=%v err=%v", pulled, err)
+	img, err := s.Pull(ctx, ref, PullOptions{})
+	if err != nil {
+		t.Fatalf("first pull: %v", err)
 	}
+	if got, err := s.Lookup(ref); err != nil || got.ID != img.ID {
+		t.Errorf("lookup after the pull: %v, %v", got, err)
+	}
+
+	// Unchanged: the registry is asked, nothing is fetched.
 	rq.reset()
-	if _, pulled, err := s.Ensure(ctx, ref, PullIfNotPresent, PullOptions{}); err != nil || pulled {
-		t.Errorf("IfNotPresent, present: pulled=%v err=%v", pulled, err)
-	}
-	if _, pulled, err := s.Ensure(ctx, ref, PullNever, PullOptions{}); err != nil || pulled {
-		t.Errorf("Never, present: pulled=%v err=%v", pulled, err)
-	}
-	if n := len(rq.seen); n != 0 {
-		t.Errorf("IfNotPresent/Never on a present image made %d registry requests", n)
-	}
-
-	// Always, unchanged: the registry is asked, nothing is fetched.
-	if _, pulled, err := s.Ensure(ctx, ref, "", PullOptions{}); err != nil || !pulled {
-		t.Errorf("Always (the default for latest), present: pulled=%v err=%v", pulled, err)
+	if _, err := s.Pull(ctx, ref, PullOptions{}); err != nil {
+		t.Errorf("pull again: %v", err)
 	}
 	if n, blobs := rq.count("HEAD", "/manifests/"), rq.count("/blobs/"); n != 1 || blobs != 0 {
-		t.Errorf("Always, unchanged: %d manifest HEADs, %d blob requests (%v)", n, blobs, rq.seen)
+		t.Errorf("unchanged: %d manifest HEADs, %d blob requests (%v)", n, blobs, rq.seen)
 	}
 
-	// The tag moves: Always fetches the new image; the old one, which no
-	// tag names any more, goes.
+	// The tag moves: the new image is fetched; the old one, which no tag
+	// names any more, goes.
 	app := appImage(t, bb)
 	imagetest.Push(t, ref, app, nil)
-	img2, pulled, err := s.Ensure(ctx, ref, PullAlways, PullOptions{})
-	if err != nil || !pulled {
-		t.Fatalf("Always after the tag moved: %v", err)
+	img2, err := s.Pull(ctx, ref, PullOptions{})
+	if err != nil {
+		t.Fatalf("pull after the tag moved: %v", err)
 	}
 	if appID, _ := app.ConfigName(); img2.ID != appID.String() {
-		t.Errorf("Always after the tag moved: got %s, want %s", img2.ID, appID)
+		t.Errorf("pull after the tag moved: got %s, want %s", img2.ID, appID)
 	}
 	if _, err := s.Lookup(img.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the untagged old image is still there: %v", err)
@@ -450,7 +440,7 @@ func TestInterruptedPullResumes(t *testing.T) {
 	}
 }
 
-func TestConcurrentEnsureUnpacksOnce(t *testing.T) {
+func TestConcurrentPullsUnpackOnce(t *testing.T) {
 	testutil.RequiresRoot(t)
 	var rq requests
 	host := imagetest.Registry(t, rq.wrap)
@@ -469,7 +459,7 @@ func TestConcurrentEnsureUnpacksOnce(t *testing.T) {
 	for i := range 8 {
 		wg.Go(func() {
 			s := []*Store{s1, s2}[i%2]
-			_, _, err := s.Ensure(context.Background(), host+"/bb:1", PullIfNotPresent, PullOptions{})
+			_, err := s.Pull(context.Background(), host+"/bb:1", PullOptions{})
 			errs <- err
 		})
 	}

@@ -12,13 +12,6 @@ import (
 // calls it index.docker.io.
 const dockerHub = "docker.io"
 
-// Pull policies, as in a container's imagePullPolicy.
-const (
-	PullAlways       = "Always"
-	PullIfNotPresent = "IfNotPresent"
-	PullNever        = "Never"
-)
-
 // Normalize returns ref the way Kubernetes shows it: registry, full repository
 // path and a tag or digest, e.g. busybox -> docker.io/library/busybox:latest.
 // A reference with both a tag and a digest keeps only the digest, as
@@ -26,20 +19,6 @@ const (
 func Normalize(ref string) (string, error) {
 	_, norm, err := parseRef(ref)
 	return norm, err
-}
-
-// DefaultPullPolicy is the API server's default imagePullPolicy for ref:
-// Always for the tag latest or no tag and no digest, else IfNotPresent.
-func DefaultPullPolicy(ref string) string {
-	nameTag, _, hasDigest := strings.Cut(ref, "@")
-	tag := ""
-	if i := strings.LastIndexByte(nameTag, ':'); i > strings.LastIndexByte(nameTag, '/') {
-		tag = nameTag[i+1:]
-	}
-	if tag == "latest" || (tag == "" && !hasDigest) {
-		return PullAlways
-	}
-	return PullIfNotPresent
 }
 
 var (

@@ -45,25 +45,13 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
-func TestDefaultPullPolicy(t *testing.T) {
-	for in, want := range map[string]string{
-		"busybox": PullAlways, "busybox:latest": PullAlways, "busybox:1.36": PullIfNotPresent,
-		"busybox@" + digest: PullIfNotPresent, "busybox:latest@" + digest: PullAlways,
-		"localhost:5000/app": PullAlways, "localhost:5000/app:1": PullIfNotPresent,
-	} {
-		if got := DefaultPullPolicy(in); got != want {
-			t.Errorf("DefaultPullPolicy(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 func TestReason(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
 		want string
 	}{
 		{&Error{Reason: ReasonErrImagePull, Image: "x", Err: errors.New("boom")}, ReasonErrImagePull},
-		{fmt.Errorf("start: %w", &Error{Reason: ReasonErrImageNeverPull, Image: "x", Err: ErrNotFound}), ReasonErrImageNeverPull},
+		{fmt.Errorf("start: %w", &Error{Reason: ReasonInvalidImageName, Image: "x", Err: ErrInvalidName}), ReasonInvalidImageName},
 		{pullError("B", fmt.Errorf("parse: %w", ErrInvalidName)), ReasonInvalidImageName},
 		{pullError("x", errors.New("connection refused")), ReasonErrImagePull},
 		{fmt.Errorf("x: %w", ErrInvalidName), ReasonInvalidImageName},

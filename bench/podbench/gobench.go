@@ -41,7 +41,7 @@ var goBenchAbout = map[string]string{
 	"netns/PodNetwork/steady":     "pod network Setup and Teardown (veth, address, NAT) with the bridge and nftables table already up",
 	"netns/PodNetwork/first-pod":  "the same for a node's only pod: the bridge and table are made for it and removed after it",
 	"image/PullBusybox":           "pull + unpack of busybox from a registry on 127.0.0.1 into an empty store",
-	"image/EnsurePresent":         "IfNotPresent for an image already in the store",
+	"image/LookupPresent":         "finding an image already in the store (IfNotPresent when present)",
 	"image/Mount/mount":           "overlay mount of a container root filesystem",
 	"image/Mount/unmount":         "its unmount",
 	"probes/HTTPProbe":            "httpGet probe against a server on 127.0.0.1 (host network)",
