@@ -257,7 +257,7 @@ func (n *Node) DestroySandbox(ctx context.Context, p *corev1.Pod) error {
 }
 
 // removePodDir unmounts what a pod's directory holds (container roots a
-// crash left, volumes, /dev/shm) and removes it.
+// crash left, subPath mounts, volumes, /dev/shm) and removes it.
 func (n *Node) removePodDir(uid string) error {
 	dir := n.PodDir(uid)
 	var errs []error
@@ -265,6 +265,10 @@ func (n *Node) removePodDir(uid string) error {
 		for _, e := range entries {
 			errs = append(errs, image.Unmount(filepath.Join(dir, "containers", e.Name())))
 		}
+	}
+	// subPath mounts first: they lead into the volumes.
+	if err := volumes.TeardownSubPaths(dir); err != nil {
+		return err
 	}
 	errs = append(errs, volumes.Teardown(filepath.Join(dir, "volumes")), unmountShm(dir))
 	if err := errors.Join(errs...); err != nil {
