@@ -58,7 +58,10 @@ func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (_ p
 		return nil, pod.ConfigError(err)
 	}
 	h, err := n.Runtime.Start(ctx, spec)
-	if err != nil {
+	if errors.Is(err, runtime.ErrSeccompProfile) {
+		// containerd fails this in CreateContainer.
+		return nil, pod.CreateError(err)
+	} else if err != nil {
 		return nil, err
 	}
 	return &container{Container: h, dir: dir, spec: c, logPath: spec.LogPath}, nil

@@ -29,6 +29,12 @@ type Config struct {
 	LogDir  string // container logs (default /var/log/pods)
 	Network netns.Config
 	Cgroups cgroups.Tree
+	// SeccompRoot holds the Localhost seccomp profiles, the kubelet's
+	// <root>/seccomp (default <Root>/seccomp).
+	SeccompRoot string
+	// SeccompDefault is the kubelet's seccompDefault: RuntimeDefault for
+	// containers whose pod and container say nothing.
+	SeccompDefault bool
 }
 
 // Node is the real pod.Host: it carries out the supervisor's decisions
@@ -55,6 +61,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.LogDir == "" {
 		cfg.LogDir = "/var/log/pods"
+	}
+	if cfg.SeccompRoot == "" {
+		cfg.SeccompRoot = filepath.Join(cfg.Root, "seccomp")
 	}
 	if cfg.Network.StateDir == "" {
 		cfg.Network.StateDir = filepath.Join(cfg.RunRoot, "net")

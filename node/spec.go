@@ -41,6 +41,7 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 	if s.Cwd == "" {
 		s.Cwd = r.Image.Config.WorkingDir
 	}
+	s.Seccomp, s.SeccompProfile = n.seccomp(p, sc)
 	if sc.Capabilities != nil {
 		for _, cp := range sc.Capabilities.Add {
 			s.CapAdd = append(s.CapAdd, string(cp))
@@ -188,4 +189,24 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 		out = append(out, runtime.Mount{Source: tl, Destination: path})
 	}
 	return out, nil
+}
+
+// seccomp is the kubelet's choice of seccomp profile: the container's
+// securityContext.seccompProfile over the pod's, else RuntimeDefault with
+// SeccompDefault, else Unconfined; a Localhost profile is a file under
+// SeccompRoot (validation refused absolute paths and "..").
+func (n *Node) seccomp(p *corev1.Pod, sc *corev1.SecurityContext) (typ, path string) {
+	prof := sc.SeccompProfile
+	if prof == nil && p.Spec.SecurityContext != nil {
+		prof = p.Spec.SecurityContext.SeccompProfile
+	}
+	switch {
+	case prof == nil && n.cfg.SeccompDefault:
+		return runtime.SeccompRuntimeDefault, ""
+	case prof == nil:
+		return runtime.SeccompUnconfined, ""
+	case prof.Type == corev1.SeccompProfileTypeLocalhost && prof.LocalhostProfile != nil:
+		return runtime.SeccompLocalhost, filepath.Join(n.cfg.SeccompRoot, *prof.LocalhostProfile)
+	}
+	return string(prof.Type), ""
 }
