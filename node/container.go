@@ -58,7 +58,10 @@ func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (_ p
 		return nil, pod.ConfigError(err)
 	}
 	h, err := n.Runtime.Start(ctx, spec)
-	if err != nil {
+	if errors.Is(err, runtime.ErrSeccompProfile) {
+		// containerd fails this in CreateContainer.
+		return nil, pod.CreateError(err)
+	} else if err != nil {
 		return nil, err
 	}
 	return &container{Container: h, dir: dir, spec: c, logPath: spec.LogPath}, nil
@@ -88,13 +91,14 @@ type container struct {
 
 func (c *container) Signal(sig syscall.Signal) error { return c.Container.Signal(sig) }
 
-// Remove reads the termination message (at most 4096 bytes; with
+// Remove reads the termination message (its last 4096 bytes; with
 // FallbackToLogsOnError and no message after a failure, the last 80 log
 // lines up to 2048 bytes) and removes the container and its root.
 func (c *container) Remove() (string, error) {
 	msg := ""
-	if b, err := os.ReadFile(filepath.Join(c.dir, "termination-log")); err == nil {
-		msg = string(b[:min(len(b), 4096)])
+	// The last 4096 bytes, reading no more (the kubelet's tail.ReadAtMost).
+	if b, err := runtime.ReadTail(filepath.Join(c.dir, "termination-log"), 4096); err == nil {
+		msg = string(b)
 	}
 	if msg == "" && c.spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError && c.Exit().Code != 0 {
 		msg = tailLog(c.logPath, 80, 2048)

@@ -29,6 +29,12 @@ type Config struct {
 	LogDir  string // container logs (default /var/log/pods)
 	Network netns.Config
 	Cgroups cgroups.Tree
+	// SeccompRoot holds the Localhost seccomp profiles, the kubelet's
+	// <root>/seccomp (default <Root>/seccomp).
+	SeccompRoot string
+	// SeccompDefault is the kubelet's seccompDefault: RuntimeDefault for
+	// containers whose pod and container say nothing.
+	SeccompDefault bool
 }
 
 // Node is the real pod.Host: it carries out the supervisor's decisions
@@ -55,6 +61,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.LogDir == "" {
 		cfg.LogDir = "/var/log/pods"
+	}
+	if cfg.SeccompRoot == "" {
+		cfg.SeccompRoot = filepath.Join(cfg.Root, "seccomp")
 	}
 	if cfg.Network.StateDir == "" {
 		cfg.Network.StateDir = filepath.Join(cfg.RunRoot, "net")
@@ -257,7 +266,7 @@ func (n *Node) DestroySandbox(ctx context.Context, p *corev1.Pod) error {
 }
 
 // removePodDir unmounts what a pod's directory holds (container roots a
-// crash left, volumes, /dev/shm) and removes it.
+// crash left, subPath mounts, volumes, /dev/shm) and removes it.
 func (n *Node) removePodDir(uid string) error {
 	dir := n.PodDir(uid)
 	var errs []error
@@ -265,6 +274,10 @@ func (n *Node) removePodDir(uid string) error {
 		for _, e := range entries {
 			errs = append(errs, image.Unmount(filepath.Join(dir, "containers", e.Name())))
 		}
+	}
+	// subPath mounts first: they lead into the volumes.
+	if err := volumes.TeardownSubPaths(dir); err != nil {
+		return err
 	}
 	errs = append(errs, volumes.Teardown(filepath.Join(dir, "volumes")), unmountShm(dir))
 	if err := errors.Join(errs...); err != nil {

@@ -1,14 +1,12 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/cgroups"
@@ -16,6 +14,7 @@ import (
 	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/runtime"
+	"github.com/podrun/podrun/volumes"
 )
 
 // containerSpec is the kubelet's generateContainerConfig and containerd's
@@ -42,6 +41,7 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 	if s.Cwd == "" {
 		s.Cwd = r.Image.Config.WorkingDir
 	}
+	s.Seccomp, s.SeccompProfile = n.seccomp(p, sc)
 	if sc.Capabilities != nil {
 		for _, cp := range sc.Capabilities.Add {
 			s.CapAdd = append(s.CapAdd, string(cp))
@@ -140,7 +140,7 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 	}
 	var out []runtime.Mount
 	taken := map[string]bool{}
-	for _, vm := range c.VolumeMounts {
+	for i, vm := range c.VolumeMounts {
 		src := nsb.vols.Path(vm.Name)
 		if src == "" {
 			return nil, fmt.Errorf("volumeMount %q: no volume of that name", vm.Name)
@@ -150,10 +150,13 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 			sub = expansion.Expand(vm.SubPathExpr, env)
 		}
 		if sub != "" {
-			var err error
-			if src, err = subPath(src, sub); err != nil {
+			// The subPath, opened inside the volume, is bind-mounted onto a
+			// path of the pod's own, which the container then mounts.
+			target := volumes.SubPathTarget(nsb.dir, vm.Name, c.Name, i)
+			if err := volumes.PrepareSubPath(src, sub, target); err != nil {
 				return nil, fmt.Errorf("volumeMount %q subPath %q: %w", vm.Name, sub, err)
 			}
+			src = target
 		}
 		m := runtime.Mount{Source: src, Destination: vm.MountPath, ReadOnly: vm.ReadOnly || nsb.vols.ReadOnly(vm.Name)}
 		if vm.MountPropagation != nil {
@@ -188,17 +191,22 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 	return out, nil
 }
 
-// subPath resolves sub inside a volume (never outside it, whatever its
-// symlinks say) and creates it as a directory when missing, as the kubelet does.
-func subPath(volume, sub string) (string, error) {
-	p, err := securejoin.SecureJoin(volume, sub)
-	if err != nil {
-		return "", err
+// seccomp is the kubelet's choice of seccomp profile: the container's
+// securityContext.seccompProfile over the pod's, else RuntimeDefault with
+// SeccompDefault, else Unconfined; a Localhost profile is a file under
+// SeccompRoot (validation refused absolute paths and "..").
+func (n *Node) seccomp(p *corev1.Pod, sc *corev1.SecurityContext) (typ, path string) {
+	prof := sc.SeccompProfile
+	if prof == nil && p.Spec.SecurityContext != nil {
+		prof = p.Spec.SecurityContext.SeccompProfile
 	}
-	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(p, 0o750); err != nil {
-			return "", err
-		}
+	switch {
+	case prof == nil && n.cfg.SeccompDefault:
+		return runtime.SeccompRuntimeDefault, ""
+	case prof == nil:
+		return runtime.SeccompUnconfined, ""
+	case prof.Type == corev1.SeccompProfileTypeLocalhost && prof.LocalhostProfile != nil:
+		return runtime.SeccompLocalhost, filepath.Join(n.cfg.SeccompRoot, *prof.LocalhostProfile)
 	}
-	return p, nil
+	return string(prof.Type), ""
 }

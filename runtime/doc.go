@@ -37,6 +37,10 @@
 // libseccomp2 at run time (SeccompEnabled); without them a container that
 // asks for a profile does not start.
 //
+// Logs rotate as the kubelet bounds them (Spec.LogMaxSize, LogMaxFiles;
+// LogFiles lists them in order) and ReadTail reads a file's last bytes
+// alone (the termination message). docs/security.md has the threat model.
+//
 // AppArmor: AppArmorEnabled detects it; podrun applies no profile, and a pod
 // asking for one must be refused at admission with AppArmorRefusal (the
 // kubelet's message on a host without AppArmor, which is the tested case).

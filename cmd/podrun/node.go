@@ -21,6 +21,8 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "bridge", Value: netns.DefaultBridge, Usage: "pod network bridge (also the name of podrun's nftables table)", EnvVars: []string{"PODRUN_BRIDGE"}},
 		&cli.StringFlag{Name: "subnet", Value: netns.DefaultSubnet, Usage: "pod network IPv4 subnet", EnvVars: []string{"PODRUN_SUBNET"}},
 		&cli.StringFlag{Name: "cgroup-root", Value: "podrun", Usage: "top-level cgroup of podrun's pods", EnvVars: []string{"PODRUN_CGROUP_ROOT"}},
+		&cli.StringFlag{Name: "seccomp-root", Usage: "directory of the Localhost seccomp profiles (default <root>/seccomp)", EnvVars: []string{"PODRUN_SECCOMP_ROOT"}},
+		&cli.BoolFlag{Name: "seccomp-default", Usage: "RuntimeDefault seccomp for containers whose pod says nothing (the kubelet's seccompDefault)", EnvVars: []string{"PODRUN_SECCOMP_DEFAULT"}},
 		&cli.Int64Flag{Name: "pod-pids-limit", Value: -1, Usage: "pids.max of each pod cgroup (-1: unlimited, like the kubelet's default)"},
 	}
 }
@@ -32,6 +34,9 @@ func nodeConfig(c *cli.Context) node.Config {
 		LogDir:  c.String("log-dir"),
 		Network: netns.Config{Bridge: c.String("bridge"), Subnet: c.String("subnet")},
 		Cgroups: cgroups.Tree{Root: c.String("cgroup-root"), PidsLimit: c.Int64("pod-pids-limit")},
+
+		SeccompRoot:    c.String("seccomp-root"),
+		SeccompDefault: c.Bool("seccomp-default"),
 	}
 }
 
