@@ -334,14 +334,7 @@ func (d *Daemon) updatePodSpec(rec *podRec, n *corev1.Pod) {
 	p := rec.pod.DeepCopy()
 	p.Labels, p.Annotations = n.Labels, n.Annotations
 	podspec.SetImages(&p.Spec, &n.Spec)
-	p.ResourceVersion = d.nextRV()
-	rec.pod = p
-	d.savePod(rec)
-	d.emit(api.Pods, "MODIFIED", p)
-	select {
-	case rec.kick <- struct{}{}:
-	default:
-	}
+	d.replacePod(rec, p)
 	d.log.Info("pod updated", "pod", rec.key())
 }
 

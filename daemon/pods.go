@@ -421,14 +421,7 @@ func (d *Daemon) deleteRec(rec *podRec, grace *int64) *corev1.Pod {
 	now := metav1.Now()
 	g := pod.DeletionGrace(p, grace)
 	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &now, &g
-	p.ResourceVersion = d.nextRV()
-	rec.pod = p
-	d.savePod(rec)
-	d.emit(api.Pods, "MODIFIED", p)
-	select {
-	case rec.kick <- struct{}{}:
-	default:
-	}
+	d.replacePod(rec, p)
 	d.log.Info("pod deletion requested", "pod", k, "grace", g)
 	return p
 }
@@ -462,3 +455,16 @@ func (h podHandle) Delete(grace *int64) {
 }
 
 var _ job.PodHandle = podHandle{}
+
+// replacePod records a new version of rec's pod (d.mu held): stored,
+// announced to watchers, and the owner woken to pass it on to the shim.
+func (d *Daemon) replacePod(rec *podRec, p *corev1.Pod) {
+	p.ResourceVersion = d.nextRV()
+	rec.pod = p
+	d.savePod(rec)
+	d.emit(api.Pods, "MODIFIED", p)
+	select {
+	case rec.kick <- struct{}{}:
+	default:
+	}
+}
