@@ -72,50 +72,10 @@ var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", 
 // containerd's CRI defaults for everything the Spec does not say.
 func (r *Runtime) config(s *Spec) (*configs.Config, procDefaults, error) {
 	var d procDefaults
-	if err := validID(s.ID); err != nil {
+	if err := checkSpec(s); err != nil {
 		return nil, d, err
 	}
-	switch {
-	case s.Sandbox == nil:
-		return nil, d, fmt.Errorf("no Sandbox")
-	case !filepath.IsAbs(s.Rootfs):
-		return nil, d, fmt.Errorf("rootfs %q: must be absolute", s.Rootfs)
-	case !filepath.IsAbs(s.CgroupPath):
-		return nil, d, fmt.Errorf("cgroup path %q: must be absolute", s.CgroupPath)
-	case len(s.Args) == 0:
-		return nil, d, fmt.Errorf("no command (Args)")
-	case s.Cwd != "" && !filepath.IsAbs(s.Cwd):
-		return nil, d, fmt.Errorf("working directory %q: must be absolute", s.Cwd)
-	}
-	if fi, err := os.Stat(s.Rootfs); err != nil || !fi.IsDir() {
-		return nil, d, fmt.Errorf("rootfs %q: not a directory (%v)", s.Rootfs, err)
-	}
 	sb := s.Sandbox.st.Spec
-	if sb.SharePID {
-		// Joining the pinned PID namespace of a dead pause would fail deep
-		// in runc init with ENOMEM from fork.
-		if _, start, err := procStat(s.Sandbox.st.PausePid); err != nil || start != s.Sandbox.st.PauseStart {
-			return nil, d, fmt.Errorf("sandbox %s: its pause process (pid %d) is gone", sb.ID, s.Sandbox.st.PausePid)
-		}
-	}
-
-	ns := configs.Namespaces{{Type: configs.NEWNS}}
-	if !sb.HostPID {
-		ns = append(ns, configs.Namespace{Type: configs.NEWPID, Path: s.Sandbox.nsPath("pid")})
-	}
-	if !sb.HostNetwork {
-		ns = append(ns,
-			configs.Namespace{Type: configs.NEWNET, Path: sb.NetNS},
-			configs.Namespace{Type: configs.NEWUTS, Path: s.Sandbox.nsPath("uts")})
-	}
-	if !sb.HostIPC {
-		ns = append(ns, configs.Namespace{Type: configs.NEWIPC, Path: s.Sandbox.nsPath("ipc")})
-	}
-	if cgroups.IsCgroup2UnifiedMode() {
-		// containerd's CRI default on v2: the container sees its own cgroup as /.
-		ns = append(ns, configs.Namespace{Type: configs.NEWCGROUP})
-	}
-
 	caps, err := r.capabilities(s.ID, s.Privileged, s.CapAdd, s.CapDrop)
 	if err != nil {
 		return nil, d, err
@@ -128,35 +88,124 @@ func (r *Runtime) config(s *Spec) (*configs.Config, procDefaults, error) {
 	if err != nil {
 		return nil, d, err
 	}
-
 	res := &cgroups.Resources{}
 	if s.Resources != nil {
 		c := *s.Resources
 		res = &c
 	}
 	var devs []*devices.Device
-	if s.Privileged {
-		res.Devices = []*devices.Rule{{Type: devices.WildcardDevice, Major: devices.Wildcard, Minor: devices.Wildcard, Permissions: "rwm", Allow: true}}
-		if devs, err = hostDevices(); err != nil {
-			return nil, d, err
-		}
-	} else {
-		res.Devices = []*devices.Rule{{Type: devices.WildcardDevice, Major: devices.Wildcard, Minor: devices.Wildcard, Permissions: "rwm", Allow: false}}
-		for _, ad := range specconv.AllowedDevices {
-			res.Devices = append(res.Devices, &ad.Rule)
-			if ad.Path != "" {
-				devs = append(devs, ad)
-			}
-		}
+	if res.Devices, devs, err = deviceRules(s.Privileged); err != nil {
+		return nil, d, err
 	}
-
 	oom := s.OOMScoreAdj
 	if oom != nil && *oom < 0 && !r.sysResource {
 		slog.Warn("negative oom_score_adj needs CAP_SYS_RESOURCE, which podrun lacks: left at the default",
 			"container", s.ID, "oomScoreAdj", *oom)
 		oom = nil
 	}
+	d = processDefaults(s)
+	cfg := &configs.Config{
+		Rootfs:          s.Rootfs,
+		Readonlyfs:      s.ReadOnlyRootfs,
+		RootPropagation: rootProp,
+		Mounts:          mounts,
+		Devices:         devs,
+		Namespaces:      sandboxNamespaces(s.Sandbox),
+		Capabilities:    &configs.Capabilities{Bounding: caps, Effective: caps, Permitted: caps},
+		Cgroups:         &cgroups.Cgroup{Path: s.CgroupPath, Resources: res},
+		Rlimits:         []configs.Rlimit{{Type: unix.RLIMIT_NOFILE, Hard: r.nofile, Soft: r.nofile}},
+		OomScoreAdj:     oom,
+		Sysctl:          s.Sysctls,
+		NoNewPrivileges: s.NoNewPrivileges,
+		Seccomp:         filter,
+		Labels:          []string{d.label()},
+	}
+	if !s.Privileged {
+		cfg.MaskPaths = maskedPaths()
+		cfg.ReadonlyPaths = readonlyPaths
+	}
+	return cfg, d, nil
+}
 
+// checkSpec refuses a Spec libcontainer would fail on later, and less
+// clearly.
+func checkSpec(s *Spec) error {
+	if err := validID(s.ID); err != nil {
+		return err
+	}
+	switch {
+	case s.Sandbox == nil:
+		return fmt.Errorf("no Sandbox")
+	case !filepath.IsAbs(s.Rootfs):
+		return fmt.Errorf("rootfs %q: must be absolute", s.Rootfs)
+	case !filepath.IsAbs(s.CgroupPath):
+		return fmt.Errorf("cgroup path %q: must be absolute", s.CgroupPath)
+	case len(s.Args) == 0:
+		return fmt.Errorf("no command (Args)")
+	case s.Cwd != "" && !filepath.IsAbs(s.Cwd):
+		return fmt.Errorf("working directory %q: must be absolute", s.Cwd)
+	}
+	if fi, err := os.Stat(s.Rootfs); err != nil || !fi.IsDir() {
+		return fmt.Errorf("rootfs %q: not a directory (%v)", s.Rootfs, err)
+	}
+	st := s.Sandbox.st
+	if st.Spec.SharePID {
+		// Joining the pinned PID namespace of a dead pause would fail deep
+		// in runc init with ENOMEM from fork.
+		if _, start, err := procStat(st.PausePid); err != nil || start != st.PauseStart {
+			return fmt.Errorf("sandbox %s: its pause process (pid %d) is gone", st.Spec.ID, st.PausePid)
+		}
+	}
+	return nil
+}
+
+// sandboxNamespaces are the container's: its own mount namespace, the sandbox's
+// pinned PID, network, UTS and IPC namespaces unless the pod uses the
+// host's, and on cgroup v2 its own cgroup namespace.
+func sandboxNamespaces(sandbox *Sandbox) configs.Namespaces {
+	sb := sandbox.st.Spec
+	ns := configs.Namespaces{{Type: configs.NEWNS}}
+	if !sb.HostPID {
+		ns = append(ns, configs.Namespace{Type: configs.NEWPID, Path: sandbox.nsPath("pid")})
+	}
+	if !sb.HostNetwork {
+		ns = append(ns,
+			configs.Namespace{Type: configs.NEWNET, Path: sb.NetNS},
+			configs.Namespace{Type: configs.NEWUTS, Path: sandbox.nsPath("uts")})
+	}
+	if !sb.HostIPC {
+		ns = append(ns, configs.Namespace{Type: configs.NEWIPC, Path: sandbox.nsPath("ipc")})
+	}
+	if cgroups.IsCgroup2UnifiedMode() {
+		// containerd's CRI default on v2: the container sees its own cgroup as /.
+		ns = append(ns, configs.Namespace{Type: configs.NEWCGROUP})
+	}
+	return ns
+}
+
+// deviceRules are the device cgroup rules and nodes: every host device for
+// a privileged container, else runc's default set.
+func deviceRules(privileged bool) ([]*devices.Rule, []*devices.Device, error) {
+	if privileged {
+		devs, err := hostDevices()
+		return []*devices.Rule{{Type: devices.WildcardDevice, Major: devices.Wildcard, Minor: devices.Wildcard, Permissions: "rwm", Allow: true}}, devs, err
+	}
+	rules := []*devices.Rule{{Type: devices.WildcardDevice, Major: devices.Wildcard, Minor: devices.Wildcard, Permissions: "rwm", Allow: false}}
+	var devs []*devices.Device
+	for _, ad := range specconv.AllowedDevices {
+		rules = append(rules, &ad.Rule)
+		if ad.Path != "" {
+			devs = append(devs, ad)
+		}
+	}
+	return rules, devs, nil
+}
+
+// processDefaults are what the container's process and every exec get:
+// the environment with containerd's additions (PATH, HOSTNAME, TERM), the
+// working directory and the user.
+func processDefaults(s *Spec) procDefaults {
+	sb := s.Sandbox.st.Spec
 	env := slices.Clone(s.Env)
 	if !hasEnv(env, "PATH") {
 		env = append(env, defaultPath)
@@ -172,32 +221,11 @@ func (r *Runtime) config(s *Spec) (*configs.Config, procDefaults, error) {
 	if s.TTY && !hasEnv(env, "TERM") {
 		env = append(env, "TERM=xterm")
 	}
-	d = procDefaults{Env: env, Cwd: s.Cwd, UID: s.UID, GID: s.GID, Groups: s.AdditionalGIDs}
+	d := procDefaults{Env: env, Cwd: s.Cwd, UID: s.UID, GID: s.GID, Groups: s.AdditionalGIDs}
 	if d.Cwd == "" {
 		d.Cwd = "/"
 	}
-
-	cfg := &configs.Config{
-		Rootfs:          s.Rootfs,
-		Readonlyfs:      s.ReadOnlyRootfs,
-		RootPropagation: rootProp,
-		Mounts:          mounts,
-		Devices:         devs,
-		Namespaces:      ns,
-		Capabilities:    &configs.Capabilities{Bounding: caps, Effective: caps, Permitted: caps},
-		Cgroups:         &cgroups.Cgroup{Path: s.CgroupPath, Resources: res},
-		Rlimits:         []configs.Rlimit{{Type: unix.RLIMIT_NOFILE, Hard: r.nofile, Soft: r.nofile}},
-		OomScoreAdj:     oom,
-		Sysctl:          s.Sysctls,
-		NoNewPrivileges: s.NoNewPrivileges,
-		Seccomp:         filter,
-		Labels:          []string{d.label()},
-	}
-	if !s.Privileged {
-		cfg.MaskPaths = maskedPaths()
-		cfg.ReadonlyPaths = readonlyPaths
-	}
-	return cfg, d, nil
+	return d
 }
 
 func hasEnv(env []string, name string) bool {

@@ -131,34 +131,15 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", s.ID, err)
 	}
-	sink := &logSink{tee: s.Output, id: s.ID, path: s.LogPath, maxSize: s.LogMaxSize, maxFiles: s.LogMaxFiles}
-	if sink.maxSize == 0 {
-		sink.maxSize = DefaultLogMaxSize
+	sink, undoSink, err := newSink(s)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", s.ID, err)
 	}
-	if sink.maxFiles == 0 {
-		sink.maxFiles = DefaultLogMaxFiles
-	}
-	if sink.maxSize < 0 || sink.maxFiles < 2 {
-		return nil, fmt.Errorf("container %s: log rotation: LogMaxSize %d must be positive and LogMaxFiles %d at least 2", s.ID, s.LogMaxSize, s.LogMaxFiles)
-	}
-	if s.LogPath != "" {
-		f, created, err := openLog(s.LogPath)
-		if err != nil {
-			return nil, fmt.Errorf("container %s: %w", s.ID, err)
+	defer func() {
+		if retErr != nil {
+			undoSink()
 		}
-		sink.f = f
-		if fi, err := f.Stat(); err == nil {
-			sink.size = fi.Size() // appended to after a restart of the supervisor
-		}
-		defer func() {
-			if retErr != nil {
-				f.Close()
-				if created {
-					os.Remove(s.LogPath)
-				}
-			}
-		}()
-	}
+	}()
 	p := &libcontainer.Process{
 		Args: s.Args, Env: defaults.Env, Cwd: defaults.Cwd,
 		UID: int(s.UID), GID: int(s.GID), AdditionalGroups: toInts(s.AdditionalGIDs),
@@ -229,30 +210,67 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 		defaults:   defaults, io: sio,
 		done: make(chan struct{}),
 	}
-	go func() {
-		ps, err := p.Wait()
-		exit := exitOf(ps)
-		if ps == nil {
-			slog.Warn("waiting for container init", "container", c.id, "err", err)
-		}
-		if exit.Signal == unix.SIGKILL {
-			if n, err := cgm.OOMKillCount(); err == nil && n > oomBefore {
-				exit.OOMKilled = true
-			}
-		}
-		c.reaped(exit, func() {
-			if err := waitTimeout(func() error { copiers.Wait(); return nil }, drainTimeout); err != nil {
-				slog.Warn("container output still held open after its init exited: closing it", "container", c.id)
-			}
-			sio.closeReaders() // unblocks the copiers if stragglers still hold the pipes
-			copiers.Wait()
-			sio.close()
-			if sink.f != nil {
-				sink.f.Close()
-			}
-		})
-	}()
+	go c.wait(p, oomBefore, &copiers, sink)
 	return c, nil
+}
+
+// newSink opens the container's CRI log with its rotation settings; undo
+// closes it and removes a log it created.
+func newSink(s *Spec) (_ *logSink, undo func(), _ error) {
+	sink := &logSink{tee: s.Output, id: s.ID, path: s.LogPath, maxSize: s.LogMaxSize, maxFiles: s.LogMaxFiles}
+	if sink.maxSize == 0 {
+		sink.maxSize = DefaultLogMaxSize
+	}
+	if sink.maxFiles == 0 {
+		sink.maxFiles = DefaultLogMaxFiles
+	}
+	if sink.maxSize < 0 || sink.maxFiles < 2 {
+		return nil, nil, fmt.Errorf("log rotation: LogMaxSize %d must be positive and LogMaxFiles %d at least 2", s.LogMaxSize, s.LogMaxFiles)
+	}
+	if s.LogPath == "" {
+		return sink, func() {}, nil
+	}
+	f, created, err := openLog(s.LogPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	sink.f = f
+	if fi, err := f.Stat(); err == nil {
+		sink.size = fi.Size() // appended to after a restart of the supervisor
+	}
+	return sink, func() {
+		f.Close()
+		if created {
+			os.Remove(s.LogPath)
+		}
+	}, nil
+}
+
+// wait reaps the container's init and records its exit, OOM kills
+// included, once its output is drained.
+func (c *Container) wait(p *libcontainer.Process, oomBefore uint64, copiers *sync.WaitGroup, sink *logSink) {
+	ps, err := p.Wait()
+	exit := exitOf(ps)
+	if ps == nil {
+		slog.Warn("waiting for container init", "container", c.id, "err", err)
+	}
+	if exit.Signal == unix.SIGKILL {
+		if n, err := c.cgm.OOMKillCount(); err == nil && n > oomBefore {
+			exit.OOMKilled = true
+		}
+	}
+	sio := c.io
+	c.reaped(exit, func() {
+		if err := waitTimeout(func() error { copiers.Wait(); return nil }, drainTimeout); err != nil {
+			slog.Warn("container output still held open after its init exited: closing it", "container", c.id)
+		}
+		sio.closeReaders() // unblocks the copiers if stragglers still hold the pipes
+		copiers.Wait()
+		sio.close()
+		if sink.f != nil {
+			sink.f.Close()
+		}
+	})
 }
 
 func toInts(u []uint32) []int {

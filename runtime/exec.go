@@ -52,23 +52,7 @@ func (c *Container) Exec(ctx context.Context, e ExecSpec) (exitCode int, retErr 
 	if err := ctx.Err(); err != nil {
 		return -1, fmt.Errorf("exec %q in container %s: %w", e.Args[0], c.id, err)
 	}
-	d := c.defaults
-	p := &libcontainer.Process{
-		Args: e.Args, Env: append(slices.Clone(d.Env), e.Env...), Cwd: d.Cwd,
-		UID: int(d.UID), GID: int(d.GID), AdditionalGroups: toInts(d.Groups),
-	}
-	if e.Cwd != "" {
-		p.Cwd = e.Cwd
-	}
-	if e.UID != nil || e.GID != nil {
-		p.AdditionalGroups = nil
-	}
-	if e.UID != nil {
-		p.UID = int(*e.UID)
-	}
-	if e.GID != nil {
-		p.GID = int(*e.GID)
-	}
+	p := c.execProcess(e)
 
 	// The process gets a cgroup of its own below the container's, so that a
 	// timeout kills exactly it and all its descendants, however they fork
@@ -118,32 +102,8 @@ func (c *Container) Exec(ctx context.Context, e ExecSpec) (exitCode int, retErr 
 		}
 		copyOut(e.Stdout, sio.console)
 	}
-	if e.Stdin != nil {
-		// Not waited for: a Stdin that never returns from Read would hold
-		// Exec forever (as with exec.Cmd). Closing ours ends it at its
-		// next write.
-		go func() {
-			_, _ = io.Copy(sio.stdin, e.Stdin)
-			if !e.TTY {
-				sio.stdin.Close() // EOF for the process
-			}
-		}()
-	}
 	exited := make(chan struct{})
-	if e.TTY && e.Resize != nil {
-		go func() {
-			for {
-				select {
-				case sz := <-e.Resize:
-					if err := sio.resize(sz[0], sz[1]); err != nil {
-						slog.Debug("resize exec terminal", "container", c.id, "err", err)
-					}
-				case <-exited:
-					return
-				}
-			}
-		}()
-	}
+	c.feedExec(e, sio, exited)
 	waited := make(chan Exit, 1)
 	go func() {
 		ps, _ := p.Wait()
@@ -173,6 +133,59 @@ func (c *Container) Exec(ctx context.Context, e ExecSpec) (exitCode int, retErr 
 		sio.closeReaders()
 		copiers.Wait()
 		return -1, fmt.Errorf("exec %q in container %s: %w", e.Args[0], c.id, ctx.Err())
+	}
+}
+
+// execProcess is the exec's process: the container's environment,
+// working directory and user, with what e overrides.
+func (c *Container) execProcess(e ExecSpec) *libcontainer.Process {
+	d := c.defaults
+	p := &libcontainer.Process{
+		Args: e.Args, Env: append(slices.Clone(d.Env), e.Env...), Cwd: d.Cwd,
+		UID: int(d.UID), GID: int(d.GID), AdditionalGroups: toInts(d.Groups),
+	}
+	if e.Cwd != "" {
+		p.Cwd = e.Cwd
+	}
+	if e.UID != nil || e.GID != nil {
+		p.AdditionalGroups = nil
+	}
+	if e.UID != nil {
+		p.UID = int(*e.UID)
+	}
+	if e.GID != nil {
+		p.GID = int(*e.GID)
+	}
+	return p
+}
+
+// feedExec copies e's stdin to the process and passes terminal resizes
+// until exited closes.
+func (c *Container) feedExec(e ExecSpec, sio *stdio, exited <-chan struct{}) {
+	if e.Stdin != nil {
+		// Not waited for: a Stdin that never returns from Read would hold
+		// Exec forever (as with exec.Cmd). Closing ours ends it at its
+		// next write.
+		go func() {
+			_, _ = io.Copy(sio.stdin, e.Stdin)
+			if !e.TTY {
+				sio.stdin.Close() // EOF for the process
+			}
+		}()
+	}
+	if e.TTY && e.Resize != nil {
+		go func() {
+			for {
+				select {
+				case sz := <-e.Resize:
+					if err := sio.resize(sz[0], sz[1]); err != nil {
+						slog.Debug("resize exec terminal", "container", c.id, "err", err)
+					}
+				case <-exited:
+					return
+				}
+			}
+		}()
 	}
 }
 
