@@ -129,6 +129,33 @@ func TestOOMKilled(t *testing.T) {
 	}
 }
 
+// A shell whose child the OOM killer took exits 0, and is still OOMKilled,
+// as containerd's CRI reports any OOM kill in the container's cgroup (on
+// cgroup v1 the kernel kills the biggest process only; on v2, with
+// memory.oom.group, the whole container goes and the exit is 137).
+func TestOOMKilledWhateverTheExitCode(t *testing.T) {
+	testutil.RequiresRoot(t)
+	app := container("app", `log Starting; tail /dev/zero; log Survived; exit 0`)
+	app.Resources = limits("", "32Mi")
+	s := newScenario(t, "oom-survivor", corev1.RestartPolicyNever).app(app)
+	r := s.run()
+	term := status(r.pod(t), "app").State.Terminated
+	if term == nil || term.Reason != "OOMKilled" {
+		t.Fatalf("app state %+v, want terminated OOMKilled", status(r.pod(t), "app").State)
+	}
+	if survived := len(r.ev.all("app", "Survived")) > 0; survived != (term.ExitCode == 0) {
+		t.Errorf("exit code %d, shell survived the kill: %v", term.ExitCode, survived)
+	}
+	// The kubelet's getPhase counts an app by its exit code alone.
+	want := corev1.PodFailed
+	if term.ExitCode == 0 {
+		want = corev1.PodSucceeded
+	}
+	if p := r.pod(t); p.Status.Phase != want {
+		t.Errorf("phase %s with exit code %d, want %s", p.Status.Phase, term.ExitCode, want)
+	}
+}
+
 func TestOOMKilledInitFailsPodUnderNever(t *testing.T) {
 	testutil.RequiresRoot(t)
 	init := container("init", `log Starting; exec tail /dev/zero`)

@@ -84,7 +84,7 @@ type Spec struct {
 type Exit struct {
 	Code       int            // exit status, or 128+signal when killed by a signal (as CRI)
 	Signal     syscall.Signal // the killing signal, 0 when it exited
-	OOMKilled  bool           // killed by SIGKILL while its cgroup's oom_kill counter went up
+	OOMKilled  bool           // its cgroup's oom_kill counter went up while it ran
 	FinishedAt time.Time
 	// Unknown: the exit status is lost because the container was
 	// re-attached (Load) after the process that started it ended. Code is
@@ -254,10 +254,11 @@ func (c *Container) wait(p *libcontainer.Process, oomBefore uint64, copiers *syn
 	if ps == nil {
 		slog.Warn("waiting for container init", "container", c.id, "err", err)
 	}
-	if exit.Signal == unix.SIGKILL {
-		if n, err := c.cgm.OOMKillCount(); err == nil && n > oomBefore {
-			exit.OOMKilled = true
-		}
+	// As containerd's CRI: any OOM kill in the container's cgroup makes it
+	// OOMKilled, whatever its exit code. On cgroup v1 the kernel kills one
+	// process, and a shell PID 1 whose child it killed may exit 0.
+	if n, err := c.cgm.OOMKillCount(); err == nil && n > oomBefore {
+		exit.OOMKilled = true
 	}
 	sio := c.io
 	c.reaped(exit, func() {
