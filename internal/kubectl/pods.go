@@ -20,10 +20,9 @@ type PodRow struct {
 // Row computes a pod's columns exactly as kubectl's printPod does,
 // sidecars included (SEMANTICS §7.4).
 func Row(p *corev1.Pod, now time.Time) PodRow {
-	restarts, sidecarRestarts := 0, 0
+	var all, sidecars tally
 	total := len(p.Spec.Containers)
 	ready := 0
-	var lastRestart, lastSidecarRestart time.Time
 
 	reason := string(p.Status.Phase)
 	if p.Status.Reason != "" {
@@ -41,19 +40,12 @@ func Row(p *corev1.Pod, now time.Time) PodRow {
 			total++
 		}
 	}
-	later := func(t *time.Time, cs corev1.ContainerStatus) {
-		if term := cs.LastTerminationState.Terminated; term != nil && t.Before(term.FinishedAt.Time) {
-			*t = term.FinishedAt.Time
-		}
-	}
 
 	initializing := false
 	for i, cs := range p.Status.InitContainerStatuses {
-		restarts += int(cs.RestartCount)
-		later(&lastRestart, cs)
+		all.add(cs)
 		if sidecar[cs.Name] {
-			sidecarRestarts += int(cs.RestartCount)
-			later(&lastSidecarRestart, cs)
+			sidecars.add(cs)
 		}
 		switch {
 		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
@@ -63,31 +55,18 @@ func Row(p *corev1.Pod, now time.Time) PodRow {
 				ready++
 			}
 			continue
-		case cs.State.Terminated != nil:
-			switch t := cs.State.Terminated; {
-			case t.Reason != "":
-				reason = "Init:" + t.Reason
-			case t.Signal != 0:
-				reason = fmt.Sprintf("Init:Signal:%d", t.Signal)
-			default:
-				reason = fmt.Sprintf("Init:ExitCode:%d", t.ExitCode)
-			}
-		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "" && cs.State.Waiting.Reason != "PodInitializing":
-			reason = "Init:" + cs.State.Waiting.Reason
-		default:
-			reason = fmt.Sprintf("Init:%d/%d", i, len(p.Spec.InitContainers))
 		}
+		reason = initReason(cs, i, len(p.Spec.InitContainers))
 		initializing = true
 		break
 	}
 
 	if !initializing || conditionTrue(p, corev1.PodInitialized) {
-		restarts, lastRestart = sidecarRestarts, lastSidecarRestart
+		all = sidecars
 		hasRunning := false
 		for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
 			cs := p.Status.ContainerStatuses[i]
-			restarts += int(cs.RestartCount)
-			later(&lastRestart, cs)
+			all.add(cs)
 			switch t := cs.State.Terminated; {
 			case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
 				reason = cs.State.Waiting.Reason
@@ -117,13 +96,13 @@ func Row(p *corev1.Pod, now time.Time) PodRow {
 		Name:     p.Name,
 		Ready:    fmt.Sprintf("%d/%d", ready, total),
 		Status:   reason,
-		Restarts: strconv.Itoa(restarts),
+		Restarts: strconv.Itoa(all.restarts),
 		Age:      Since(p.CreationTimestamp, now),
 		IP:       "<none>",
 		Node:     "<none>",
 	}
-	if restarts != 0 && !lastRestart.IsZero() {
-		r.Restarts = fmt.Sprintf("%d (%s ago)", restarts, duration.HumanDuration(now.Sub(lastRestart)))
+	if all.restarts != 0 && !all.last.IsZero() {
+		r.Restarts = fmt.Sprintf("%d (%s ago)", all.restarts, duration.HumanDuration(now.Sub(all.last)))
 	}
 	if len(p.Status.PodIPs) > 0 {
 		r.IP = p.Status.PodIPs[0].IP
@@ -132,6 +111,34 @@ func Row(p *corev1.Pod, now time.Time) PodRow {
 		r.Node = p.Spec.NodeName
 	}
 	return r
+}
+
+// tally counts restarts and the time of the latest one, as printPod does.
+type tally struct {
+	restarts int
+	last     time.Time
+}
+
+func (t *tally) add(cs corev1.ContainerStatus) {
+	t.restarts += int(cs.RestartCount)
+	if term := cs.LastTerminationState.Terminated; term != nil && t.last.Before(term.FinishedAt.Time) {
+		t.last = term.FinishedAt.Time
+	}
+}
+
+// initReason is the STATUS of a pod held by its i-th of n init containers.
+func initReason(cs corev1.ContainerStatus, i, n int) string {
+	switch t := cs.State.Terminated; {
+	case t != nil && t.Reason != "":
+		return "Init:" + t.Reason
+	case t != nil && t.Signal != 0:
+		return fmt.Sprintf("Init:Signal:%d", t.Signal)
+	case t != nil:
+		return fmt.Sprintf("Init:ExitCode:%d", t.ExitCode)
+	case cs.State.Waiting != nil && cs.State.Waiting.Reason != "" && cs.State.Waiting.Reason != "PodInitializing":
+		return "Init:" + cs.State.Waiting.Reason
+	}
+	return fmt.Sprintf("Init:%d/%d", i, n)
 }
 
 func conditionTrue(p *corev1.Pod, t corev1.PodConditionType) bool {
