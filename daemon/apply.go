@@ -41,48 +41,30 @@ func (d *Daemon) Apply(ctx context.Context, file string, data []byte) ([]api.App
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
 
-	var problems []string
-	var steps []func()
-	actions := map[string]string{} // kind/ns/name -> action
-	note := func(kind, ns, name, action string) { actions[kind+"/"+ns+"/"+name] = action }
-
+	var pl applyPlan
 	for _, cm := range b.ConfigMaps {
 		d.mu.Lock()
 		old := d.configMaps[keyOf(cm.Namespace, cm.Name)]
 		d.mu.Unlock()
-		switch {
-		case old == nil:
-			note("ConfigMap", cm.Namespace, cm.Name, "created")
-		case sameConfigMap(old, cm):
-			note("ConfigMap", cm.Namespace, cm.Name, "unchanged")
-			continue
-		case old.Immutable != nil && *old.Immutable:
-			problems = append(problems, fmt.Sprintf("configmap %q: it is immutable; delete it and apply it again", cm.Name))
-			continue
-		default:
-			note("ConfigMap", cm.Namespace, cm.Name, "configured")
-			cm.UID, cm.CreationTimestamp = old.UID, old.CreationTimestamp
-		}
-		steps = append(steps, func() { d.putConfigMap(cm) })
+		pl.add("ConfigMap", cm.Namespace, cm.Name)(planReplace("configmap", cm.Name, old == nil, old != nil && sameConfigMap(old, cm),
+			old != nil && old.Immutable != nil && *old.Immutable, func() {
+				if old != nil {
+					cm.UID, cm.CreationTimestamp = old.UID, old.CreationTimestamp
+				}
+				d.putConfigMap(cm)
+			}))
 	}
-	for _, s := range b.Secrets {
+	for _, sec := range b.Secrets {
 		d.mu.Lock()
-		old := d.secrets[keyOf(s.Namespace, s.Name)]
+		old := d.secrets[keyOf(sec.Namespace, sec.Name)]
 		d.mu.Unlock()
-		switch {
-		case old == nil:
-			note("Secret", s.Namespace, s.Name, "created")
-		case sameSecret(old, s):
-			note("Secret", s.Namespace, s.Name, "unchanged")
-			continue
-		case old.Immutable != nil && *old.Immutable:
-			problems = append(problems, fmt.Sprintf("secret %q: it is immutable; delete it and apply it again", s.Name))
-			continue
-		default:
-			note("Secret", s.Namespace, s.Name, "configured")
-			s.UID, s.CreationTimestamp = old.UID, old.CreationTimestamp
-		}
-		steps = append(steps, func() { d.putSecret(s) })
+		pl.add("Secret", sec.Namespace, sec.Name)(planReplace("secret", sec.Name, old == nil, old != nil && sameSecret(old, sec),
+			old != nil && old.Immutable != nil && *old.Immutable, func() {
+				if old != nil {
+					sec.UID, sec.CreationTimestamp = old.UID, old.CreationTimestamp
+				}
+				d.putSecret(sec)
+			}))
 	}
 	for _, dep := range b.Deployments {
 		var pods []*corev1.Pod
@@ -91,13 +73,7 @@ func (d *Daemon) Apply(ctx context.Context, file string, data []byte) ([]api.App
 				pods = append(pods, p.Pod)
 			}
 		}
-		action, step, problem := d.planDeployment(dep, pods)
-		note("Deployment", dep.Namespace, dep.Name, action)
-		if problem != "" {
-			problems = append(problems, problem)
-		} else if step != nil {
-			steps = append(steps, step)
-		}
+		pl.add("Deployment", dep.Namespace, dep.Name)(d.planDeployment(dep, pods))
 	}
 	for _, j := range b.Jobs {
 		var pods []*corev1.Pod
@@ -106,38 +82,64 @@ func (d *Daemon) Apply(ctx context.Context, file string, data []byte) ([]api.App
 				pods = append(pods, p.Pod)
 			}
 		}
-		action, step, problem := d.planJob(j, pods)
-		note("Job", j.Namespace, j.Name, action)
-		if problem != "" {
-			problems = append(problems, problem)
-		} else if step != nil {
-			steps = append(steps, step)
-		}
+		pl.add("Job", j.Namespace, j.Name)(d.planJob(j, pods))
 	}
 	for _, p := range b.Pods {
-		if p.Job != nil || p.Deployment != nil {
-			continue
-		}
-		action, step, problem := d.planPod(p.Pod)
-		note("Pod", p.Namespace, p.Name, action)
-		if problem != "" {
-			problems = append(problems, problem)
-		} else if step != nil {
-			steps = append(steps, step)
+		if p.Job == nil && p.Deployment == nil {
+			pl.add("Pod", p.Namespace, p.Name)(d.planPod(p.Pod))
 		}
 	}
-	if len(problems) > 0 {
-		return nil, api.InvalidManifest(problems)
+	if len(pl.problems) > 0 {
+		return nil, api.InvalidManifest(pl.problems)
 	}
-	for _, step := range steps {
+	for _, step := range pl.steps {
 		step()
 	}
 	var out []api.Applied
 	for _, o := range b.Objects {
 		out = append(out, api.Applied{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name,
-			Action: actions[o.Kind+"/"+o.Namespace+"/"+o.Name]})
+			Action: pl.actions[o.Kind+"/"+o.Namespace+"/"+o.Name]})
 	}
 	return out, nil
+}
+
+// applyPlan is what applying a manifest will do: each object's action
+// (created, configured, unchanged), the steps that do it, and the
+// problems that refuse the whole manifest.
+type applyPlan struct {
+	problems []string
+	steps    []func()
+	actions  map[string]string // kind/ns/name -> action
+}
+
+// add records one object's plan (what the plan* functions return).
+func (pl *applyPlan) add(kind, ns, name string) func(action string, step func(), problem string) {
+	return func(action string, step func(), problem string) {
+		if pl.actions == nil {
+			pl.actions = map[string]string{}
+		}
+		pl.actions[kind+"/"+ns+"/"+name] = action
+		switch {
+		case problem != "":
+			pl.problems = append(pl.problems, problem)
+		case step != nil:
+			pl.steps = append(pl.steps, step)
+		}
+	}
+}
+
+// planReplace plans a ConfigMap or Secret: created, unchanged, refused
+// when immutable, else replaced.
+func planReplace(kind, name string, isNew, same, immutable bool, put func()) (string, func(), string) {
+	switch {
+	case isNew:
+		return "created", put, ""
+	case same:
+		return "unchanged", nil, ""
+	case immutable:
+		return "", nil, fmt.Sprintf("%s %q: it is immutable; delete it and apply it again", kind, name)
+	}
+	return "configured", put, ""
 }
 
 // invalid is the API's 422 for manifest errors, one cause per problem.
