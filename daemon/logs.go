@@ -43,38 +43,9 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 	if p == nil {
 		return notFound(api.Pods, name)
 	}
-	c := o.Container
-	if c == "" {
-		if len(p.Spec.Containers)+len(p.Spec.InitContainers) != 1 {
-			return apierrors.NewBadRequest(fmt.Sprintf("a container name must be specified for pod %s, choose one of: %v or one of the init containers: %v",
-				name, containerNames(p.Spec.Containers), containerNames(p.Spec.InitContainers)))
-		}
-		if len(p.Spec.Containers) == 1 {
-			c = p.Spec.Containers[0].Name
-		} else {
-			c = p.Spec.InitContainers[0].Name
-		}
-	}
-	if !hasContainer(p, c) {
-		return apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", c, name))
-	}
-	cs := containerStatus(p, c)
-	if cs == nil || cs.ContainerID == "" && cs.LastTerminationState.Terminated == nil {
-		reason := "ContainerCreating"
-		if cs != nil && cs.State.Waiting != nil {
-			reason = cs.State.Waiting.Reason
-		}
-		return apierrors.NewBadRequest(fmt.Sprintf("container %q in pod %q is waiting to start: %s", c, name, reason))
-	}
-	n := cs.RestartCount
-	if cs.ContainerID == "" { // the latest start failed before a container existed
-		n--
-	}
-	if o.Previous {
-		if cs.LastTerminationState.Terminated == nil || n == 0 {
-			return apierrors.NewBadRequest(fmt.Sprintf("previous terminated container %q in pod %q not found", c, name))
-		}
-		n--
+	c, n, err := logTarget(p, o)
+	if err != nil {
+		return err
 	}
 	lw := &logLines{o: o, w: bufio.NewWriter(w)}
 	if o.SinceSeconds != nil {
@@ -152,6 +123,45 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 		case <-time.After(logPoll):
 		}
 	}
+}
+
+// logTarget is the container whose log o asks for, and the restart count
+// of the instance whose log file that is.
+func logTarget(p *corev1.Pod, o *corev1.PodLogOptions) (string, int32, error) {
+	c := o.Container
+	if c == "" {
+		if len(p.Spec.Containers)+len(p.Spec.InitContainers) != 1 {
+			return "", 0, apierrors.NewBadRequest(fmt.Sprintf("a container name must be specified for pod %s, choose one of: %v or one of the init containers: %v",
+				p.Name, containerNames(p.Spec.Containers), containerNames(p.Spec.InitContainers)))
+		}
+		if len(p.Spec.Containers) == 1 {
+			c = p.Spec.Containers[0].Name
+		} else {
+			c = p.Spec.InitContainers[0].Name
+		}
+	}
+	if !hasContainer(p, c) {
+		return "", 0, apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", c, p.Name))
+	}
+	cs := containerStatus(p, c)
+	if cs == nil || cs.ContainerID == "" && cs.LastTerminationState.Terminated == nil {
+		reason := "ContainerCreating"
+		if cs != nil && cs.State.Waiting != nil {
+			reason = cs.State.Waiting.Reason
+		}
+		return "", 0, apierrors.NewBadRequest(fmt.Sprintf("container %q in pod %q is waiting to start: %s", c, p.Name, reason))
+	}
+	n := cs.RestartCount
+	if cs.ContainerID == "" { // the latest start failed before a container existed
+		n--
+	}
+	if o.Previous {
+		if cs.LastTerminationState.Terminated == nil || n == 0 {
+			return "", 0, apierrors.NewBadRequest(fmt.Sprintf("previous terminated container %q in pod %q not found", c, p.Name))
+		}
+		n--
+	}
+	return c, n, nil
 }
 
 func logPath(dir string, n int32) string {
