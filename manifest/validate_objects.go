@@ -295,109 +295,124 @@ type refs interface {
 }
 
 func checkRefs(spec *corev1.PodSpec, ns string, fldPath *field.Path, b refs) field.ErrorList {
-	var errs field.ErrorList
-	missing := func(p *field.Path, kind, name string, optionalOK bool) {
-		detail := fmt.Sprintf("no %s %q in namespace %q among the inputs", kind, name, ns)
-		if optionalOK {
-			detail += " (add it, or mark the reference optional: true)"
-		}
-		errs = append(errs, &field.Error{Type: field.ErrorTypeNotFound, Field: p.String(), BadValue: name, Detail: detail})
-	}
-	noKey := func(p *field.Path, kind, name, key string) {
-		errs = append(errs, &field.Error{Type: field.ErrorTypeNotFound, Field: p.String(), BadValue: key,
-			Detail: fmt.Sprintf("%s %q has no such key (add it, or mark the reference optional: true)", kind, name)})
-	}
-	cmHas := func(cm *corev1.ConfigMap, k string) bool {
-		_, d := cm.Data[k]
-		_, bd := cm.BinaryData[k]
-		return d || bd
-	}
-	configMap := func(name string, optional *bool, items []corev1.KeyToPath, namePath, itemsPath *field.Path) {
-		if name == "" || optional != nil && *optional {
-			return
-		}
-		cm := b.ConfigMap(ns, name)
-		if cm == nil {
-			missing(namePath, "ConfigMap", name, true)
-			return
-		}
-		for i, it := range items {
-			if !cmHas(cm, it.Key) {
-				noKey(itemsPath.Index(i).Child("key"), "ConfigMap", name, it.Key)
-			}
-		}
-	}
-	secret := func(name string, optional *bool, items []corev1.KeyToPath, namePath, itemsPath *field.Path) {
-		if name == "" || optional != nil && *optional {
-			return
-		}
-		s := b.Secret(ns, name)
-		if s == nil {
-			missing(namePath, "Secret", name, true)
-			return
-		}
-		for i, it := range items {
-			if _, ok := s.Data[it.Key]; !ok {
-				noKey(itemsPath.Index(i).Child("key"), "Secret", name, it.Key)
-			}
-		}
-	}
+	rc := &refChecker{ns: ns, b: b}
 	for i, v := range spec.Volumes {
-		vp := fldPath.Child("volumes").Index(i)
-		if c := v.ConfigMap; c != nil {
-			configMap(c.Name, c.Optional, c.Items, vp.Child("configMap", "name"), vp.Child("configMap", "items"))
-		}
-		if s := v.Secret; s != nil {
-			secret(s.SecretName, s.Optional, s.Items, vp.Child("secret", "secretName"), vp.Child("secret", "items"))
-		}
-		if v.Projected != nil {
-			for j, src := range v.Projected.Sources {
-				sp := vp.Child("projected", "sources").Index(j)
-				if c := src.ConfigMap; c != nil {
-					configMap(c.Name, c.Optional, c.Items, sp.Child("configMap", "name"), sp.Child("configMap", "items"))
-				}
-				if s := src.Secret; s != nil {
-					secret(s.Name, s.Optional, s.Items, sp.Child("secret", "name"), sp.Child("secret", "items"))
-				}
-			}
-		}
+		rc.volume(&v, fldPath.Child("volumes").Index(i))
 	}
-	visitContainers(spec, fldPath, func(c *corev1.Container, cp *field.Path) {
-		for j, ev := range c.Env {
-			if ev.ValueFrom == nil {
-				continue
-			}
-			vp := cp.Child("env").Index(j).Child("valueFrom")
-			if r := ev.ValueFrom.ConfigMapKeyRef; r != nil && (r.Optional == nil || !*r.Optional) && r.Name != "" {
-				// The kubelet reads env values from data only, never binaryData.
-				if cm := b.ConfigMap(ns, r.Name); cm == nil {
-					missing(vp.Child("configMapKeyRef", "name"), "ConfigMap", r.Name, true)
-				} else if _, ok := cm.Data[r.Key]; !ok {
-					noKey(vp.Child("configMapKeyRef", "key"), "ConfigMap", r.Name, r.Key)
-				}
-			}
-			if r := ev.ValueFrom.SecretKeyRef; r != nil && (r.Optional == nil || !*r.Optional) && r.Name != "" {
-				if s := b.Secret(ns, r.Name); s == nil {
-					missing(vp.Child("secretKeyRef", "name"), "Secret", r.Name, true)
-				} else if _, ok := s.Data[r.Key]; !ok {
-					noKey(vp.Child("secretKeyRef", "key"), "Secret", r.Name, r.Key)
-				}
-			}
-		}
-		for j, ef := range c.EnvFrom {
-			ep := cp.Child("envFrom").Index(j)
-			if r := ef.ConfigMapRef; r != nil && (r.Optional == nil || !*r.Optional) && r.Name != "" && b.ConfigMap(ns, r.Name) == nil {
-				missing(ep.Child("configMapRef", "name"), "ConfigMap", r.Name, true)
-			}
-			if r := ef.SecretRef; r != nil && (r.Optional == nil || !*r.Optional) && r.Name != "" && b.Secret(ns, r.Name) == nil {
-				missing(ep.Child("secretRef", "name"), "Secret", r.Name, true)
-			}
-		}
-	})
+	visitContainers(spec, fldPath, rc.env)
 	for i, ps := range spec.ImagePullSecrets {
 		if ps.Name != "" && b.Secret(ns, ps.Name) == nil {
-			missing(fldPath.Child("imagePullSecrets").Index(i).Child("name"), "Secret", ps.Name, false)
+			rc.missing(fldPath.Child("imagePullSecrets").Index(i).Child("name"), "Secret", ps.Name, false)
 		}
 	}
-	return errs
+	return rc.errs
+}
+
+// refChecker collects the errors of a pod's references to ConfigMaps and
+// Secrets of namespace ns among the inputs b.
+type refChecker struct {
+	ns   string
+	b    refs
+	errs field.ErrorList
+}
+
+func (rc *refChecker) missing(p *field.Path, kind, name string, optionalOK bool) {
+	detail := fmt.Sprintf("no %s %q in namespace %q among the inputs", kind, name, rc.ns)
+	if optionalOK {
+		detail += " (add it, or mark the reference optional: true)"
+	}
+	rc.errs = append(rc.errs, &field.Error{Type: field.ErrorTypeNotFound, Field: p.String(), BadValue: name, Detail: detail})
+}
+
+func (rc *refChecker) noKey(p *field.Path, kind, name, key string) {
+	rc.errs = append(rc.errs, &field.Error{Type: field.ErrorTypeNotFound, Field: p.String(), BadValue: key,
+		Detail: fmt.Sprintf("%s %q has no such key (add it, or mark the reference optional: true)", kind, name)})
+}
+
+func (rc *refChecker) configMap(name string, optional *bool, items []corev1.KeyToPath, namePath, itemsPath *field.Path) {
+	if name == "" || optional != nil && *optional {
+		return
+	}
+	cm := rc.b.ConfigMap(rc.ns, name)
+	if cm == nil {
+		rc.missing(namePath, "ConfigMap", name, true)
+		return
+	}
+	for i, it := range items {
+		_, d := cm.Data[it.Key]
+		_, bd := cm.BinaryData[it.Key]
+		if !d && !bd {
+			rc.noKey(itemsPath.Index(i).Child("key"), "ConfigMap", name, it.Key)
+		}
+	}
+}
+
+func (rc *refChecker) secret(name string, optional *bool, items []corev1.KeyToPath, namePath, itemsPath *field.Path) {
+	if name == "" || optional != nil && *optional {
+		return
+	}
+	s := rc.b.Secret(rc.ns, name)
+	if s == nil {
+		rc.missing(namePath, "Secret", name, true)
+		return
+	}
+	for i, it := range items {
+		if _, ok := s.Data[it.Key]; !ok {
+			rc.noKey(itemsPath.Index(i).Child("key"), "Secret", name, it.Key)
+		}
+	}
+}
+
+func (rc *refChecker) volume(v *corev1.Volume, vp *field.Path) {
+	if c := v.ConfigMap; c != nil {
+		rc.configMap(c.Name, c.Optional, c.Items, vp.Child("configMap", "name"), vp.Child("configMap", "items"))
+	}
+	if s := v.Secret; s != nil {
+		rc.secret(s.SecretName, s.Optional, s.Items, vp.Child("secret", "secretName"), vp.Child("secret", "items"))
+	}
+	if v.Projected != nil {
+		for j, src := range v.Projected.Sources {
+			sp := vp.Child("projected", "sources").Index(j)
+			if c := src.ConfigMap; c != nil {
+				rc.configMap(c.Name, c.Optional, c.Items, sp.Child("configMap", "name"), sp.Child("configMap", "items"))
+			}
+			if s := src.Secret; s != nil {
+				rc.secret(s.Name, s.Optional, s.Items, sp.Child("secret", "name"), sp.Child("secret", "items"))
+			}
+		}
+	}
+}
+
+func (rc *refChecker) env(c *corev1.Container, cp *field.Path) {
+	ns, b := rc.ns, rc.b
+	for j, ev := range c.Env {
+		if ev.ValueFrom == nil {
+			continue
+		}
+		vp := cp.Child("env").Index(j).Child("valueFrom")
+		if r := ev.ValueFrom.ConfigMapKeyRef; r != nil && (r.Optional == nil || !*r.Optional) && r.Name != "" {
+			// The kubelet reads env values from data only, never binaryData.
+			if cm := b.ConfigMap(ns, r.Name); cm == nil {
+				rc.missing(vp.Child("configMapKeyRef", "name"), "ConfigMap", r.Name, true)
+			} else if _, ok := cm.Data[r.Key]; !ok {
+				rc.noKey(vp.Child("configMapKeyRef", "key"), "ConfigMap", r.Name, r.Key)
+			}
+		}
+		if r := ev.ValueFrom.SecretKeyRef; r != nil && (r.Optional == nil || !*r.Optional) && r.Name != "" {
+			if s := b.Secret(ns, r.Name); s == nil {
+				rc.missing(vp.Child("secretKeyRef", "name"), "Secret", r.Name, true)
+			} else if _, ok := s.Data[r.Key]; !ok {
+				rc.noKey(vp.Child("secretKeyRef", "key"), "Secret", r.Name, r.Key)
+			}
+		}
+	}
+	for j, ef := range c.EnvFrom {
+		ep := cp.Child("envFrom").Index(j)
+		if r := ef.ConfigMapRef; r != nil && (r.Optional == nil || !*r.Optional) && r.Name != "" && b.ConfigMap(ns, r.Name) == nil {
+			rc.missing(ep.Child("configMapRef", "name"), "ConfigMap", r.Name, true)
+		}
+		if r := ef.SecretRef; r != nil && (r.Optional == nil || !*r.Optional) && r.Name != "" && b.Secret(ns, r.Name) == nil {
+			rc.missing(ep.Child("secretRef", "name"), "Secret", r.Name, true)
+		}
+	}
 }
