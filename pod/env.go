@@ -88,29 +88,9 @@ func containerEnv(p *corev1.Pod, c *corev1.Container, sb *Sandbox, objs Objects)
 		vals[k] = v
 	}
 	for _, from := range c.EnvFrom {
-		var data map[string]string
-		switch {
-		case from.ConfigMapRef != nil:
-			cm := lookupConfigMap(objs, p.Namespace, from.ConfigMapRef.Name)
-			if cm == nil {
-				if isTrue(from.ConfigMapRef.Optional) {
-					continue
-				}
-				return nil, fmt.Errorf("configmap %q not found", from.ConfigMapRef.Name)
-			}
-			data = cm.Data
-		case from.SecretRef != nil:
-			sec := lookupSecret(objs, p.Namespace, from.SecretRef.Name)
-			if sec == nil {
-				if isTrue(from.SecretRef.Optional) {
-					continue
-				}
-				return nil, fmt.Errorf("secret %q not found", from.SecretRef.Name)
-			}
-			data = map[string]string{}
-			for k, v := range sec.Data {
-				data[k] = string(v)
-			}
+		data, err := envFromData(p, from, objs)
+		if err != nil {
+			return nil, err
 		}
 		keys := make([]string, 0, len(data))
 		for k := range data {
@@ -137,40 +117,15 @@ func containerEnv(p *corev1.Pod, c *corev1.Container, sb *Sandbox, objs Objects)
 			if v, err = resourceFieldValue(e.ValueFrom.ResourceFieldRef, p, c); err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
-		case e.ValueFrom.ConfigMapKeyRef != nil:
-			ref := e.ValueFrom.ConfigMapKeyRef
-			cm := lookupConfigMap(objs, p.Namespace, ref.Name)
-			if cm == nil {
-				if isTrue(ref.Optional) {
-					continue
-				}
-				return nil, fmt.Errorf("configmap %q not found", ref.Name)
+		case e.ValueFrom.ConfigMapKeyRef != nil, e.ValueFrom.SecretKeyRef != nil:
+			val, ok, err := keyRefValue(p, e.ValueFrom, objs)
+			if err != nil {
+				return nil, err
 			}
-			val, ok := cm.Data[ref.Key]
 			if !ok {
-				if isTrue(ref.Optional) {
-					continue
-				}
-				return nil, fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, p.Namespace, ref.Name)
+				continue // optional and absent
 			}
 			v = val
-		case e.ValueFrom.SecretKeyRef != nil:
-			ref := e.ValueFrom.SecretKeyRef
-			sec := lookupSecret(objs, p.Namespace, ref.Name)
-			if sec == nil {
-				if isTrue(ref.Optional) {
-					continue
-				}
-				return nil, fmt.Errorf("secret %q not found", ref.Name)
-			}
-			val, ok := sec.Data[ref.Key]
-			if !ok {
-				if isTrue(ref.Optional) {
-					continue
-				}
-				return nil, fmt.Errorf("couldn't find key %s in Secret %s/%s", ref.Key, p.Namespace, ref.Name)
-			}
-			v = string(val)
 		default:
 			return nil, fmt.Errorf("env %s: this valueFrom source is not supported by podrun", e.Name)
 		}
@@ -181,6 +136,71 @@ func containerEnv(p *corev1.Pod, c *corev1.Container, sb *Sandbox, objs Objects)
 		out = append(out, k+"="+vals[k])
 	}
 	return out, nil
+}
+
+// envFromData is what one envFrom source gives (nothing when it is
+// optional and absent).
+func envFromData(p *corev1.Pod, from corev1.EnvFromSource, objs Objects) (map[string]string, error) {
+	switch {
+	case from.ConfigMapRef != nil:
+		cm := lookupConfigMap(objs, p.Namespace, from.ConfigMapRef.Name)
+		if cm == nil {
+			if isTrue(from.ConfigMapRef.Optional) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("configmap %q not found", from.ConfigMapRef.Name)
+		}
+		return cm.Data, nil
+	case from.SecretRef != nil:
+		sec := lookupSecret(objs, p.Namespace, from.SecretRef.Name)
+		if sec == nil {
+			if isTrue(from.SecretRef.Optional) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("secret %q not found", from.SecretRef.Name)
+		}
+		data := map[string]string{}
+		for k, v := range sec.Data {
+			data[k] = string(v)
+		}
+		return data, nil
+	}
+	return nil, nil
+}
+
+// keyRefValue is the value of a configMapKeyRef or secretKeyRef, with the
+// kubelet's errors; ok is false when the reference is optional and absent.
+func keyRefValue(p *corev1.Pod, from *corev1.EnvVarSource, objs Objects) (v string, ok bool, err error) {
+	kind, name, key, optional := "ConfigMap", "", "", false
+	var data map[string]string
+	if ref := from.ConfigMapKeyRef; ref != nil {
+		name, key, optional = ref.Name, ref.Key, isTrue(ref.Optional)
+		if cm := lookupConfigMap(objs, p.Namespace, name); cm != nil {
+			data = cm.Data
+		} else if !optional {
+			return "", false, fmt.Errorf("configmap %q not found", name)
+		}
+	} else {
+		ref := from.SecretKeyRef
+		kind, name, key, optional = "Secret", ref.Name, ref.Key, isTrue(ref.Optional)
+		if sec := lookupSecret(objs, p.Namespace, name); sec != nil {
+			if b, found := sec.Data[key]; found {
+				data = map[string]string{key: string(b)}
+			} else {
+				data = map[string]string{}
+			}
+		} else if !optional {
+			return "", false, fmt.Errorf("secret %q not found", name)
+		}
+	}
+	if data == nil {
+		return "", false, nil // optional, and its object is absent
+	}
+	v, ok = data[key]
+	if !ok && !optional {
+		return "", false, fmt.Errorf("couldn't find key %s in %s %s/%s", key, kind, p.Namespace, name)
+	}
+	return v, ok, nil
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
