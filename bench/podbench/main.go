@@ -75,25 +75,8 @@ func main() {
 }
 
 func run(c config) (retErr error) {
-	if os.Geteuid() != 0 {
-		return errors.New("needs root (it runs pods)")
-	}
-	for _, p := range []*string{&c.podrun, &c.agent, &c.image} {
-		abs, err := filepath.Abs(*p)
-		if err != nil {
-			return err
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return fmt.Errorf("%w (make bench builds it)", err)
-		}
-		*p = abs
-	}
-	if c.probebench != "" {
-		abs, err := filepath.Abs(c.probebench)
-		if err != nil {
-			return err
-		}
-		c.probebench = abs
+	if err := c.check(); err != nil {
+		return err
 	}
 	// Ctrl-C stops the benchmark; each measurement then cleans up.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -180,6 +163,38 @@ func run(c config) (retErr error) {
 	}
 	res.note("Load average at the end: " + loadavg() + ".")
 	res.Commands = c.commandLine
+	return write(c, res)
+}
+
+// check makes the config's paths absolute and checks that what make bench
+// builds is there.
+func (c *config) check() error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (it runs pods)")
+	}
+	for _, p := range []*string{&c.podrun, &c.agent, &c.image} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("%w (make bench builds it)", err)
+		}
+		*p = abs
+	}
+	if c.probebench != "" {
+		abs, err := filepath.Abs(c.probebench)
+		if err != nil {
+			return err
+		}
+		c.probebench = abs
+	}
+	return nil
+}
+
+// write writes the results as JSON, the plot and the markdown report, and
+// prints the table.
+func write(c config, res *results) error {
 	if err := os.MkdirAll(filepath.Dir(c.jsonOut), 0o755); err != nil {
 		return err
 	}
@@ -193,8 +208,7 @@ func run(c config) (retErr error) {
 	if err := writePlot(res, c.plot); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
-	md := res.markdown(c)
-	if err := os.WriteFile(c.out, []byte(md), 0o644); err != nil {
+	if err := os.WriteFile(c.out, []byte(res.markdown(c)), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(res.table())
