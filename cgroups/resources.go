@@ -3,6 +3,7 @@ package cgroups
 import (
 	"strings"
 
+	"github.com/podrun/podrun/internal/podspec"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -74,17 +75,14 @@ func QOSClass(pod *corev1.Pod) corev1.PodQOSClass {
 		return resourceQOS(podLevelRequests(pod), pod.Spec.Resources.Limits)
 	}
 	var class corev1.PodQOSClass
-	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range list {
-			c := &list[i]
-			switch q := resourceQOS(containerRequests(c), c.Resources.Limits); {
-			case q == corev1.PodQOSBurstable:
-				return q
-			case class == "":
-				class = q
-			case class != q:
-				return corev1.PodQOSBurstable
-			}
+	for _, c := range podspec.Containers(&pod.Spec) {
+		switch q := resourceQOS(containerRequests(c), c.Resources.Limits); {
+		case q == corev1.PodQOSBurstable:
+			return q
+		case class == "":
+			class = q
+		case class != q:
+			return corev1.PodQOSBurstable
 		}
 	}
 	if class == "" {
@@ -129,7 +127,7 @@ func aggregate(pod *corev1.Pod, list func(*corev1.Container) corev1.ResourceList
 		c := &pod.Spec.InitContainers[i]
 		l := list(c)
 		use := corev1.ResourceList{}
-		if isSidecar(c) {
+		if podspec.IsSidecar(c) {
 			addInto(total, l)
 			addInto(sidecars, l)
 			addInto(use, sidecars)
@@ -214,10 +212,6 @@ func podLevelResourcesSet(pod *corev1.Pod) bool {
 		}
 	}
 	return podLevelRequestsSet(pod)
-}
-
-func isSidecar(c *corev1.Container) bool {
-	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 }
 
 func addInto(dst, src corev1.ResourceList) {

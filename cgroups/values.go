@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/cgroups"
+	"github.com/podrun/podrun/internal/podspec"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -209,7 +210,7 @@ func OOMScoreAdj(pod *corev1.Pod, c *corev1.Container, memoryCapacity int64) int
 		extra = unrequestedMemoryPerContainer(pod)
 	}
 	adj := 1000 - 1000*(memRequest(c)+extra)/memoryCapacity
-	if isSidecar(c) && isInitContainer(pod, c.Name) && len(pod.Spec.Containers) > 0 {
+	if podspec.IsSidecar(c) && isInitContainer(pod, c.Name) && len(pod.Spec.Containers) > 0 {
 		least := memRequest(&pod.Spec.Containers[0])
 		for i := range pod.Spec.Containers[1:] {
 			least = min(least, memRequest(&pod.Spec.Containers[i+1]))

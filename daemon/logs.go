@@ -210,24 +210,10 @@ func willRestart(p *corev1.Pod, name string, exitCode int32) bool {
 	return false
 }
 
-func hasContainer(p *corev1.Pod, name string) bool {
-	for _, c := range podspec.Containers(&p.Spec) {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
-}
+func hasContainer(p *corev1.Pod, name string) bool { return podspec.Container(&p.Spec, name) != nil }
 
 func containerStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
-	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
-		for i := range list {
-			if list[i].Name == name {
-				return &list[i]
-			}
-		}
-	}
-	return nil
+	return podspec.Status(&p.Status, name)
 }
 
 // logLines turns CRI log lines into what kubectl logs prints.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/podrun/podrun/internal/podspec"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -31,16 +32,14 @@ func defaultPod(p *corev1.Pod) {
 	if p.Namespace == "" {
 		p.Namespace = corev1.NamespaceDefault
 	}
-	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
-		for i := range cs {
-			r := &cs[i].Resources
-			for name, limit := range r.Limits {
-				if _, ok := r.Requests[name]; !ok {
-					if r.Requests == nil {
-						r.Requests = corev1.ResourceList{}
-					}
-					r.Requests[name] = limit.DeepCopy()
+	for _, c := range podspec.Containers(&p.Spec) {
+		r := &c.Resources
+		for name, limit := range r.Limits {
+			if _, ok := r.Requests[name]; !ok {
+				if r.Requests == nil {
+					r.Requests = corev1.ResourceList{}
 				}
+				r.Requests[name] = limit.DeepCopy()
 			}
 		}
 	}
@@ -48,12 +47,10 @@ func defaultPod(p *corev1.Pod) {
 		p.Spec.EnableServiceLinks = ptrTo(corev1.DefaultEnableServiceLinks)
 	}
 	if p.Spec.HostNetwork {
-		for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
-			for i := range cs {
-				for j := range cs[i].Ports {
-					if cs[i].Ports[j].HostPort == 0 {
-						cs[i].Ports[j].HostPort = cs[i].Ports[j].ContainerPort
-					}
+		for _, c := range podspec.Containers(&p.Spec) {
+			for j := range c.Ports {
+				if c.Ports[j].HostPort == 0 {
+					c.Ports[j].HostPort = c.Ports[j].ContainerPort
 				}
 			}
 		}

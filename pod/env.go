@@ -18,6 +18,7 @@ import (
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/image"
 	"github.com/podrun/podrun/internal/expansion"
+	"github.com/podrun/podrun/internal/podspec"
 )
 
 // resolveContainer computes a container's argv and environment the way the
@@ -315,17 +316,7 @@ func resourceFieldValue(fs *corev1.ResourceFieldSelector, p *corev1.Pod, c *core
 }
 
 func findContainer(p *corev1.Pod, name string) *corev1.Container {
-	for i := range p.Spec.InitContainers {
-		if p.Spec.InitContainers[i].Name == name {
-			return &p.Spec.InitContainers[i]
-		}
-	}
-	for i := range p.Spec.Containers {
-		if p.Spec.Containers[i].Name == name {
-			return &p.Spec.Containers[i]
-		}
-	}
-	return nil
+	return podspec.Container(&p.Spec, name)
 }
 
 var nodeCap = sync.OnceValues(func() (int, int64) {

@@ -16,9 +16,9 @@ import (
 	"github.com/podrun/podrun/probes"
 )
 
-// job is one sync: the plan plus what the executor needs from the owner's
+// syncWork is one sync: the plan plus what the executor needs from the owner's
 // state at planning time (it must not read the owner's mutable state).
-type job struct {
+type syncWork struct {
 	plan     plan
 	sb       *Sandbox
 	running  []target
@@ -38,7 +38,7 @@ type target struct {
 const minGrace = 2
 
 // execute carries out one plan in the kubelet's SyncPod order.
-func (s *Supervisor) execute(ctx context.Context, j *job) {
+func (s *Supervisor) execute(ctx context.Context, j *syncWork) {
 	p := j.plan
 	if p.killPod {
 		s.killPod(j.sb, j.running, j.grace)
@@ -184,7 +184,7 @@ func stopSignal(name string) syscall.Signal {
 // start is the kubelet's startContainer: back-off, image, config, create and
 // start, then postStart synchronously. It reports to the owner and returns
 // whether the container is running.
-func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
+func (s *Supervisor) start(ctx context.Context, j *syncWork, c *ctr) bool {
 	pod := s.st.pod
 	now := time.Now()
 	if last, ok := j.lastExit[c]; ok {

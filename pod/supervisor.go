@@ -269,7 +269,7 @@ func (s *Supervisor) sync() (changed bool) {
 		s.stopProbes(probes.Liveness, probes.Startup)
 		changed = true
 	}
-	j := &job{plan: p, sb: s.sb, lastExit: map[*ctr]time.Time{}, restarts: map[*ctr]int32{}, prev: map[*ctr]*instance{},
+	j := &syncWork{plan: p, sb: s.sb, lastExit: map[*ctr]time.Time{}, restarts: map[*ctr]int32{}, prev: map[*ctr]*instance{},
 		grace: st.pod.DeletionGracePeriodSeconds}
 	for _, c := range st.all() {
 		if c.cur != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/podrun/podrun/internal/podspec"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -234,14 +235,7 @@ func formatMap(m map[string]string) string {
 // containerResource is resource.ExtractResourceValueByContainerName: the
 // value divided by the divisor (default 1) and rounded up.
 func containerResource(pod *corev1.Pod, sel *corev1.ResourceFieldSelector, volumesDir string) (string, error) {
-	var c *corev1.Container
-	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for i := range list {
-			if list[i].Name == sel.ContainerName {
-				c = &list[i]
-			}
-		}
-	}
+	c := podspec.Container(&pod.Spec, sel.ContainerName)
 	if c == nil {
 		return "", fmt.Errorf("resourceFieldRef names no container of the pod (%q)", sel.ContainerName)
 	}

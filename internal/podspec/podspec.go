@@ -71,3 +71,25 @@ func SetImages(dst, src *corev1.PodSpec) {
 		}
 	}
 }
+
+// Container returns the pod's container (init or app) of that name, or nil.
+func Container(s *corev1.PodSpec, name string) *corev1.Container {
+	for _, c := range Containers(s) {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Status returns the status of the named container (init or app), or nil.
+func Status(st *corev1.PodStatus, name string) *corev1.ContainerStatus {
+	for _, list := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}
