@@ -19,7 +19,7 @@ var daemonCommand = &cli.Command{
 		"root's with mode 0600: whoever can reach it can run anything as root.",
 	Flags: append([]cli.Flag{socketFlag()}, nodeFlags()...),
 	Action: func(c *cli.Context) error {
-		if err := needRoot("daemon"); err != nil {
+		if err := requireHost("daemon", c.String("root")); err != nil {
 			return err
 		}
 		err := daemon.Run(c.Context, daemon.Config{
