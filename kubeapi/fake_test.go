@@ -133,6 +133,9 @@ func (f *fake) apply(data []byte, dry bool) ([]api.Applied, error) {
 					action = "configured"
 				}
 			}
+			if d, ok := o.(*appsv1.Deployment); ok && !equality.Semantic.DeepEqual(old.(*appsv1.Deployment).Spec, d.Spec) {
+				action = "configured"
+			}
 			if !equality.Semantic.DeepEqual(old.GetLabels(), o.GetLabels()) || !equality.Semantic.DeepEqual(old.GetAnnotations(), o.GetAnnotations()) {
 				action = "configured"
 			}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -327,5 +328,133 @@ func TestNoCredentialIs401(t *testing.T) {
 		if resp.StatusCode != tc.code || tc.code == http.StatusUnauthorized && (st.Kind != "Status" || st.Reason != metav1.StatusReasonUnauthorized) {
 			t.Errorf("GET %s (token %q): %d %+v", tc.path, tc.token, resp.StatusCode, st)
 		}
+	}
+}
+
+const workloads = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: front
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: front}
+  template:
+    metadata:
+      labels: {app: front}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: once
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: run
+        image: busybox
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data: {a: "1", b: "2"}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: token
+type: Opaque
+stringData: {t: x}
+`
+
+func TestKubectlWorkloadTables(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		wantContains(t, c.run(workloads, "apply", "-f", "-"), "deployment.apps/front created", "job.batch/once created",
+			"configmap/settings created", "secret/token created")
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"get", "deploy"}, "NAME READY UP-TO-DATE AVAILABLE AGE"},
+			{[]string{"get", "deploy", "-o", "wide"}, "NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR"},
+			{[]string{"get", "jobs"}, "NAME STATUS COMPLETIONS DURATION AGE"},
+			{[]string{"get", "cm"}, "NAME DATA AGE"},
+			{[]string{"get", "secrets"}, "NAME TYPE DATA AGE"},
+			{[]string{"get", "nodes", "-o", "wide"}, "NAME STATUS ROLES AGE VERSION INTERNAL-IP EXTERNAL-IP OS-IMAGE KERNEL-VERSION CONTAINER-RUNTIME"},
+			{[]string{"get", "ns"}, "NAME STATUS AGE"},
+		} {
+			rs := rows(c.run("", tc.args...))
+			if strings.Join(rs[0], " ") != tc.want {
+				t.Errorf("%v: header %q, want %q", tc.args, rs[0], tc.want)
+			}
+		}
+		rs := rows(c.run("", "get", "deploy", "-o", "wide"))
+		if strings.Join(rs[1][:2], " ") != "front 0/2" || strings.Join(rs[1][len(rs[1])-3:], " ") != "web nginx app=front" {
+			t.Errorf("get deploy -o wide: %q", rs)
+		}
+		if rs := rows(c.run("", "get", "cm", "settings")); strings.Join(rs[1][:2], " ") != "settings 2" {
+			t.Errorf("get cm: %q", rs)
+		}
+		if out := c.run("", "scale", "deployment", "front", "--replicas=3"); strings.TrimSpace(out) != "deployment.apps/front scaled" {
+			t.Errorf("scale: %s", out)
+		}
+		o, _ := c.f.Get(api.Deployments, "default", "front")
+		if r := o.(*appsv1.Deployment).Spec.Replicas; r == nil || *r != 3 {
+			t.Errorf("after scale: replicas %v", r)
+		}
+		if out, err := c.try("", "delete", "cm", "settings"); err != nil || strings.TrimSpace(out) != `configmap "settings" deleted` {
+			t.Errorf("delete cm: %v %s", err, out)
+		}
+	})
+}
+
+// TestLegacyDiscovery: a client that does not ask for aggregated discovery
+// gets the legacy documents, generated from the same table.
+func TestLegacyDiscovery(t *testing.T) {
+	c := startCluster(t, "")
+	get := func(path, accept string) (string, []byte) {
+		req, _ := http.NewRequest("GET", c.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+c.creds.Token)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := c.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(resp.Body)
+		return resp.Header.Get("Content-Type"), buf.Bytes()
+	}
+	_, body := get("/api/v1", "application/json")
+	var l metav1.APIResourceList
+	if err := json.Unmarshal(body, &l); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range l.APIResources {
+		names = append(names, r.Name)
+	}
+	if got := strings.Join(names, " "); got != "pods pods/log pods/exec pods/portforward pods/status configmaps secrets events namespaces nodes" {
+		t.Errorf("/api/v1 resources: %s", got)
+	}
+	_, body = get("/apis", "")
+	var gl metav1.APIGroupList
+	if err := json.Unmarshal(body, &gl); err != nil || len(gl.Groups) != 2 || gl.Groups[0].PreferredVersion.GroupVersion != "apps/v1" {
+		t.Errorf("/apis: %v %s", err, body)
+	}
+	typ, _ := get("/apis", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
+	if typ != aggregatedType {
+		t.Errorf("aggregated discovery answered %q", typ)
+	}
+	if _, body := get("/api/v1/namespaces/default/pods", "application/vnd.kubernetes.protobuf"); !bytes.Contains(body, []byte(`"reason":"NotAcceptable"`)) {
+		t.Errorf("protobuf only: %s", body)
 	}
 }
