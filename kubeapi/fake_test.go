@@ -133,7 +133,7 @@ func (f *fake) apply(data []byte, dry bool) ([]api.Applied, error) {
 					action = "configured"
 				}
 			}
-			if d, ok := o.(*appsv1.Deployment); ok && !equality.Semantic.DeepEqual(old.(*appsv1.Deployment).Spec, d.Spec) {
+			if _, ok := o.(*corev1.Pod); !ok && !bytes.Equal(content(old), content(o)) {
 				action = "configured"
 			}
 			if !equality.Semantic.DeepEqual(old.GetLabels(), o.GetLabels()) || !equality.Semantic.DeepEqual(old.GetAnnotations(), o.GetAnnotations()) {
@@ -324,4 +324,15 @@ func (f *fake) PortForward(ctx context.Context, ns, name string, port int) (net.
 
 func (f *fake) Metrics(ctx context.Context, ns, name string) (*api.PodMetrics, error) {
 	return nil, apierrors.NewNotFound(api.Pods.GroupResource(), name)
+}
+
+// content is an object's JSON without its metadata and status.
+func content(o api.Object) []byte {
+	b, _ := json.Marshal(o)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	delete(m, "metadata")
+	delete(m, "status")
+	b, _ = json.Marshal(m)
+	return b
 }

@@ -21,7 +21,8 @@ import (
 )
 
 // kubectlVersions are the real kubectl binaries the tests drive (the
-// Debian kubectl package's), each skipped when it is not installed.
+// Debian kubectl package's), each skipped when it is not installed;
+// $KUBEAPI_KUBECTL_VERSIONS replaces the list.
 var kubectlVersions = []string{"1.30", "1.32"}
 
 const kubectlDir = "/usr/lib/google-cloud-sdk/bin"
@@ -106,7 +107,11 @@ spec:
 `
 
 func forEachKubectl(t *testing.T, test func(t *testing.T, c *testCluster)) {
-	for _, v := range kubectlVersions {
+	versions := kubectlVersions
+	if v := os.Getenv("KUBEAPI_KUBECTL_VERSIONS"); v != "" { // e.g. "1.31 1.33"
+		versions = strings.Fields(v)
+	}
+	for _, v := range versions {
 		t.Run("kubectl"+v, func(t *testing.T) {
 			bin := filepath.Join(kubectlDir, "kubectl."+v)
 			if _, err := os.Stat(bin); err != nil {
@@ -410,6 +415,24 @@ func TestKubectlWorkloadTables(t *testing.T) {
 		}
 		if out, err := c.try("", "delete", "cm", "settings"); err != nil || strings.TrimSpace(out) != `configmap "settings" deleted` {
 			t.Errorf("delete cm: %v %s", err, out)
+		}
+		wantContains(t, c.run("", "api-versions"), "apps/v1", "batch/v1", "v1")
+		wantContains(t, c.run("", "get", "deploy", "-A"), "NAMESPACE", "default", "front")
+		if out := c.run("", "get", "deploy", "front", "-o", "jsonpath={.spec.replicas}"); out != "3" {
+			t.Errorf("jsonpath: %q", out)
+		}
+		cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: made\ndata: {k: v}\n"
+		if out := c.run(cm, "create", "-f", "-"); strings.TrimSpace(out) != "configmap/made created" {
+			t.Errorf("create: %s", out)
+		}
+		if out := c.run(strings.Replace(cm, "k: v", "k: w", 1), "replace", "-f", "-"); strings.TrimSpace(out) != "configmap/made replaced" {
+			t.Errorf("replace: %s", out)
+		}
+		if o, _ := c.f.Get(api.ConfigMaps, "default", "made"); o.(*corev1.ConfigMap).Data["k"] != "w" {
+			t.Errorf("after replace: %v", o)
+		}
+		if out := c.run("", "delete", "deploy", "front", "--cascade=foreground"); strings.TrimSpace(out) != `deployment.apps "front" deleted` {
+			t.Errorf("delete --cascade=foreground: %s", out)
 		}
 	})
 }
