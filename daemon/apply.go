@@ -31,6 +31,16 @@ import (
 // refused, and then nothing of the manifest is applied.
 func (d *Daemon) Apply(ctx context.Context, file string, data []byte) ([]api.Applied, error) {
 	defer d.store.flush() // answered once what changed is on disk
+	return d.apply(file, data, false)
+}
+
+// ApplyDryRun is Apply that only plans: the same answer, refusals
+// included, and nothing changed (the Kubernetes API's dryRun=All).
+func (d *Daemon) ApplyDryRun(ctx context.Context, file string, data []byte) ([]api.Applied, error) {
+	return d.apply(file, data, true)
+}
+
+func (d *Daemon) apply(file string, data []byte, dry bool) ([]api.Applied, error) {
 	b, err := d.parse(file, data)
 	if err != nil {
 		return nil, invalid(err, "")
@@ -93,7 +103,9 @@ func (d *Daemon) Apply(ctx context.Context, file string, data []byte) ([]api.App
 		return nil, api.InvalidManifest(pl.problems)
 	}
 	for _, step := range pl.steps {
-		step()
+		if !dry {
+			step()
+		}
 	}
 	var out []api.Applied
 	for _, o := range b.Objects {

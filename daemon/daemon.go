@@ -18,14 +18,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/kubeapi"
 	"github.com/podrun/podrun/node"
+	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/shim"
 )
 
 // Config configures a daemon.
 type Config struct {
-	Socket string      // the API's unix socket
-	Node   node.Config // where pods run (passed on to every shim)
+	Socket string // the API's unix socket
+	// KubeListen is the host:port of the Kubernetes-compatible HTTPS API
+	// (package kubeapi); "" serves none.
+	KubeListen string
+	Node       node.Config // where pods run (passed on to every shim)
 	// Exe is the podrun binary shims run as; default: this executable.
 	Exe string
 	// LogLevel is the shims' --log-level.
@@ -123,23 +128,69 @@ func Run(ctx context.Context, cfg Config) error {
 	d.recover(ctx)
 
 	srv := &http.Server{Handler: api.Handler(d, d.log), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	servers := []*http.Server{srv}
+	if cfg.KubeListen != "" {
+		ksrv, err := d.serveKubeAPI(errc)
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		servers = append(servers, ksrv)
+	}
 	d.log.Info("podrun daemon serving", "socket", cfg.Socket, "root", cfg.Node.Root, "runRoot", cfg.Node.RunRoot)
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serving %s: %w", cfg.Socket, err)
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		return fmt.Errorf("serving the API: %w", err)
 	case <-ctx.Done():
 	}
 	d.log.Info("podrun daemon stopping; the pods keep running")
 	// Requests in flight get a moment; streams (watch, logs -f, exec) are cut.
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			_ = s.Close()
+		}
 	}
 	d.store.flush()
 	return nil
+}
+
+// serveKubeAPI serves the Kubernetes-compatible API over HTTPS on
+// cfg.KubeListen with the credentials of <root>/kubeapi (made the first
+// time); errors of the server go to errc.
+func (d *Daemon) serveKubeAPI(errc chan<- error) (*http.Server, error) {
+	host, _, err := net.SplitHostPort(d.cfg.KubeListen)
+	if err != nil {
+		return nil, fmt.Errorf("--kube-listen %q: %w", d.cfg.KubeListen, err)
+	}
+	creds, err := kubeapi.EnsureCredentials(filepath.Join(d.cfg.Node.Root, "kubeapi"), host)
+	if err != nil {
+		return nil, fmt.Errorf("the Kubernetes API's credentials: %w", err)
+	}
+	tlsCfg, err := creds.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", d.cfg.KubeListen)
+	if err != nil {
+		return nil, fmt.Errorf("the Kubernetes API: %w", err)
+	}
+	url := "https://" + ln.Addr().String()
+	if err := creds.SaveServer(url); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	h := creds.Authenticate(kubeapi.Handler(d, kubeapi.Config{NodeName: pod.NodeName(), Log: d.log}))
+	srv := &http.Server{Handler: h, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second}
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	d.log.Info("serving the Kubernetes API", "url", url, "credentials", creds.Dir)
+	return srv, nil
 }
 
 // listen makes the API socket: mode 0600 and root's, since whoever can
@@ -204,3 +255,5 @@ func (d *Daemon) emit(res api.Resource, typ string, obj api.Object) {
 		}
 	}
 }
+
+var _ kubeapi.DryRunner = (*Daemon)(nil)

@@ -30,6 +30,7 @@ for pkg in $(go list ./...); do
 	node) forbid node "$imports" shim daemon api controller ;;
 	controller/*) forbid controller "$imports" pod node shim daemon api runtime ;;
 	shim) forbid shim "$imports" daemon controller ;;
+	kubeapi*) forbid kubeapi "$imports" "${leaves[@]}" pod node shim daemon manifest controller ;;
 	internal/*) forbid internal "$imports" "${leaves[@]}" pod node shim daemon api manifest controller ;;
 	esac
 done

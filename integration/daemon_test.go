@@ -39,7 +39,8 @@ type daemonProc struct {
 	cmd     *exec.Cmd
 	out     *syncBuffer
 	done    chan struct{}
-	orphans []int // shims of a killed daemon, now this process' children
+	orphans []int    // shims of a killed daemon, now this process' children
+	flags   []string // the daemon's own flags
 }
 
 // nodeFlag is the value of one of the suite's node flags.
@@ -61,12 +62,17 @@ func nodeFlag(name string) string {
 // the test reaps them once they exit: this machine's PID 1 reaps orphans
 // late, and the leak check counts a zombie named podrun.
 func startDaemon(t *testing.T) *daemonProc {
+	return startDaemonWith(t, "--kube-listen", "")
+}
+
+// startDaemonWith is startDaemon with the daemon flags given.
+func startDaemonWith(t *testing.T, flags ...string) *daemonProc {
 	testutil.RequiresRoot(t)
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
-	d := &daemonProc{t: t, sock: filepath.Join(t.TempDir(), "podrun.sock")}
+	d := &daemonProc{t: t, sock: filepath.Join(t.TempDir(), "podrun.sock"), flags: flags}
 	d.cl = client.New(d.sock)
 	d.start()
 	t.Cleanup(d.cleanup)
@@ -76,7 +82,8 @@ func startDaemon(t *testing.T) *daemonProc {
 func (d *daemonProc) start() {
 	d.t.Helper()
 	d.out = &syncBuffer{}
-	d.cmd = exec.Command(bin, append([]string{"--log-level", "debug", "daemon", "--socket", d.sock}, nodeArg...)...)
+	args := append([]string{"--log-level", "debug", "daemon", "--socket", d.sock}, d.flags...)
+	d.cmd = exec.Command(bin, append(args, nodeArg...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)

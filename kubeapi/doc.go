@@ -1,0 +1,15 @@
+// Package kubeapi is the Kubernetes-compatible face of the daemon: the same
+// objects as the unix-socket API (package api), served over HTTPS on
+// loopback so that the real kubectl, client-go tools and Helm can use them.
+//
+// It adds what those clients need and the podrun API lacks: discovery
+// (legacy and aggregated) generated from one table of the kinds podrun
+// serves, /version and the health endpoints, server-side Tables with the
+// columns of kubernetes' printers, watches that honour resourceVersion,
+// PATCH (JSON merge, strategic merge, JSON patch) and DELETE with
+// DeleteOptions, the synthesized Namespaces and Node, TLS credentials it
+// generates once, and client certificate or bearer token authentication.
+// Everything else (logs, the podrun apply path) is passed to api.Handler.
+//
+// It sits on api.Backend only: it never touches the daemon's state.
+package kubeapi

@@ -1,0 +1,393 @@
+package kubeapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/podrun/podrun/api"
+)
+
+// KubernetesVersion is the Kubernetes release whose semantics podrun
+// follows, as /version reports it (with a +podrun suffix).
+const KubernetesVersion = "v1.34.0"
+
+// Config configures the adapter.
+type Config struct {
+	// NodeName is the one Node's name (the pods' spec.nodeName).
+	NodeName string
+	Log      *slog.Logger
+	// Now is the clock of ages and synthesized timestamps; default time.Now.
+	Now func() time.Time
+}
+
+type server struct {
+	b       api.Backend
+	cfg     Config
+	inner   http.Handler // the podrun API: logs, exec, port-forward, apply
+	started time.Time
+}
+
+// Handler serves b's objects as a Kubernetes API server would. It does
+// not authenticate: wrap it in Authenticate.
+func Handler(b api.Backend, cfg Config) http.Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = "localhost"
+	}
+	return &server{b: b, cfg: cfg, inner: api.Handler(b, cfg.Log), started: cfg.Now()}
+}
+
+// target is what a resource path names.
+type target struct {
+	k        *kind
+	ns, name string
+	sub      string
+}
+
+func notFoundPath() error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusNotFound,
+		Reason: metav1.StatusReasonNotFound, Message: "the server could not find the requested resource"}}
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := strings.TrimSuffix(r.URL.Path, "/")
+	switch p {
+	case "/version":
+		s.version(w)
+		return
+	case "/healthz", "/livez", "/readyz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok")
+		return
+	case "/api":
+		s.serveDiscovery(w, r, true)
+		return
+	case "/apis":
+		s.serveDiscovery(w, r, false)
+		return
+	}
+	if p == "/openapi/v3" || strings.HasPrefix(p, "/openapi/v3/") {
+		s.serveOpenAPI(w, p)
+		return
+	}
+	if strings.HasPrefix(p, "/apis/podrun.dev/") || strings.HasPrefix(p, "/apis/metrics.k8s.io/") {
+		s.inner.ServeHTTP(w, r)
+		return
+	}
+	gv, rest, ok := splitPath(p)
+	if !ok {
+		api.WriteError(w, notFoundPath())
+		return
+	}
+	if len(rest) == 0 {
+		s.groupDocument(w, gv)
+		return
+	}
+	t, ok := resolve(gv, rest)
+	if !ok {
+		api.WriteError(w, notFoundPath())
+		return
+	}
+	s.serveResource(w, r, t)
+}
+
+func (s *server) version(w http.ResponseWriter) {
+	v, _ := strings.CutPrefix(KubernetesVersion, "v")
+	parts := strings.SplitN(v, ".", 3)
+	writeJSON(w, http.StatusOK, version.Info{Major: parts[0], Minor: parts[1], GitVersion: KubernetesVersion + "+podrun",
+		Platform: "linux/" + goarch(), GoVersion: goVersion(), Compiler: "gc"})
+}
+
+// splitPath splits /api/v1/rest... and /apis/group/version/rest...; an
+// empty version means the path names a group.
+func splitPath(p string) (schema.GroupVersion, []string, bool) {
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	switch {
+	case len(segs) >= 2 && segs[0] == "api" && segs[1] == "v1":
+		return schema.GroupVersion{Version: "v1"}, segs[2:], true
+	case len(segs) == 2 && segs[0] == "apis":
+		return schema.GroupVersion{Group: segs[1]}, nil, true
+	case len(segs) >= 3 && segs[0] == "apis":
+		return schema.GroupVersion{Group: segs[1], Version: segs[2]}, segs[3:], true
+	}
+	return schema.GroupVersion{}, nil, false
+}
+
+func (s *server) groupDocument(w http.ResponseWriter, gv schema.GroupVersion) {
+	if gv.Version == "" {
+		if g := group(gv.Group); g != nil {
+			writeJSON(w, http.StatusOK, g)
+			return
+		}
+		api.WriteError(w, notFoundPath())
+		return
+	}
+	for _, known := range groupVersions() {
+		if known == gv {
+			writeJSON(w, http.StatusOK, resourceList(gv))
+			return
+		}
+	}
+	api.WriteError(w, notFoundPath())
+}
+
+// resolve reads [namespaces/NS/]RESOURCE[/NAME[/SUB]].
+func resolve(gv schema.GroupVersion, rest []string) (target, bool) {
+	var t target
+	if len(rest) >= 3 && rest[0] == "namespaces" {
+		if k := kindFor(gv.Group, gv.Version, rest[2]); k != nil && k.Namespaced {
+			t.ns, rest = rest[1], rest[2:]
+		}
+	}
+	if t.k = kindFor(gv.Group, gv.Version, rest[0]); t.k == nil || len(rest) > 3 {
+		return t, false
+	}
+	if len(rest) > 1 {
+		t.name = rest[1]
+	}
+	if len(rest) > 2 {
+		t.sub = rest[2]
+		if t.k.sub(t.sub) == nil {
+			return t, false
+		}
+	}
+	if t.name != "" && t.k.Namespaced && t.ns == "" || t.name == "" && t.ns != "" && !t.k.Namespaced {
+		return t, false
+	}
+	return t, t.name != "" || t.sub == ""
+}
+
+func (s *server) serveResource(w http.ResponseWriter, r *http.Request, t target) {
+	switch t.sub {
+	case "log", "exec", "portforward":
+		s.inner.ServeHTTP(w, r)
+		return
+	}
+	verb := map[string]string{http.MethodGet: "get", http.MethodPost: "create", http.MethodPut: "update",
+		http.MethodPatch: "patch", http.MethodDelete: "delete"}[r.Method]
+	if verb == "get" && t.name == "" {
+		verb = "list"
+		if isTrue(r.URL.Query().Get("watch")) {
+			verb = "watch"
+		}
+	}
+	if verb == "create" && t.name != "" || verb != "create" && verb != "list" && verb != "watch" && t.name == "" {
+		verb = "" // a POST to an object, or deletecollection
+	}
+	allowed := verb != "" && contains(t.k.Verbs, verb)
+	if t.sub != "" {
+		allowed = verb != "" && contains(t.k.sub(t.sub).Verbs, verb)
+	}
+	if !allowed {
+		api.WriteError(w, apierrors.NewMethodNotSupported(t.k.GroupResource(), strings.ToLower(r.Method)))
+		return
+	}
+	switch verb {
+	case "list", "watch":
+		s.list(w, r, t, verb == "watch")
+	case "get":
+		s.get(w, r, t)
+	case "create":
+		s.create(w, r, t)
+	case "update":
+		s.put(w, r, t)
+	case "patch":
+		s.patch(w, r, t)
+	case "delete":
+		s.delete(w, r, t)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// objects lists a kind in ns ("" for all), the synthetic ones included.
+func (s *server) objects(k *kind, ns string) ([]api.Object, error) {
+	switch k.Resource {
+	case namespacesResource:
+		return s.namespaces()
+	case nodesResource:
+		return []api.Object{s.node()}, nil
+	}
+	return s.b.List(k.Resource, ns)
+}
+
+func (s *server) object(t target) (api.Object, error) {
+	if !t.k.synthetic {
+		return s.b.Get(t.k.Resource, t.ns, t.name)
+	}
+	objs, err := s.objects(t.k, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if o.GetName() == t.name {
+			return o, nil
+		}
+	}
+	return nil, apierrors.NewNotFound(t.k.GroupResource(), t.name)
+}
+
+// maxRV is the highest resourceVersion of objs.
+func maxRV(objs []api.Object) int64 {
+	var rv int64
+	for _, o := range objs {
+		if v, err := strconv.ParseInt(o.GetResourceVersion(), 10, 64); err == nil && v > rv {
+			rv = v
+		}
+	}
+	return rv
+}
+
+func (s *server) list(w http.ResponseWriter, r *http.Request, t target, watch bool) {
+	q := r.URL.Query()
+	out, err := negotiate(r)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	match, err := selector(t.k, q)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	if watch {
+		s.watch(w, r, t, match, out)
+		return
+	}
+	all, err := s.objects(t.k, t.ns)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	items := []api.Object{}
+	for _, o := range all {
+		if match(o) {
+			items = append(items, o)
+		}
+	}
+	rv := strconv.FormatInt(maxRV(all), 10)
+	if out.table {
+		writeJSON(w, http.StatusOK, s.table(t.k, items, rv, out))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"apiVersion": t.k.APIVersion(),
+		"kind":       t.k.Kind + "List",
+		"metadata":   map[string]string{"resourceVersion": rv},
+		"items":      items,
+	})
+}
+
+func (s *server) get(w http.ResponseWriter, r *http.Request, t target) {
+	out, err := negotiate(r)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	o, err := s.object(t)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	if t.sub == "scale" {
+		writeJSON(w, http.StatusOK, scaleOf(o))
+		return
+	}
+	if out.table {
+		writeJSON(w, http.StatusOK, s.table(t.k, []api.Object{o}, o.GetResourceVersion(), out))
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+// output is what the client accepts: an object, or a Table of it.
+type output struct {
+	table   bool
+	tableGV string // meta.k8s.io/v1 or v1beta1
+	include metav1.IncludeObjectPolicy
+}
+
+type mediaType struct {
+	typ    string
+	params map[string]string
+}
+
+func parseAccept(h string) []mediaType {
+	var out []mediaType
+	for _, part := range strings.Split(h, ",") {
+		fields := strings.Split(part, ";")
+		m := mediaType{typ: strings.ToLower(strings.TrimSpace(fields[0])), params: map[string]string{}}
+		for _, f := range fields[1:] {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				m.params[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+		}
+		if m.typ != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// negotiate picks the first media type of Accept podrun can answer: JSON,
+// or a JSON meta.k8s.io Table. Protobuf, YAML and PartialObjectMetadata
+// are not served (406 when nothing else is accepted).
+func negotiate(r *http.Request) (output, error) {
+	accept := parseAccept(r.Header.Get("Accept"))
+	out := output{include: metav1.IncludeMetadata}
+	if v := r.URL.Query().Get("includeObject"); v != "" {
+		out.include = metav1.IncludeObjectPolicy(v)
+		if out.include != metav1.IncludeNone && out.include != metav1.IncludeMetadata && out.include != metav1.IncludeObject {
+			return out, apierrors.NewBadRequest(fmt.Sprintf("includeObject: unsupported value %q", v))
+		}
+	}
+	if len(accept) == 0 {
+		return out, nil
+	}
+	for _, m := range accept {
+		switch {
+		case m.typ == "application/json" && m.params["as"] == "Table" && m.params["g"] == "meta.k8s.io" &&
+			(m.params["v"] == "v1" || m.params["v"] == "v1beta1"):
+			out.table, out.tableGV = true, "meta.k8s.io/"+m.params["v"]
+			return out, nil
+		case (m.typ == "application/json" || m.typ == "application/*" || m.typ == "*/*") && m.params["as"] == "":
+			return out, nil
+		}
+	}
+	return out, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusNotAcceptable,
+		Reason: metav1.StatusReasonNotAcceptable, Message: fmt.Sprintf("only the following media types are accepted: %s",
+			"application/json, application/json;as=Table;v=v1;g=meta.k8s.io")}}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) { writeJSONType(w, "application/json", code, v) }
+
+func writeJSONType(w http.ResponseWriter, typ string, code int, v any) {
+	w.Header().Set("Content-Type", typ)
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func isTrue(s string) bool { b, _ := strconv.ParseBool(s); return b }
