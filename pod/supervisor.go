@@ -492,8 +492,10 @@ func (s *Supervisor) publish() {
 	s.lastStatus = &st
 	p := s.st.pod.DeepCopy()
 	p.Status = *st.DeepCopy()
-	s.snap.Store(p)
+	// The running instances first: whoever sees a running container in
+	// Pod() can Exec in it.
 	s.publishRunning()
+	s.snap.Store(p)
 	if s.o.Checkpoint != nil {
 		s.o.Checkpoint(s.checkpoint())
 	}
