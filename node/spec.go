@@ -139,6 +139,7 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 		env[k] = v
 	}
 	var out []runtime.Mount
+	var err error
 	taken := map[string]bool{}
 	for i, vm := range c.VolumeMounts {
 		src := nsb.vols.Path(vm.Name)
@@ -167,6 +168,9 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 				m.Propagation = "rshared"
 			}
 		}
+		if m.RecursiveReadOnly, err = recursiveReadOnly(vm, runtime.RecursiveReadOnlySupported()); err != nil {
+			return nil, fmt.Errorf("failed to resolve recursive read-only mode: %w", err)
+		}
 		out = append(out, m)
 		taken[filepath.Clean(vm.MountPath)] = true
 	}
@@ -189,6 +193,32 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 		out = append(out, runtime.Mount{Source: tl, Destination: path})
 	}
 	return out, nil
+}
+
+// recursiveReadOnly is the kubelet's resolveRecursiveReadOnly: whether a
+// volumeMount is mounted recursively read-only. IfPossible falls back to a
+// plain read-only mount where the kernel lacks mount_setattr; Enabled then
+// fails the container (CreateContainerConfigError).
+func recursiveReadOnly(vm corev1.VolumeMount, supported bool) (bool, error) {
+	if vm.RecursiveReadOnly == nil || *vm.RecursiveReadOnly == corev1.RecursiveReadOnlyDisabled {
+		return false, nil
+	}
+	if !vm.ReadOnly {
+		return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not read-only", vm.Name)
+	}
+	if vm.MountPropagation != nil && *vm.MountPropagation != corev1.MountPropagationNone {
+		return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not compatible with propagation %q", vm.Name, *vm.MountPropagation)
+	}
+	switch *vm.RecursiveReadOnly {
+	case corev1.RecursiveReadOnlyIfPossible:
+		return supported, nil
+	case corev1.RecursiveReadOnlyEnabled:
+		if !supported {
+			return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not supported by the runtime", vm.Name)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown recursive read-only mode %q", *vm.RecursiveReadOnly)
 }
 
 // seccomp is the kubelet's choice of seccomp profile: the container's
