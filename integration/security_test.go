@@ -1,12 +1,21 @@
 package integration
 
 import (
+	"archive/tar"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podrun/podrun/image/imagetest"
+	"github.com/podrun/podrun/internal/testutil"
 )
 
 func TestRecursiveReadOnlyVolume(t *testing.T) {
@@ -44,5 +53,69 @@ touch /rro/top 2>/dev/null || log RroTopReadOnly`)
 	}
 	if _, err := os.Stat(filepath.Join(sub, "b")); err == nil {
 		t.Error("written through the recursively read-only mount")
+	}
+}
+
+// loadImage loads img into the suite's image store as ref.
+func loadImage(t *testing.T, ref string, img v1.Image) {
+	t.Helper()
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "image.tar")
+	if err := tarball.WriteToFile(file, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "image", "load", "-i", file, "--root", filepath.Join(tmp, "root")).CombinedOutput(); err != nil {
+		t.Fatalf("image load: %v\n%s", err, out)
+	}
+}
+
+func TestSupplementalGroupsPolicy(t *testing.T) {
+	// The image's /etc/group lists "user" (uid 1000) in wheel (10): Merge
+	// adds it to the process's groups, Strict does not.
+	testutil.RequiresRoot(t)
+	base, err := imagetest.Busybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := imagetest.Layer(func(tw *tar.Writer) error {
+		b := []byte("root:x:0:\nwheel:x:10:user\nuser:x:1000:\nnogroup:x:65534:\n")
+		if err := tw.WriteHeader(&tar.Header{Name: "etc/group", Mode: 0o644, Size: int64(len(b)), ModTime: imagetest.Epoch}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := imagetest.Image(base, v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=" + imagetest.Path}}, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadImage(t, "groups-test:latest", img)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var pods []any
+	for _, policy := range []corev1.SupplementalGroupsPolicy{corev1.SupplementalGroupsPolicyMerge, corev1.SupplementalGroupsPolicyStrict} {
+		s := newScenario(t, "groups-"+strings.ToLower(string(policy)), corev1.RestartPolicyNever)
+		s.pod.Spec.Volumes[0].HostPath.Path = dir
+		app := container(strings.ToLower(string(policy)), `log $(grep Groups: /proc/self/status)`)
+		app.Image = "groups-test:latest"
+		s.app(app)
+		uid, fsGroup := int64(1000), int64(2000)
+		s.pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &uid, SupplementalGroups: []int64{3000}, FSGroup: &fsGroup,
+			SupplementalGroupsPolicy: &policy}
+		pods = append(pods, s.pod)
+	}
+	r := podrun(t, dir, pods, "--quiet")
+	for who, want := range map[string]string{"merge": "Groups: 10 1000 2000 3000", "strict": "Groups: 1000 2000 3000"} {
+		if len(r.ev.all(who, want)) != 1 {
+			t.Errorf("%s: no %q:\n%s\n%s", who, want, r.ev, r.stderr)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -72,7 +73,9 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 // setUser sets the process's uid, gid and groups: runAsUser and runAsGroup
 // (the container's over the pod's) over the image's user, checked against
 // runAsNonRoot as the kubelet's verifyRunAsNonRoot does, plus the pod's
-// supplementalGroups and fsGroup.
+// supplementalGroups and fsGroup. The image's /etc/group memberships of the
+// user are added too unless supplementalGroupsPolicy is Strict (containerd
+// then skips them).
 func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser string) error {
 	psc := p.Spec.SecurityContext
 	if psc == nil {
@@ -109,6 +112,9 @@ func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser stri
 			return fmt.Errorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s)", pod.Desc(p), c.Name)
 		}
 	}
+	if psc.SupplementalGroupsPolicy != nil && *psc.SupplementalGroupsPolicy == corev1.SupplementalGroupsPolicyStrict {
+		groups = groups[:1]
+	}
 	if runAsGroup != nil {
 		gid = uint32(*runAsGroup)
 		groups = append([]uint32{gid}, groups[1:]...)
@@ -119,9 +125,11 @@ func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser stri
 	if psc.FSGroup != nil {
 		groups = append(groups, uint32(*psc.FSGroup))
 	}
+	// The primary gid is a supplementary group too (containerd's
+	// ensureAdditionalGids).
 	s.UID, s.GID = uid, gid
 	for _, g := range groups {
-		if g != gid {
+		if !slices.Contains(s.AdditionalGIDs, g) {
 			s.AdditionalGIDs = append(s.AdditionalGIDs, g)
 		}
 	}
