@@ -185,9 +185,15 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 	if !p.Spec.HostIPC && !taken["/dev/shm"] {
 		out = append(out, runtime.Mount{Source: filepath.Join(nsb.dir, "shm"), Destination: "/dev/shm"})
 	}
-	for _, f := range []struct{ name, dest string }{{"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}, {"hostname", "/etc/hostname"}} {
+	// The kubelet mounts /etc/hosts itself, writable; containerd's CRI adds
+	// resolv.conf and hostname, read-only under readOnlyRootFilesystem.
+	roRoot := c.SecurityContext != nil && isTrue(c.SecurityContext.ReadOnlyRootFilesystem)
+	for _, f := range []struct {
+		name, dest string
+		ro         bool
+	}{{"hosts", "/etc/hosts", false}, {"resolv.conf", "/etc/resolv.conf", roRoot}, {"hostname", "/etc/hostname", roRoot}} {
 		if !taken[f.dest] {
-			out = append(out, runtime.Mount{Source: filepath.Join(nsb.dir, "etc", f.name), Destination: f.dest})
+			out = append(out, runtime.Mount{Source: filepath.Join(nsb.dir, "etc", f.name), Destination: f.dest, ReadOnly: f.ro})
 		}
 	}
 	if path := c.TerminationMessagePath; path != "" && !taken[filepath.Clean(path)] {
