@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podrun/podrun/image/imagetest"
 	"github.com/podrun/podrun/internal/testutil"
@@ -116,6 +117,35 @@ func TestSupplementalGroupsPolicy(t *testing.T) {
 	for who, want := range map[string]string{"merge": "Groups: 10 1000 2000 3000", "strict": "Groups: 1000 2000 3000"} {
 		if len(r.ev.all(who, want)) != 1 {
 			t.Errorf("%s: no %q:\n%s\n%s", who, want, r.ev, r.stderr)
+		}
+	}
+}
+
+func TestFSGroupVolumeOwnership(t *testing.T) {
+	// runAsUser 1000, fsGroup 2000: a file written into the emptyDir is
+	// group 2000 (the setgid directory), and a configMap file of mode 0600
+	// is readable through the group.
+	s := newScenario(t, "fsgroup", corev1.RestartPolicyNever)
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: "secretish"},
+		Data:       map[string]string{"key": "opened"},
+	}
+	app := container("app", `echo x > /data/f && log Wrote $(stat -c %g /data/f); log Read $(cat /conf/key)`)
+	app.VolumeMounts = append(app.VolumeMounts,
+		corev1.VolumeMount{Name: "data", MountPath: "/data"}, corev1.VolumeMount{Name: "conf", MountPath: "/conf"})
+	s.app(app)
+	mode := int32(0o600)
+	s.pod.Spec.Volumes = append(s.pod.Spec.Volumes,
+		corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		corev1.Volume{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "secretish"}, DefaultMode: &mode}}})
+	uid, fsGroup := int64(1000), int64(2000)
+	s.pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &uid, FSGroup: &fsGroup}
+	r := podrun(t, s.dir, []any{cm, s.pod}, "--quiet")
+	for _, w := range []string{"Wrote 2000", "Read opened"} {
+		if len(r.ev.all("app", w)) != 1 {
+			t.Errorf("no %q:\n%s\n%s", w, r.ev, r.stderr)
 		}
 	}
 }
