@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,6 +63,20 @@ type Backend interface {
 
 // maxBody bounds a manifest sent to the API.
 const maxBody = 16 << 20
+
+// ReadBody reads a request body of at most limit bytes. A longer one is
+// refused whole, as the API server refuses it: 413 RequestEntityTooLarge.
+// The error is a metav1.Status error for WriteError.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", limit))
+	} else if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	return data, nil
+}
 
 type server struct {
 	b   Backend
@@ -244,9 +259,9 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	data, err := ReadBody(w, r, maxBody)
 	if err != nil {
-		WriteError(w, apierrors.NewBadRequest(err.Error()))
+		WriteError(w, err)
 		return
 	}
 	o, err := s.b.Create(r.Context(), res, r.PathValue("ns"), data)
@@ -263,9 +278,9 @@ func (s *server) put(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	data, err := ReadBody(w, r, maxBody)
 	if err != nil {
-		WriteError(w, apierrors.NewBadRequest(err.Error()))
+		WriteError(w, err)
 		return
 	}
 	refs, err := Refs(data)
@@ -295,7 +310,12 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request) {
 		grace = &v
 	} else if r.ContentLength > 0 {
 		var opts metav1.DeleteOptions
-		if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&opts); err != nil {
+		data, err := ReadBody(w, r, maxBody)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		if err := json.Unmarshal(data, &opts); err != nil {
 			WriteError(w, apierrors.NewBadRequest("DeleteOptions: "+err.Error()))
 			return
 		}
@@ -310,9 +330,9 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) apply(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	data, err := ReadBody(w, r, maxBody)
 	if err != nil {
-		WriteError(w, apierrors.NewBadRequest(err.Error()))
+		WriteError(w, err)
 		return
 	}
 	file := r.URL.Query().Get("file")

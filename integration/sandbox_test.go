@@ -61,11 +61,22 @@ touch /tmp/x 2>/dev/null || log ReadOnlyRoot; echo done > /dev/termination-log; 
 	uid, yes := int64(1000), true
 	app.SecurityContext = &corev1.SecurityContext{RunAsUser: &uid, RunAsNonRoot: &yes, ReadOnlyRootFilesystem: &yes}
 	s.app(app)
+	// As root, so that only the mount can refuse the write.
+	etc := container("etc", `for f in hosts resolv.conf hostname; do (echo >> /etc/$f) 2>&1 | grep -q "Read-only file system" && log ReadOnly $f || log NotReadOnly $f; done`)
+	etc.SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: &yes}
+	s.app(etc)
 	s.pod.Spec.Volumes = append(s.pod.Spec.Volumes, corev1.Volume{Name: "settings", VolumeSource: corev1.VolumeSource{
 		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}}})
 	r := podrun(t, s.dir, []any{cm, s.pod}, "--quiet")
 	for _, w := range []string{"Env hi config", "File from a file", "Id 1000:1000", "ReadOnlyRoot"} {
 		if len(r.ev.all("app", w)) != 1 {
+			t.Errorf("no %q:\n%s", w, r.ev)
+		}
+	}
+	// containerd: resolv.conf and hostname read-only with the root; the
+	// kubelet's own /etc/hosts mount is writable.
+	for _, w := range []string{"NotReadOnly hosts", "ReadOnly resolv.conf", "ReadOnly hostname"} {
+		if len(r.ev.all("etc", w)) != 1 {
 			t.Errorf("no %q:\n%s", w, r.ev)
 		}
 	}

@@ -1033,6 +1033,11 @@ func validatePodSecurityContext(spec *corev1.PodSpec, specPath *field.Path) fiel
 			errs = append(errs, field.Invalid(p.Child("supplementalGroups").Index(i), g, m))
 		}
 	}
+	if sc.SupplementalGroupsPolicy != nil {
+		if v := *sc.SupplementalGroupsPolicy; v != corev1.SupplementalGroupsPolicyMerge && v != corev1.SupplementalGroupsPolicyStrict {
+			errs = append(errs, field.NotSupported(p.Child("supplementalGroupsPolicy"), v, []corev1.SupplementalGroupsPolicy{corev1.SupplementalGroupsPolicyMerge, corev1.SupplementalGroupsPolicyStrict}))
+		}
+	}
 	if sc.FSGroupChangePolicy != nil {
 		if v := *sc.FSGroupChangePolicy; v != corev1.FSGroupChangeAlways && v != corev1.FSGroupChangeOnRootMismatch {
 			errs = append(errs, field.NotSupported(p.Child("fsGroupChangePolicy"), v, []corev1.PodFSGroupChangePolicy{corev1.FSGroupChangeAlways, corev1.FSGroupChangeOnRootMismatch}))

@@ -107,7 +107,15 @@ func (c *container) Remove() (string, error) {
 	return msg, err
 }
 
-// tailLog returns the text of the last lines of a CRI log file.
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// tailLog returns the text of the last lines of a CRI log file, holding no
+// more than lines+2 texts of maxBytes each while it reads.
 func tailLog(path string, lines, maxBytes int) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -123,11 +131,13 @@ func tailLog(path string, lines, maxBytes int) string {
 		if !ok {
 			continue
 		}
+		// Only the last maxBytes of the output count: a line longer than
+		// that (a container writing without newlines) is kept as its end.
 		if r.Partial {
-			partial[r.Stream] += r.Text
+			partial[r.Stream] = lastBytes(partial[r.Stream]+r.Text, maxBytes)
 			continue
 		}
-		texts = append(texts, partial[r.Stream]+r.Text)
+		texts = append(texts, lastBytes(partial[r.Stream]+r.Text, maxBytes))
 		delete(partial, r.Stream)
 		if len(texts) > lines {
 			texts = texts[1:]

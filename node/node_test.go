@@ -3,6 +3,7 @@ package node
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -25,5 +26,22 @@ func TestTailLogJoinsPartialRecords(t *testing.T) {
 	}
 	if got, want := tailLog(path, 80, 5), "last\n"; got != want {
 		t.Errorf("5 bytes = %q, want %q", got, want)
+	}
+}
+
+func TestTailLogBoundsPartialLines(t *testing.T) {
+	// An endless line in 16 KiB records: what tailLog holds stays at maxBytes.
+	var b strings.Builder
+	chunk := strings.Repeat("x", 16<<10)
+	for range 64 {
+		b.WriteString("2026-01-01T00:00:00Z stdout P " + chunk + "\n")
+	}
+	b.WriteString("2026-01-01T00:00:00Z stdout F end\n")
+	path := filepath.Join(t.TempDir(), "0.log")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tailLog(path, 80, 2048), strings.Repeat("x", 2044)+"end\n"; got != want {
+		t.Errorf("tailLog: %d bytes ending %q", len(got), got[max(0, len(got)-10):])
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -72,7 +73,9 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 // setUser sets the process's uid, gid and groups: runAsUser and runAsGroup
 // (the container's over the pod's) over the image's user, checked against
 // runAsNonRoot as the kubelet's verifyRunAsNonRoot does, plus the pod's
-// supplementalGroups and fsGroup.
+// supplementalGroups and fsGroup. The image's /etc/group memberships of the
+// user are added too unless supplementalGroupsPolicy is Strict (containerd
+// then skips them).
 func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser string) error {
 	psc := p.Spec.SecurityContext
 	if psc == nil {
@@ -109,6 +112,9 @@ func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser stri
 			return fmt.Errorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s)", pod.Desc(p), c.Name)
 		}
 	}
+	if psc.SupplementalGroupsPolicy != nil && *psc.SupplementalGroupsPolicy == corev1.SupplementalGroupsPolicyStrict {
+		groups = groups[:1]
+	}
 	if runAsGroup != nil {
 		gid = uint32(*runAsGroup)
 		groups = append([]uint32{gid}, groups[1:]...)
@@ -119,9 +125,11 @@ func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser stri
 	if psc.FSGroup != nil {
 		groups = append(groups, uint32(*psc.FSGroup))
 	}
+	// The primary gid is a supplementary group too (containerd's
+	// ensureAdditionalGids).
 	s.UID, s.GID = uid, gid
 	for _, g := range groups {
-		if g != gid {
+		if !slices.Contains(s.AdditionalGIDs, g) {
 			s.AdditionalGIDs = append(s.AdditionalGIDs, g)
 		}
 	}
@@ -139,6 +147,7 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 		env[k] = v
 	}
 	var out []runtime.Mount
+	var err error
 	taken := map[string]bool{}
 	for i, vm := range c.VolumeMounts {
 		src := nsb.vols.Path(vm.Name)
@@ -167,15 +176,24 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 				m.Propagation = "rshared"
 			}
 		}
+		if m.RecursiveReadOnly, err = recursiveReadOnly(vm, runtime.RecursiveReadOnlySupported()); err != nil {
+			return nil, fmt.Errorf("failed to resolve recursive read-only mode: %w", err)
+		}
 		out = append(out, m)
 		taken[filepath.Clean(vm.MountPath)] = true
 	}
 	if !p.Spec.HostIPC && !taken["/dev/shm"] {
 		out = append(out, runtime.Mount{Source: filepath.Join(nsb.dir, "shm"), Destination: "/dev/shm"})
 	}
-	for _, f := range []struct{ name, dest string }{{"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}, {"hostname", "/etc/hostname"}} {
+	// The kubelet mounts /etc/hosts itself, writable; containerd's CRI adds
+	// resolv.conf and hostname, read-only under readOnlyRootFilesystem.
+	roRoot := c.SecurityContext != nil && isTrue(c.SecurityContext.ReadOnlyRootFilesystem)
+	for _, f := range []struct {
+		name, dest string
+		ro         bool
+	}{{"hosts", "/etc/hosts", false}, {"resolv.conf", "/etc/resolv.conf", roRoot}, {"hostname", "/etc/hostname", roRoot}} {
 		if !taken[f.dest] {
-			out = append(out, runtime.Mount{Source: filepath.Join(nsb.dir, "etc", f.name), Destination: f.dest})
+			out = append(out, runtime.Mount{Source: filepath.Join(nsb.dir, "etc", f.name), Destination: f.dest, ReadOnly: f.ro})
 		}
 	}
 	if path := c.TerminationMessagePath; path != "" && !taken[filepath.Clean(path)] {
@@ -189,6 +207,32 @@ func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runt
 		out = append(out, runtime.Mount{Source: tl, Destination: path})
 	}
 	return out, nil
+}
+
+// recursiveReadOnly is the kubelet's resolveRecursiveReadOnly: whether a
+// volumeMount is mounted recursively read-only. IfPossible falls back to a
+// plain read-only mount where the kernel lacks mount_setattr; Enabled then
+// fails the container (CreateContainerConfigError).
+func recursiveReadOnly(vm corev1.VolumeMount, supported bool) (bool, error) {
+	if vm.RecursiveReadOnly == nil || *vm.RecursiveReadOnly == corev1.RecursiveReadOnlyDisabled {
+		return false, nil
+	}
+	if !vm.ReadOnly {
+		return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not read-only", vm.Name)
+	}
+	if vm.MountPropagation != nil && *vm.MountPropagation != corev1.MountPropagationNone {
+		return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not compatible with propagation %q", vm.Name, *vm.MountPropagation)
+	}
+	switch *vm.RecursiveReadOnly {
+	case corev1.RecursiveReadOnlyIfPossible:
+		return supported, nil
+	case corev1.RecursiveReadOnlyEnabled:
+		if !supported {
+			return false, fmt.Errorf("volume %q requested recursive read-only mode, but it is not supported by the runtime", vm.Name)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown recursive read-only mode %q", *vm.RecursiveReadOnly)
 }
 
 // seccomp is the kubelet's choice of seccomp profile: the container's

@@ -282,10 +282,21 @@ func containerMounts(s *Spec, hostIPC bool) ([]*configs.Mount, int, error) {
 		if m.ReadOnly {
 			flags |= unix.MS_RDONLY
 		}
-		mounts = append(mounts, &configs.Mount{
+		cm := &configs.Mount{
 			Source: m.Source, Destination: m.Destination, Device: "bind",
 			Flags: flags, PropagationFlags: []int{prop},
-		})
+		}
+		if m.RecursiveReadOnly {
+			// containerd's CRI refuses rro on a writable or propagating mount.
+			if !m.ReadOnly || prop&^unix.MS_REC != unix.MS_PRIVATE {
+				return nil, 0, fmt.Errorf("mount %q: a recursive read-only mount must be read-only and private", m.Destination)
+			}
+			if !RecursiveReadOnlySupported() {
+				return nil, 0, fmt.Errorf("mount %q: recursive read-only mounts need mount_setattr (Linux 5.12)", m.Destination)
+			}
+			cm.RecAttr = &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		}
+		mounts = append(mounts, cm)
 	}
 	return mounts, rootProp, nil
 }

@@ -26,6 +26,10 @@ type Mount struct {
 	// Propagation: "" or "rprivate" (Kubernetes None), "rslave"
 	// (HostToContainer), "rshared" (Bidirectional).
 	Propagation string
+	// RecursiveReadOnly makes every submount of the source read-only too
+	// (runc's "rro": mount_setattr MOUNT_ATTR_RDONLY with AT_RECURSIVE). It
+	// needs ReadOnly, private propagation and RecursiveReadOnlySupported.
+	RecursiveReadOnly bool
 }
 
 // Spec describes one container. The pod supervisor translates the pod spec

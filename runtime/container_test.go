@@ -393,3 +393,44 @@ func TestPrivileged(t *testing.T) {
 		}
 	}
 }
+
+func TestRecursiveReadOnly(t *testing.T) {
+	e := newEnv(t)
+	if !RecursiveReadOnlySupported() {
+		t.Skip("no mount_setattr")
+	}
+	vol := t.TempDir()
+	sub := filepath.Join(vol, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(sub, unix.MNT_DETACH); err != nil {
+			t.Error(err)
+		}
+	})
+	sb := e.sandbox(SandboxSpec{HostNetwork: true})
+	s := e.spec(sb, "sh", "-c", `touch /ro/sub/plain && echo plain sub writable; touch /rro/sub/rro && echo rro sub writable; touch /rro/top || echo rro top refused`)
+	s.Mounts = []Mount{
+		{Source: vol, Destination: "/ro", ReadOnly: true},
+		{Source: vol, Destination: "/rro", ReadOnly: true, RecursiveReadOnly: true},
+	}
+	_, log := e.run(s)
+	got := strings.Join(texts(log), "|")
+	if !strings.Contains(got, "plain sub writable") || strings.Contains(got, "rro sub writable") ||
+		!strings.Contains(got, "touch: /rro/sub/rro: Read-only file system") || !strings.Contains(got, "rro top refused") {
+		t.Errorf("output %q", got)
+	}
+	// A recursive read-only mount that is writable or propagates is refused.
+	for _, m := range []Mount{
+		{Source: vol, Destination: "/rro", RecursiveReadOnly: true},
+		{Source: vol, Destination: "/rro", ReadOnly: true, RecursiveReadOnly: true, Propagation: "rslave"},
+	} {
+		if _, _, err := containerMounts(&Spec{Mounts: []Mount{m}}, false); err == nil || !strings.Contains(err.Error(), "must be read-only and private") {
+			t.Errorf("%+v: %v", m, err)
+		}
+	}
+}

@@ -45,6 +45,9 @@
 // asking for one must be refused at admission with AppArmorRefusal (the
 // kubelet's message on a host without AppArmor, which is the tested case).
 //
+// Mount.RecursiveReadOnly is runc's rro (RecursiveReadOnlySupported probes
+// the kernel for mount_setattr).
+//
 // Not done: applying AppArmor profiles, SELinux labels, user namespaces, and
 // the check that a Bidirectional volume's source is itself a shared mount.
 //

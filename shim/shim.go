@@ -248,7 +248,12 @@ func (sh *shim) routes() http.Handler {
 	})
 	mux.HandleFunc("PUT /pod", func(w http.ResponseWriter, r *http.Request) {
 		var p corev1.Pod
-		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&p); err != nil {
+		data, err := api.ReadBody(w, r, 16<<20)
+		if err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		if err := json.Unmarshal(data, &p); err != nil {
 			api.WriteError(w, apierrors.NewBadRequest("pod: "+err.Error()))
 			return
 		}

@@ -2,7 +2,9 @@
 // or a tmpfs for medium Memory), hostPath (with its type checked) and
 // configMap, secret, downwardAPI and projected volumes written like the
 // kubelet's AtomicWriter (secrets, downwardAPI and projected on a tmpfs), all
-// living as long as the pod and surviving container restarts. Teardown needs
+// living as long as the pod and surviving container restarts; with the pod's
+// fsGroup, given to that group as the kubelet's SetVolumeOwnership does
+// (ownership.go, by file descriptors). Teardown needs
 // only the pod's volumes directory, so it also cleans up after a crash.
 //
 // subPath mounts (PrepareSubPath) are opened inside the volume with openat2

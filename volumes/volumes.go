@@ -56,6 +56,11 @@ func (s *Set) ReadOnly(name string) bool { return s.readOnly[name] }
 // optional. The volumes live as long as the pod: Setup runs once before its
 // first container, and Teardown after its last.
 //
+// With the pod's fsGroup, every volume but a hostPath is given to that
+// group (setOwnership, the kubelet's SetVolumeOwnership), each time Setup
+// runs; fsGroupChangePolicy changes nothing for these volume types, as on
+// the kubelet.
+//
 // Setup on a dir an earlier Setup of the same pod made keeps the emptyDir
 // content and rewrites the projections. On error it removes what it created.
 func Setup(dir string, pod *corev1.Pod, objs Objects, memSize func(v *corev1.Volume) int64) (_ *Set, retErr error) {
@@ -118,6 +123,12 @@ func Setup(dir string, pod *corev1.Pod, objs Objects, memSize func(v *corev1.Vol
 		}
 		s.paths[v.Name] = p
 		s.readOnly[v.Name] = v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+		if sc := pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil && v.HostPath == nil {
+			// As the kubelet, which logs a failure and goes on.
+			if err := setOwnership(p, int(*sc.FSGroup), s.readOnly[v.Name]); err != nil {
+				slog.Warn("volumes: fsGroup", "volume", v.Name, "err", err)
+			}
+		}
 	}
 	return s, nil
 }
