@@ -57,6 +57,15 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 		lw.limit = *o.LimitBytes
 	}
 	dir := filepath.Join(d.node.LogDir(p), c)
+	if o.TailLines != nil {
+		lw.tail = int(*o.TailLines)
+		lw.buffer = true
+	}
+	// The files the writer rotated away first, oldest first, then the
+	// current one, which -f follows.
+	if err := lw.readRotated(logPath(dir, n)); err != nil {
+		return err
+	}
 	f, err := os.Open(logPath(dir, n))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -65,16 +74,12 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 	if f != nil {
 		defer func() { f.Close() }()
 		br = bufio.NewReader(f)
-		if o.TailLines != nil {
-			lw.tail = int(*o.TailLines)
-			lw.buffer = true
-		}
 		if err := lw.readAll(br); err != nil {
 			return err
 		}
-		if err := lw.flushTail(); err != nil {
-			return err
-		}
+	}
+	if err := lw.flushTail(); err != nil {
+		return err
 	}
 	if !o.Follow || o.Previous {
 		return lw.w.Flush()
@@ -116,6 +121,18 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 			if f, err = os.Open(logPath(dir, n)); err == nil {
 				br = bufio.NewReader(f)
 			}
+		} else if rotated(f, logPath(dir, n)) {
+			// The writer renamed the file aside and began a new one: the
+			// rest of the old one, then the new one from its start.
+			if err := lw.readAll(br); err != nil {
+				return err
+			}
+			f.Close()
+			if f, err = os.Open(logPath(dir, n)); err != nil {
+				return err
+			}
+			br = bufio.NewReader(f)
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -217,6 +234,10 @@ func containerStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
 }
 
 // logLines turns CRI log lines into what kubectl logs prints.
+// maxJoinedLine bounds a line joined from partial (P) records; the CRI
+// writer cuts records at 16 KiB, so only a line this long is cut.
+const maxJoinedLine = 1 << 20
+
 type logLines struct {
 	o       *corev1.PodLogOptions
 	w       *bufio.Writer
@@ -229,6 +250,45 @@ type logLines struct {
 	buffer  bool     // keep lines for tail instead of writing them
 	tail    int      // with buffer: how many of the last lines to keep
 	kept    []string // with buffer
+}
+
+// readRotated reads the files the writer rotated away from path, oldest
+// first.
+func (l *logLines) readRotated(path string) error {
+	files, err := runtime.LogFiles(path)
+	if err != nil {
+		return err
+	}
+	for _, p := range files {
+		if p == path {
+			continue
+		}
+		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // dropped as the oldest meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		err = l.readAll(bufio.NewReader(f))
+		f.Close()
+		if err != nil {
+			return err
+		}
+		l.pending = "" // a file ends with whole records
+	}
+	return nil
+}
+
+// rotated reports whether path is no longer the file f reads: the writer
+// rotated it (or has yet to create the next one).
+func rotated(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && !os.SameFile(a, b)
 }
 
 // readAll reads the complete lines available; an unterminated last line
@@ -257,18 +317,18 @@ func (l *logLines) record(line string) error {
 	if !ok {
 		return nil
 	}
-	text := rec.Text
-	if rec.Partial {
+	text, ts := rec.Text, rec.Time
+	if rec.Partial || l.partial != "" {
 		if l.partial == "" {
 			l.partTS = rec.Time
 		}
 		l.partial += text
-		return nil
-	}
-	ts := rec.Time
-	if l.partial != "" {
-		text, ts = l.partial+text, l.partTS
-		l.partial = ""
+		// A line this long goes out in pieces: the memory a reader holds
+		// stays bounded, whatever a container writes without a newline.
+		if rec.Partial && len(l.partial) < maxJoinedLine {
+			return nil
+		}
+		text, ts, l.partial = l.partial, l.partTS, ""
 	}
 	if !l.since.IsZero() {
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.Before(l.since) {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +207,74 @@ func TestInvalidListsManifestErrors(t *testing.T) {
 	}
 	if p := api.Problems(st); len(p) < 2 || !strings.HasPrefix(p[0], "x.yaml:") {
 		t.Errorf("problems %q, want one per error, each with its position", p)
+	}
+}
+
+func TestLogLinesReadRotatedFilesInOrder(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0.log")
+	rec := func(text string) string { return "2026-01-02T03:04:05.000000001Z stdout F " + text + "\n" }
+	for name, content := range map[string]string{
+		"0.log.20260102-030405.000000001": rec("one"),
+		"0.log.20260102-030406.000000001": rec("two"),
+		"0.log.not-a-rotation":            rec("never"),
+		"0.log":                           rec("three"),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	l := &logLines{o: &corev1.PodLogOptions{}, w: bufio.NewWriter(&out)}
+	if err := l.readRotated(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := l.readAll(bufio.NewReader(f)); err != nil {
+		t.Fatal(err)
+	}
+	l.w.Flush()
+	if got := out.String(); got != "one\ntwo\nthree\n" {
+		t.Errorf("read %q, want the rotated files oldest first, then the current one", got)
+	}
+	// The writer rotates: path is a new file; the old one is still open.
+	if err := os.Rename(path, path+".20260102-030407.000000001"); err != nil {
+		t.Fatal(err)
+	}
+	if rotated(f, path) {
+		t.Error("rotated before the new file exists")
+	}
+	if err := os.WriteFile(path, []byte(rec("four")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !rotated(f, path) {
+		t.Error("a rotation went unnoticed")
+	}
+}
+
+func TestLogLinesBoundPartialLines(t *testing.T) {
+	var b strings.Builder
+	chunk := strings.Repeat("x", 16<<10)
+	for range 2 * maxJoinedLine / len(chunk) {
+		b.WriteString("2026-01-02T03:04:05.000000001Z stdout P " + chunk + "\n")
+	}
+	b.WriteString("2026-01-02T03:04:06.000000001Z stdout F end\n")
+	var out strings.Builder
+	l := &logLines{o: &corev1.PodLogOptions{}, w: bufio.NewWriter(&out)}
+	if err := l.readAll(bufio.NewReader(strings.NewReader(b.String()))); err != nil {
+		t.Fatal(err)
+	}
+	l.w.Flush()
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 3 || len(lines[0]) != maxJoinedLine || len(lines[1]) != maxJoinedLine || lines[2] != "end" {
+		var lens []int
+		for _, s := range lines {
+			lens = append(lens, len(s))
+		}
+		t.Errorf("lines of %v bytes, want two of %d then \"end\"", lens, maxJoinedLine)
 	}
 }
