@@ -16,7 +16,9 @@
 // is gone. The last pod's Teardown removes the bridge and the table, so with
 // no pod set up nothing named podrun is left in the kernel (what
 // hack/leakcheck.sh expects). net.ipv4.ip_forward is turned on by the first
-// Setup and never turned off.
+// Setup and never turned off; the table's forward chain lets through to the
+// pods only replies, published hostPorts and pod-to-pod traffic, so that
+// forwarding opens no unpublished pod port to other machines.
 //
 // # hostPort
 //

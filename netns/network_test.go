@@ -184,6 +184,18 @@ func TestOutboundNATAndExternalClient(t *testing.T) {
 
 	expect(t, "pod -> outside, masqueraded", Dialer(pod.NSPath), "tcp", net.JoinHostPort(outside.String(), "80"), "OUTSIDE", hostEnd)
 	expect(t, "outside -> hostPort keeps the client IP", Dialer(outPath), "tcp", net.JoinHostPort(hostEnd.String(), fmt.Sprint(hp)), "POD", outside)
+
+	// A LAN host that routes the pod subnet to this host reaches no pod
+	// port directly: ip_forward is on, podrun's forward chain drops it.
+	if err := Do(outPath, func() error {
+		return netlink.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: n.subnet.Addr().AsSlice(), Mask: net.CIDRMask(n.subnet.Bits(), 32)}, Gw: hostEnd})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	expectRefused(t, "outside -> the pod's unpublished port, routed", Dialer(outPath), net.JoinHostPort(pod.IP.String(), "80"))
+	expect(t, "outside -> hostPort, with the route", Dialer(outPath), "tcp", net.JoinHostPort(hostEnd.String(), fmt.Sprint(hp)), "POD", outside)
+	var d net.Dialer
+	expect(t, "the host -> the pod's port", d.DialContext, "tcp", net.JoinHostPort(pod.IP.String(), "80"), "POD", nil)
 }
 
 func TestIPsReleasedAndReused(t *testing.T) {

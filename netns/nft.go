@@ -26,6 +26,14 @@ import (
 //	hostports:   [ip daddr HOSTIP] meta l4proto P th dport HP dnat to PODIP:CP   (one per port)
 //	postrouting (nat, srcnat): ip saddr SUBNET oifname != BRIDGE masquerade            (outbound)
 //	                           ct status dnat ip saddr SUBNET oifname BRIDGE masquerade (pod -> a hostPort, own one included)
+//	forward  (filter, filter): oifname BRIDGE ct state established,related accept        (replies to the pods' own connections)
+//	                           oifname BRIDGE ct status dnat accept                      (published hostPorts)
+//	                           oifname BRIDGE iifname BRIDGE accept                      (pod -> pod through the host)
+//	                           oifname BRIDGE drop                                       (nothing else reaches a pod)
+//
+// The forward chain keeps ip_forward, which podrun turns on, from opening
+// every pod port to whoever routes the pod subnet to this host: only what
+// a pod publishes as a hostPort is reachable from outside the host.
 //
 // Loopback destinations are left to the userspace proxy: kernel NAT to a
 // pod from 127.0.0.1 needs route_localnet, which exposes the host's
@@ -61,7 +69,10 @@ func (n *Network) writeTable(st *state, recreate bool) error {
 	var chains []*nftables.Chain
 	chain := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
 		ch := &nftables.Chain{Name: name, Table: t, Hooknum: hook, Priority: prio}
-		if hook != nil {
+		switch {
+		case hook == nftables.ChainHookForward:
+			ch.Type = nftables.ChainTypeFilter
+		case hook != nil:
 			ch.Type = nftables.ChainTypeNAT
 		}
 		ch = c.AddChain(ch)
@@ -73,6 +84,7 @@ func (n *Network) writeTable(st *state, recreate bool) error {
 	out := chain("output", nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
 	post := chain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 	hp := chain("hostports", nil, nil)
+	fwd := chain("forward", nftables.ChainHookForward, nftables.ChainPriorityFilter)
 
 	jump := &expr.Verdict{Kind: expr.VerdictJump, Chain: hp.Name}
 	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: cat(localDst(), []expr.Any{jump})})
@@ -95,10 +107,35 @@ func (n *Network) writeTable(st *state, recreate bool) error {
 	src := ipField(12, n.subnet, expr.CmpOpEq)
 	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(src, oifname(n.cfg.Bridge, expr.CmpOpNeq), []expr.Any{&expr.Masq{}})})
 	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(dnatted(), src, oifname(n.cfg.Bridge, expr.CmpOpEq), []expr.Any{&expr.Masq{}})})
+	toPods := oifname(n.cfg.Bridge, expr.CmpOpEq)
+	accept := []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(toPods, ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(toPods, dnatted(), accept)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(toPods, iifname(n.cfg.Bridge), accept)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(toPods, []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("write nftables table ip %s: %w", t.Name, err)
 	}
 	return nil
+}
+
+func iifname(name string) []expr.Any {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b},
+	}
+}
+
+// ctState matches connections in any of the states of mask: ct state ….
+func ctState(mask uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
 }
 
 // rulesKey identifies the rules writeRules makes for st.
@@ -115,7 +152,7 @@ func (n *Network) rulesKey(st *state) string {
 		}
 	}
 	sort.Strings(keys)
-	return fmt.Sprintf("v1 %s %s %s", n.cfg.Bridge, n.subnet, strings.Join(keys, " "))
+	return fmt.Sprintf("v2 %s %s %s", n.cfg.Bridge, n.subnet, strings.Join(keys, " "))
 }
 
 func (n *Network) hasTable() bool {
