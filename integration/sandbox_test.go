@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,5 +148,40 @@ func TestLeftoversOfAKilledRunAreCleaned(t *testing.T) {
 	}
 	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), uid) {
 		t.Errorf("mounts of %s survive", uid)
+	}
+}
+
+// The CRI log rotates as the kubelet bounds it: at --container-log-max-size,
+// keeping --container-log-max-files files, the newest output in <n>.log.
+func TestContainerLogRotation(t *testing.T) {
+	app := container("app", `head -c 2000000 /dev/zero | tr '\0' x | fold -w 1000; echo END`)
+	s := newScenario(t, "log-rotation", corev1.RestartPolicyNever).app(app)
+	r := s.run("--container-log-max-size", "256Ki", "--container-log-max-files", "3")
+	p := r.pod(t)
+	dir := filepath.Join(nodeFlag("log-dir"), fmt.Sprintf("%s_%s_%s", p.Namespace, p.Name, p.UID), "app")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 256<<10 {
+			t.Errorf("%s has %d bytes, over the 256 KiB limit", e.Name(), fi.Size())
+		}
+	}
+	if len(names) != 3 || !slices.Contains(names, "0.log") {
+		t.Errorf("log files %v, want 0.log and two rotated ones", names)
+	}
+	current, err := os.ReadFile(filepath.Join(dir, "0.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(current), "END\n") {
+		t.Errorf("0.log does not end with the last line: ...%q", current[max(0, len(current)-80):])
 	}
 }

@@ -35,6 +35,10 @@ type Config struct {
 	// SeccompDefault is the kubelet's seccompDefault: RuntimeDefault for
 	// containers whose pod and container say nothing.
 	SeccompDefault bool
+	// ContainerLogMaxSize and ContainerLogMaxFiles are the kubelet's
+	// containerLogMaxSize and containerLogMaxFiles (0: 10 MiB and 5).
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
 }
 
 // Node is the real pod.Host: it carries out the supervisor's decisions

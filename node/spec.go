@@ -32,6 +32,7 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 		CgroupPath: n.cfg.Cgroups.ContainerPath(p, c.Name),
 		Resources:  n.cfg.Cgroups.ContainerResources(p, c),
 		LogPath:    podspec.LogFile(n.LogDir(p), c.Name, r.RestartCount),
+		LogMaxSize: n.cfg.ContainerLogMaxSize, LogMaxFiles: n.cfg.ContainerLogMaxFiles,
 		Output:     r.Output,
 		TTY:        c.TTY, Stdin: c.Stdin,
 		Privileged:     isTrue(sc.Privileged),

@@ -22,6 +22,9 @@ var daemonCommand = &cli.Command{
 			Usage: "host:port of the Kubernetes-compatible HTTPS API for kubectl (\"\" serves none); see podrun kubeconfig"},
 	}, nodeFlags()...),
 	Action: func(c *cli.Context) error {
+		if err := checkNodeFlags(c); err != nil {
+			return err
+		}
 		if err := requireHost("daemon", c.String("root")); err != nil {
 			return err
 		}

@@ -81,6 +81,9 @@ func runAction(c *cli.Context) error {
 	if len(b.Pods) == 0 && len(b.Jobs) == 0 {
 		return cli.Exit("run: the files hold no Pod, Deployment or Job", 1)
 	}
+	if err := checkNodeFlags(c); err != nil {
+		return err
+	}
 	if err := requireHost("run", c.String("root")); err != nil {
 		return err
 	}
