@@ -185,3 +185,42 @@ func TestContainerLogRotation(t *testing.T) {
 		t.Errorf("0.log does not end with the last line: ...%q", current[max(0, len(current)-80):])
 	}
 }
+
+// seccompProfile through the binary: RuntimeDefault is containerd's
+// profile (unshare(CLONE_NEWUSER) refused, as in a cluster), Unconfined
+// none, and a Localhost profile that is not there a CreateContainerError.
+func TestSeccompProfiles(t *testing.T) {
+	profile := func(typ corev1.SeccompProfileType, localhost string) *corev1.SecurityContext {
+		sp := &corev1.SeccompProfile{Type: typ}
+		if localhost != "" {
+			sp.LocalhostProfile = &localhost
+		}
+		return &corev1.SecurityContext{SeccompProfile: sp}
+	}
+	try := `if unshare -U true 2>/dev/null; then log ALLOWED; else log DENIED; fi`
+	def := container("def", try)
+	def.SecurityContext = profile(corev1.SeccompProfileTypeRuntimeDefault, "")
+	unconf := container("unconf", try)
+	unconf.SecurityContext = profile(corev1.SeccompProfileTypeUnconfined, "")
+	s := newScenario(t, "seccomp", corev1.RestartPolicyNever).app(def).app(unconf)
+	r := s.run()
+	if got := r.ev.all("def", "DENIED"); len(got) != 1 {
+		t.Errorf("RuntimeDefault: unshare -U was not refused (events %v)", r.ev.lines)
+	}
+	if got := r.ev.all("unconf", "ALLOWED"); len(got) != 1 {
+		t.Errorf("Unconfined: unshare -U was refused (events %v)", r.ev.lines)
+	}
+
+	missing := container("app", runExit("0", 0))
+	missing.SecurityContext = profile(corev1.SeccompProfileTypeLocalhost, "profiles/absent.json")
+	s = newScenario(t, "seccomp-missing", corev1.RestartPolicyNever).app(missing)
+	r = s.run("--timeout", "3s")
+	if r.code != 124 {
+		t.Errorf("podrun run exit %d, want 124 (the container can never start)", r.code)
+	}
+	// The status line while it waited (the final status is the
+	// termination's): kubectl's STATUS column and the Failed event.
+	if !strings.Contains(r.stderr, "CreateContainerError") || !strings.Contains(r.stderr, "absent.json") {
+		t.Errorf("no CreateContainerError naming the profile in:\n%s", r.stderr)
+	}
+}
