@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -222,5 +223,42 @@ func TestSeccompProfiles(t *testing.T) {
 	// termination's): kubectl's STATUS column and the Failed event.
 	if !strings.Contains(r.stderr, "CreateContainerError") || !strings.Contains(r.stderr, "absent.json") {
 		t.Errorf("no CreateContainerError naming the profile in:\n%s", r.stderr)
+	}
+}
+
+// With shareProcessNamespace, PID 1 is podrun's pause process: from a
+// container, even with CAP_SYS_PTRACE, /proc/1 shows no host socket, no
+// host mount and no host file.
+func TestSharedPIDNamespaceHidesTheHost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := fmt.Sprintf("%04X", ln.Addr().(*net.TCPAddr).Port)
+	script := fmt.Sprintf(`if grep -qi ':%s ' /proc/1/net/tcp; then log HOSTSOCKET; fi
+log MOUNTS $(wc -l < /proc/1/mountinfo)
+if ls /proc/1/root/ 2>/dev/null | grep -q .; then log ROOTLISTED; fi
+if [ -e /proc/1/root/etc/hostname ]; then log HOSTFILE; fi
+log Done`, port)
+	plain := container("plain", script)
+	ptrace := container("ptrace", script)
+	ptrace.SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_PTRACE"}}}
+	s := newScenario(t, "share-pid", corev1.RestartPolicyNever).app(plain).app(ptrace)
+	share := true
+	s.pod.Spec.ShareProcessNamespace = &share
+	r := s.run()
+	for _, c := range []string{"plain", "ptrace"} {
+		if len(r.ev.all(c, "Done")) != 1 {
+			t.Fatalf("%s did not finish: %v", c, r.ev.lines)
+		}
+		for _, bad := range []string{"HOSTSOCKET", "ROOTLISTED", "HOSTFILE"} {
+			if len(r.ev.all(c, bad)) != 0 {
+				t.Errorf("%s: %s through /proc/1", c, bad)
+			}
+		}
+		if m := r.ev.all(c, "MOUNTS 1"); len(m) != 1 {
+			t.Errorf("%s: the pause process has more than its own root mounted: %v", c, r.ev.lines)
+		}
 	}
 }
