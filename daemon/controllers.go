@@ -256,7 +256,7 @@ func (d *Daemon) startJob(rec *jobRec, initial []*corev1.Pod) {
 	jc := &job.Controller{
 		Job:      j,
 		Pods:     initial,
-		NewPod:   func() *corev1.Pod { return manifest.NewJobPod(j) },
+		NewPod:   func(ix int) *corev1.Pod { return manifest.NewJobPod(j, ix) },
 		Start:    d.jobPod,
 		OnStatus: func(j *batchv1.Job) { d.jobStatus(rec, j) },
 	}

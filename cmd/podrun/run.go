@@ -177,7 +177,7 @@ func (r *runner) run(ctx context.Context) (failed bool) {
 		jc := &job.Controller{
 			Job:    j,
 			Pods:   jobPods[j],
-			NewPod: func() *corev1.Pod { return manifest.NewJobPod(j) },
+			NewPod: func(ix int) *corev1.Pod { return manifest.NewJobPod(j, ix) },
 			Start:  func(p *corev1.Pod) job.PodHandle { return r.start(ctx, p) },
 			OnStatus: func(j *batchv1.Job) {
 				r.out.job(j)
