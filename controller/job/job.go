@@ -77,6 +77,7 @@ type run struct {
 	perIndex     bool
 	active       map[PodHandle]bool
 	deleted      map[PodHandle]bool // deleted by the controller, not finished yet
+	settled      map[PodHandle]bool // counted already (settle)
 	done         chan PodHandle
 
 	succeededIx, failedIx indexSet
@@ -123,7 +124,7 @@ func (c *Controller) Run(ctx context.Context) *batchv1.Job {
 
 func (c *Controller) newRun() *run {
 	r := &run{Controller: c, job: c.Job.DeepCopy(), parallelism: 1, backoffLimit: 6,
-		active: map[PodHandle]bool{}, deleted: map[PodHandle]bool{}, done: make(chan PodHandle, 16),
+		active: map[PodHandle]bool{}, deleted: map[PodHandle]bool{}, settled: map[PodHandle]bool{}, done: make(chan PodHandle, 16),
 		lastFailed: map[int]indexFailure{}, retry: time.NewTimer(time.Hour)}
 	r.retry.Stop()
 	spec := &r.job.Spec
@@ -197,9 +198,13 @@ func (r *run) running() int32 { return int32(len(r.active) - len(r.deleted)) }
 // observe counts a finished pod, the way the controller's
 // trackJobStatusAndRemoveFinalizers does.
 func (r *run) observe(h PodHandle) {
-	deleted := r.deleted[h]
+	settled := r.settled[h]
 	delete(r.active, h)
 	delete(r.deleted, h)
+	delete(r.settled, h)
+	if settled {
+		return // counted when the Job's fate was decided
+	}
 	p := h.Pod()
 	ix := -1
 	if r.indexed {
@@ -222,9 +227,6 @@ func (r *run) observe(h PodHandle) {
 	// Failed, or deleted before it finished.
 	if r.indexed && ix < 0 {
 		return // not one of the Job's indexes: not counted
-	}
-	if deleted && r.interim != nil && r.interim.Type == batchv1.JobSuccessCriteriaMet {
-		return // a lingering pod of a Job that met its success criteria is no failure
 	}
 	v := judge(r.job.Spec.PodFailurePolicy, p)
 	if v.count {
@@ -267,6 +269,7 @@ func (r *run) sync() {
 		r.interim = r.check()
 		if r.interim != nil {
 			r.job.Status.Conditions = append(r.job.Status.Conditions, *r.interim)
+			r.settle()
 			r.deleteActive()
 		}
 	}
@@ -319,6 +322,25 @@ func (r *run) check() *batchv1.JobCondition {
 		return condition(batchv1.JobSuccessCriteriaMet, batchv1.JobReasonCompletionsReached, "Reached expected number of succeeded pods")
 	}
 	return nil
+}
+
+// settle accounts for the pods still running when the Job's fate is
+// decided, as the controller does in that same sync: after a failure each
+// counts as failed (unless a podFailurePolicy rule ignores it), after
+// success it is not counted at all. How they end later changes nothing. A
+// pod that had already succeeded is left to observe.
+func (r *run) settle() {
+	failure := r.interim.Type == batchv1.JobFailureTarget
+	for h := range r.active {
+		p := h.Pod()
+		if p.Status.Phase == corev1.PodSucceeded {
+			continue
+		}
+		r.settled[h] = true
+		if failure && judge(r.job.Spec.PodFailurePolicy, p).count {
+			r.job.Status.Failed++
+		}
+	}
 }
 
 // terminal adds Complete or Failed with the interim condition's reason and
