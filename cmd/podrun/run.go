@@ -352,8 +352,23 @@ func (o *console) job(j *batchv1.Job) {
 	}
 	for _, c := range j.Status.Conditions {
 		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			line := fmt.Sprintf("job.batch/%s: %s (%s): succeeded %d, failed %d", j.Name, c.Type, c.Reason, j.Status.Succeeded, j.Status.Failed)
+			if j.Status.CompletedIndexes != "" {
+				line += ", completed indexes " + j.Status.CompletedIndexes
+			}
+			if fi := j.Status.FailedIndexes; fi != nil && *fi != "" {
+				line += ", failed indexes " + *fi
+			}
+			if c.Message != "" {
+				line += ": " + c.Message
+			}
 			o.mu.Lock()
-			fmt.Fprintf(o.errw, "job.batch/%s: %s (%s): succeeded %d, failed %d\n", j.Name, c.Type, c.Reason, j.Status.Succeeded, j.Status.Failed)
+			fmt.Fprintln(o.errw, line)
+			// The daemon deletes a finished Job after its TTL; here nothing
+			// outlives the run.
+			if ttl := j.Spec.TTLSecondsAfterFinished; ttl != nil {
+				fmt.Fprintf(o.errw, "job.batch/%s: ttlSecondsAfterFinished %d: the daemon would delete the Job and its pods %ds after it finished; podrun run keeps nothing\n", j.Name, *ttl, *ttl)
+			}
 			o.mu.Unlock()
 		}
 	}
