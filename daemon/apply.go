@@ -421,6 +421,20 @@ func (d *Daemon) planJob(j *batchv1.Job, pods []*corev1.Pod) (action string, ste
 	// The controller-uid labels and selector are the Job's UID: new at
 	// every parse.
 	a, b := jobIntent(oldJob), jobIntent(j)
+	// The one change a Job takes here: un-suspending it.
+	if a.Suspend != nil && *a.Suspend && b.Suspend != nil && !*b.Suspend && !jobFinished(oldJob) {
+		a.Suspend = b.Suspend
+		if diffs := specDiff(a, b); len(diffs) == 0 {
+			return "configured", func() {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				if d.jobs[k] == old {
+					d.unsuspend(old)
+				}
+			}, ""
+		}
+		a.Suspend = ptrTo(true)
+	}
 	if diffs := specDiff(a, b); len(diffs) > 0 {
 		return "", nil, fmt.Sprintf("job.batch %q: a Job's spec cannot change (%s); delete it and apply it again", j.Name, strings.Join(diffs, ", "))
 	}

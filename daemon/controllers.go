@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -225,6 +226,8 @@ type jobRec struct {
 	deleting bool
 	running  bool // a controller runs
 	cancel   context.CancelFunc
+	resume   chan struct{} // closed to un-suspend the running controller
+	resumed  bool
 }
 
 // ownedByJob says whether p is a pod of job.
@@ -251,6 +254,7 @@ func (d *Daemon) startJob(rec *jobRec, initial []*corev1.Pod) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.mu.Lock()
 	rec.cancel, rec.running = cancel, true
+	rec.resume, rec.resumed = make(chan struct{}), false
 	j := rec.job
 	d.mu.Unlock()
 	jc := &job.Controller{
@@ -259,6 +263,7 @@ func (d *Daemon) startJob(rec *jobRec, initial []*corev1.Pod) {
 		NewPod:   func(ix int) *corev1.Pod { return manifest.NewJobPod(j, ix) },
 		Start:    d.jobPod,
 		OnStatus: func(j *batchv1.Job) { d.jobStatus(rec, j) },
+		Resume:   rec.resume,
 	}
 	go func() {
 		final := jc.Run(ctx)
@@ -321,7 +326,58 @@ func (d *Daemon) jobEnded(rec *jobRec) {
 	rec.running = false
 	if rec.deleting {
 		d.removeJob(rec)
+		return
 	}
+	d.expireJob(rec)
+}
+
+// unsuspend resumes a suspended Job whose apply set spec.suspend to false
+// (d.mu held).
+func (d *Daemon) unsuspend(rec *jobRec) {
+	j := rec.job.DeepCopy()
+	j.Spec.Suspend = ptrTo(false)
+	j.ResourceVersion = d.nextRV()
+	rec.job = j
+	d.saveObject(api.Jobs, j)
+	d.emit(api.Jobs, "MODIFIED", j)
+	if rec.running && !rec.resumed {
+		rec.resumed = true
+		close(rec.resume)
+	}
+}
+
+// jobFinishedAt is when a finished Job got its Complete or Failed condition.
+func jobFinishedAt(j *batchv1.Job) (time.Time, bool) {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// expireJob deletes a finished Job with ttlSecondsAfterFinished, and its
+// pods, once the TTL has passed since it finished, as the TTL-after-finished
+// controller does (d.mu held).
+func (d *Daemon) expireJob(rec *jobRec) {
+	ttl := rec.job.Spec.TTLSecondsAfterFinished
+	at, finished := jobFinishedAt(rec.job)
+	if ttl == nil || !finished {
+		return
+	}
+	wait := time.Until(at.Add(time.Duration(*ttl) * time.Second))
+	time.AfterFunc(max(0, wait), func() {
+		d.mu.Lock()
+		j := rec.job
+		current := d.jobs[keyOf(j.Namespace, j.Name)] == rec
+		d.mu.Unlock()
+		if current {
+			d.log.Info("deleting a finished Job after its ttlSecondsAfterFinished", "job", keyOf(j.Namespace, j.Name), "ttl", *ttl)
+			if _, err := d.deleteJob(j.Namespace, j.Name); err != nil {
+				d.log.Warn("deleting an expired Job", "job", keyOf(j.Namespace, j.Name), "err", err)
+			}
+		}
+	})
 }
 
 // removeJob forgets a Job and deletes its pods (d.mu held).
@@ -370,3 +426,5 @@ func (d *Daemon) deleteJob(ns, name string) (*batchv1.Job, error) {
 	}
 	return j, nil
 }
+
+func ptrTo[T any](v T) *T { return &v }

@@ -52,7 +52,9 @@
 // A Deployment is its one ReplicaSet: spec.replicas pods are kept, a pod
 // that ends or is deleted is replaced, deleting the Deployment deletes its
 // pods; a changed template (a rollout) is refused. A Job runs
-// job.Controller with pods backed by shims.
+// job.Controller with pods backed by shims; applying a suspended Job with
+// suspend: false resumes it, and a finished Job with ttlSecondsAfterFinished
+// is deleted with its pods once the TTL has passed (docs/controllers.md).
 //
 // Not done: rollouts, kubectl's own exec/port-forward protocols (SPDY or
 // WebSocket; see package api), a pod's deletion grace shortened by a second

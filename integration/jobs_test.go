@@ -1,14 +1,19 @@
 package integration
 
 import (
+	"context"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/api/client"
 )
 
 func indexedJob(name string, completions, parallelism int32, app corev1.Container, s *scenario) *batchv1.Job {
@@ -99,3 +104,67 @@ func TestJobPodFailurePolicyFailJob(t *testing.T) {
 		t.Errorf("the other pod was not stopped: %v", r.ev)
 	}
 }
+
+// TestDaemonJobSuspendResumeTTL: a suspended Job starts no pod and reports
+// Suspended; applying it with suspend: false runs it; once complete, the
+// daemon deletes it and its pods after ttlSecondsAfterFinished.
+func TestDaemonJobSuspendResumeTTL(t *testing.T) {
+	d := startDaemon(t)
+	s := newScenario(t, "unused", corev1.RestartPolicyNever)
+	j := indexedJob("later", 2, 2, container("app", `log "ran $JOB_COMPLETION_INDEX"`), s)
+	j.Spec.Suspend, j.Spec.TTLSecondsAfterFinished = ptrTo(true), ptrTo[int32](2)
+	d.apply(j)
+	get := func() (*batchv1.Job, error) {
+		var got batchv1.Job
+		err := d.cl.Get(context.Background(), api.Jobs, "default", "later", &got)
+		return &got, err
+	}
+	time.Sleep(time.Second)
+	got, err := get()
+	if err != nil || len(got.Status.Conditions) != 1 || got.Status.Conditions[0].Type != batchv1.JobSuspended || got.Status.Conditions[0].Reason != "JobSuspended" || got.Status.StartTime != nil {
+		t.Fatalf("suspended Job: %+v %v", got.Status, err)
+	}
+	var pods corev1.PodList
+	if err := d.cl.List(context.Background(), api.Pods, "default", client.Selector{Label: "job-name=later"}, &pods); err != nil || len(pods.Items) != 0 {
+		t.Fatalf("a suspended Job has %d pods (%v)", len(pods.Items), err)
+	}
+	j.Spec.Suspend = ptrTo(false)
+	if out := d.apply(j); !strings.Contains(out, "configured") {
+		t.Errorf("apply of suspend: false: %s", out)
+	}
+	var finished time.Time
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		got, err = get()
+		if err == nil && got.Status.CompletionTime != nil {
+			finished = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the resumed Job did not complete: %+v %v", got.Status, err)
+		}
+	}
+	if got.Status.CompletedIndexes != "0,1" || got.Status.Succeeded != 2 {
+		t.Errorf("status %+v", got.Status)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := get(); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Job outlived its ttlSecondsAfterFinished")
+		}
+	}
+	if gone := time.Since(finished); gone < time.Second {
+		t.Errorf("deleted %s after it finished, before its 2 s TTL", gone)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := d.cl.List(context.Background(), api.Pods, "default", client.Selector{Label: "job-name=later"}, &pods); err == nil && len(pods.Items) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the expired Job's pods remain: %d", len(pods.Items))
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
