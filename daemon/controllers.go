@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -20,10 +19,7 @@ import (
 	"github.com/podrun/podrun/manifest"
 )
 
-// A Deployment here is its one ReplicaSet: it keeps spec.replicas pods
-// that are neither finished nor being deleted, creating one when a pod
-// ends or is deleted and deleting the surplus when scaled down. Rollouts
-// (a changed template) are refused at apply.
+// A Deployment's ReplicaSets and rollouts are in replicasets.go.
 
 // owns says whether pod p belongs to Deployment dep: created by one of
 // its ReplicaSets and selected by it.
@@ -65,103 +61,13 @@ func replicas(dep *appsv1.Deployment) int32 {
 	return *dep.Spec.Replicas
 }
 
-// refreshDeployments recomputes the status of the namespace's Deployments
-// from their pods and tells watchers of those that changed (d.mu held).
+// refreshDeployments has the namespace's Deployments reconciled after a
+// change of one of their pods (d.mu held): their ReplicaSets' counts, the
+// next rollout step and their status follow from it.
 func (d *Daemon) refreshDeployments(ns string) {
-	for k, dep := range d.deployments {
-		if k.ns != ns {
-			continue
-		}
-		st := d.deploymentStatus(dep)
-		if equality.Semantic.DeepEqual(st, dep.Status) {
-			continue
-		}
-		n := dep.DeepCopy()
-		n.Status = st
-		n.ResourceVersion = d.nextRV()
-		d.deployments[k] = n
-		d.emit(api.Deployments, "MODIFIED", n)
-	}
-}
-
-// deploymentStatus counts a Deployment's active and ready pods (d.mu held).
-// Conditions keep their times while their status holds.
-func (d *Daemon) deploymentStatus(dep *appsv1.Deployment) appsv1.DeploymentStatus {
-	var n, ready int32
-	for _, rec := range d.pods {
-		if rec.finished || rec.pod.DeletionTimestamp != nil || !owns(dep, rec.pod) {
-			continue
-		}
-		n++
-		if podReady(rec.pod) {
-			ready++
-		}
-	}
-	want := replicas(dep)
-	st := appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: n, UpdatedReplicas: n,
-		ReadyReplicas: ready, AvailableReplicas: ready, UnavailableReplicas: max(0, want-ready)}
-	cond := appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
-		Reason: "MinimumReplicasAvailable", Message: "Deployment has minimum availability."}
-	if ready < want {
-		cond.Status, cond.Reason, cond.Message = corev1.ConditionFalse, "MinimumReplicasUnavailable", "Deployment does not have minimum availability."
-	}
-	now := metav1.Now()
-	cond.LastUpdateTime, cond.LastTransitionTime = now, now
-	for _, old := range dep.Status.Conditions {
-		if old.Type == cond.Type && old.Status == cond.Status && old.Reason == cond.Reason {
-			cond.LastUpdateTime, cond.LastTransitionTime = old.LastUpdateTime, old.LastTransitionTime
-		}
-	}
-	st.Conditions = []appsv1.DeploymentCondition{cond}
-	return st
-}
-
-// reconcile brings a Deployment's pod count to spec.replicas.
-func (d *Daemon) reconcile(k key) {
-	d.ctrlMu.Lock()
-	defer d.ctrlMu.Unlock()
-	d.mu.Lock()
-	dep := d.deployments[k]
-	if dep == nil {
-		d.mu.Unlock()
-		return
-	}
-	var active []*podRec
-	var ref *metav1.OwnerReference
-	for _, rec := range d.pods {
-		if !owns(dep, rec.pod) {
-			continue
-		}
-		if ref == nil {
-			ref = metav1.GetControllerOf(rec.pod)
-		}
-		if !rec.finished && !rec.deleting {
-			active = append(active, rec)
-		}
-	}
-	want := int(replicas(dep))
-	if surplus := len(active) - want; surplus > 0 {
-		// The ReplicaSet's preference: unready pods first, then the youngest.
-		sort.Slice(active, func(i, j int) bool {
-			ri, rj := podReady(active[i].pod), podReady(active[j].pod)
-			if ri != rj {
-				return !ri
-			}
-			return active[j].pod.CreationTimestamp.Before(&active[i].pod.CreationTimestamp)
-		})
-		for _, rec := range active[:surplus] {
-			d.deleteRec(rec, nil)
-		}
-	}
-	d.mu.Unlock()
-	for range want - len(active) {
-		p, err := d.deploymentPod(dep, ref)
-		if err != nil {
-			d.log.Error("making a pod for a Deployment", "deployment", k, "err", err)
-			return
-		}
-		if _, err := d.createPod(p); err != nil {
-			d.log.Error("creating a pod for a Deployment", "deployment", k, "err", err)
+	for k := range d.deployments {
+		if k.ns == ns {
+			go d.reconcile(k)
 		}
 	}
 }
@@ -215,6 +121,9 @@ func (d *Daemon) deleteDeployment(ns, name string) (*appsv1.Deployment, error) {
 		if owns(dep, rec.pod) {
 			d.deleteRec(rec, nil)
 		}
+	}
+	for _, rs := range d.setsOf(dep) {
+		d.dropSet(rs)
 	}
 	return gone, nil
 }

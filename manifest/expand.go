@@ -98,6 +98,10 @@ func templateHash(t *corev1.PodTemplateSpec) string {
 	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
 }
 
+// TemplateHash is the pod-template-hash of a Deployment's template, as
+// the pods of its first ReplicaSet have it.
+func TemplateHash(t *corev1.PodTemplateSpec) string { return templateHash(t) }
+
 // deploymentPods makes the pods a Deployment's first ReplicaSet would:
 // spec.replicas of them (none while paused), named
 // <deployment>-<pod-template-hash>-<5 random>, owned by the ReplicaSet.
