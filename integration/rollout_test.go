@@ -154,6 +154,22 @@ func TestDaemonRollingUpdate(t *testing.T) {
 	if n := len(ev.all("side", "v1 Exiting")); n != 3 {
 		t.Errorf("%d v1 pods stopped, want 3:\n%v", n, ev)
 	}
+
+	// The client's rollout and scale verbs.
+	if out := d.must("rollout", "status", "deployment/roll"); !strings.Contains(out, `deployment "roll" successfully rolled out`) {
+		t.Errorf("rollout status: %s", out)
+	}
+	if out := d.must("rollout", "undo", "deployment/roll"); out != "deployment.apps/roll rolled back\n" {
+		t.Errorf("rollout undo: %q", out)
+	}
+	dep = d.waitRolledOut("roll", 3)
+	if rev := dep.Annotations["deployment.kubernetes.io/revision"]; rev != "3" || !strings.Contains(strings.Join(dep.Spec.Template.Spec.InitContainers[0].Command, " "), "v1 Starting") {
+		t.Errorf("after undo: revision %q, sidecar %v", rev, dep.Spec.Template.Spec.InitContainers[0].Command)
+	}
+	if out := d.must("scale", "deployment/roll", "--replicas", "2"); out != "deployment.apps/roll scaled\n" {
+		t.Errorf("scale: %q", out)
+	}
+	d.waitRolledOut("roll", 2)
 	d.must("delete", "deployment", "roll")
 	d.waitNoPods("app=roll")
 }
