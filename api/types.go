@@ -26,8 +26,9 @@ var (
 	Events      = Resource{Name: "events", Version: "v1", Kind: "Event"}
 	Deployments = Resource{Name: "deployments", Group: appsv1.GroupName, Version: "v1", Kind: "Deployment"}
 	Jobs        = Resource{Name: "jobs", Group: batchv1.GroupName, Version: "v1", Kind: "Job"}
+	ReplicaSets = Resource{Name: "replicasets", Group: appsv1.GroupName, Version: "v1", Kind: "ReplicaSet"}
 
-	Resources = []Resource{Pods, ConfigMaps, Secrets, Events, Deployments, Jobs}
+	Resources = []Resource{Pods, ConfigMaps, Secrets, Events, Deployments, Jobs, ReplicaSets}
 )
 
 // APIVersion is "v1" or "<group>/v1".

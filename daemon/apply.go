@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/controller/deployment"
 	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/manifest"
 )
@@ -365,7 +367,6 @@ func (d *Daemon) planDeployment(dep *appsv1.Deployment, pods []*corev1.Pod) (act
 			dep.APIVersion, dep.Kind = "apps/v1", "Deployment"
 			d.mu.Lock()
 			dep.ResourceVersion = d.nextRV()
-			dep.Status = d.deploymentStatus(dep)
 			d.deployments[k] = dep
 			d.saveObject(api.Deployments, dep)
 			d.emit(api.Deployments, "ADDED", dep)
@@ -378,21 +379,31 @@ func (d *Daemon) planDeployment(dep *appsv1.Deployment, pods []*corev1.Pod) (act
 			d.reconcile(k)
 		}, ""
 	}
-	a, b := old.Spec.DeepCopy(), dep.Spec.DeepCopy()
-	a.Replicas, b.Replicas = nil, nil
-	if diffs := specDiff(a, b); len(diffs) > 0 {
-		return "", nil, fmt.Sprintf("deployment.apps %q: podrun cannot roll out a changed Deployment (%s); delete it and apply it again",
-			dep.Name, strings.Join(diffs, ", "))
+	// apps/v1 selectors are immutable; the rest of the spec rolls out.
+	if !equality.Semantic.DeepEqual(old.Spec.Selector, dep.Spec.Selector) {
+		return "", nil, fmt.Sprintf("deployment.apps %q: spec.selector: field is immutable", dep.Name)
 	}
-	if replicas(old) == replicas(dep) && equality.Semantic.DeepEqual(old.Labels, dep.Labels) &&
-		equality.Semantic.DeepEqual(old.Annotations, dep.Annotations) {
+	// The controller's revision annotation is not the file's to drop.
+	ann := dep.Annotations
+	if rev, ok := old.Annotations[deployment.RevisionAnnotation]; ok {
+		ann = maps.Clone(ann)
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[deployment.RevisionAnnotation] = rev
+	}
+	specChanged := len(specDiff(old.Spec, dep.Spec)) > 0
+	if !specChanged && equality.Semantic.DeepEqual(old.Labels, dep.Labels) && equality.Semantic.DeepEqual(old.Annotations, ann) {
 		return "unchanged", nil, ""
 	}
 	return "configured", func() {
 		d.mu.Lock()
 		if cur := d.deployments[k]; cur != nil {
 			n := cur.DeepCopy()
-			n.Spec.Replicas, n.Labels, n.Annotations = dep.Spec.Replicas, dep.Labels, dep.Annotations
+			n.Spec, n.Labels, n.Annotations = *dep.Spec.DeepCopy(), dep.Labels, ann
+			if specChanged {
+				n.Generation++
+			}
 			n.ResourceVersion = d.nextRV()
 			d.deployments[k] = n
 			d.saveObject(api.Deployments, n)
@@ -433,6 +444,20 @@ func (d *Daemon) planJob(j *batchv1.Job, pods []*corev1.Pod) (action string, ste
 	// The controller-uid labels and selector are the Job's UID: new at
 	// every parse.
 	a, b := jobIntent(oldJob), jobIntent(j)
+	// The one change a Job takes here: un-suspending it.
+	if a.Suspend != nil && *a.Suspend && b.Suspend != nil && !*b.Suspend && !jobFinished(oldJob) {
+		a.Suspend = b.Suspend
+		if diffs := specDiff(a, b); len(diffs) == 0 {
+			return "configured", func() {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				if d.jobs[k] == old {
+					d.unsuspend(old)
+				}
+			}, ""
+		}
+		a.Suspend = ptrTo(true)
+	}
 	if diffs := specDiff(a, b); len(diffs) > 0 {
 		return "", nil, fmt.Sprintf("job.batch %q: a Job's spec cannot change (%s); delete it and apply it again", j.Name, strings.Join(diffs, ", "))
 	}

@@ -33,7 +33,7 @@ func parseRV(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
 // objects is every object of every resource (d.mu held or not yet shared).
 func (d *Daemon) objects() []api.Object {
 	var out []api.Object
-	for _, r := range []api.Resource{api.Pods, api.Deployments, api.Jobs, api.ConfigMaps, api.Secrets} {
+	for _, r := range []api.Resource{api.Pods, api.Deployments, api.ReplicaSets, api.Jobs, api.ConfigMaps, api.Secrets} {
 		out = append(out, d.list(r, "")...)
 	}
 	return out
@@ -55,6 +55,10 @@ func (d *Daemon) list(r api.Resource, ns string) []api.Object {
 		}
 	case api.Deployments:
 		for k, o := range d.deployments {
+			add(k, o)
+		}
+	case api.ReplicaSets:
+		for k, o := range d.replicaSets {
 			add(k, o)
 		}
 	case api.Jobs:
@@ -123,6 +127,10 @@ func (d *Daemon) Get(r api.Resource, ns, name string) (api.Object, error) {
 	case api.Deployments:
 		if dep := d.deployments[k]; dep != nil {
 			o = dep
+		}
+	case api.ReplicaSets:
+		if rs := d.replicaSets[k]; rs != nil {
+			o = rs
 		}
 	case api.Jobs:
 		if rec := d.jobs[k]; rec != nil {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -19,10 +19,7 @@ import (
 	"github.com/podrun/podrun/manifest"
 )
 
-// A Deployment here is its one ReplicaSet: it keeps spec.replicas pods
-// that are neither finished nor being deleted, creating one when a pod
-// ends or is deleted and deleting the surplus when scaled down. Rollouts
-// (a changed template) are refused at apply.
+// A Deployment's ReplicaSets and rollouts are in replicasets.go.
 
 // owns says whether pod p belongs to Deployment dep: created by one of
 // its ReplicaSets and selected by it.
@@ -64,103 +61,13 @@ func replicas(dep *appsv1.Deployment) int32 {
 	return *dep.Spec.Replicas
 }
 
-// refreshDeployments recomputes the status of the namespace's Deployments
-// from their pods and tells watchers of those that changed (d.mu held).
+// refreshDeployments has the namespace's Deployments reconciled after a
+// change of one of their pods (d.mu held): their ReplicaSets' counts, the
+// next rollout step and their status follow from it.
 func (d *Daemon) refreshDeployments(ns string) {
-	for k, dep := range d.deployments {
-		if k.ns != ns {
-			continue
-		}
-		st := d.deploymentStatus(dep)
-		if equality.Semantic.DeepEqual(st, dep.Status) {
-			continue
-		}
-		n := dep.DeepCopy()
-		n.Status = st
-		n.ResourceVersion = d.nextRV()
-		d.deployments[k] = n
-		d.emit(api.Deployments, "MODIFIED", n)
-	}
-}
-
-// deploymentStatus counts a Deployment's active and ready pods (d.mu held).
-// Conditions keep their times while their status holds.
-func (d *Daemon) deploymentStatus(dep *appsv1.Deployment) appsv1.DeploymentStatus {
-	var n, ready int32
-	for _, rec := range d.pods {
-		if rec.finished || rec.pod.DeletionTimestamp != nil || !owns(dep, rec.pod) {
-			continue
-		}
-		n++
-		if podReady(rec.pod) {
-			ready++
-		}
-	}
-	want := replicas(dep)
-	st := appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: n, UpdatedReplicas: n,
-		ReadyReplicas: ready, AvailableReplicas: ready, UnavailableReplicas: max(0, want-ready)}
-	cond := appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
-		Reason: "MinimumReplicasAvailable", Message: "Deployment has minimum availability."}
-	if ready < want {
-		cond.Status, cond.Reason, cond.Message = corev1.ConditionFalse, "MinimumReplicasUnavailable", "Deployment does not have minimum availability."
-	}
-	now := metav1.Now()
-	cond.LastUpdateTime, cond.LastTransitionTime = now, now
-	for _, old := range dep.Status.Conditions {
-		if old.Type == cond.Type && old.Status == cond.Status && old.Reason == cond.Reason {
-			cond.LastUpdateTime, cond.LastTransitionTime = old.LastUpdateTime, old.LastTransitionTime
-		}
-	}
-	st.Conditions = []appsv1.DeploymentCondition{cond}
-	return st
-}
-
-// reconcile brings a Deployment's pod count to spec.replicas.
-func (d *Daemon) reconcile(k key) {
-	d.ctrlMu.Lock()
-	defer d.ctrlMu.Unlock()
-	d.mu.Lock()
-	dep := d.deployments[k]
-	if dep == nil {
-		d.mu.Unlock()
-		return
-	}
-	var active []*podRec
-	var ref *metav1.OwnerReference
-	for _, rec := range d.pods {
-		if !owns(dep, rec.pod) {
-			continue
-		}
-		if ref == nil {
-			ref = metav1.GetControllerOf(rec.pod)
-		}
-		if !rec.finished && !rec.deleting {
-			active = append(active, rec)
-		}
-	}
-	want := int(replicas(dep))
-	if surplus := len(active) - want; surplus > 0 {
-		// The ReplicaSet's preference: unready pods first, then the youngest.
-		sort.Slice(active, func(i, j int) bool {
-			ri, rj := podReady(active[i].pod), podReady(active[j].pod)
-			if ri != rj {
-				return !ri
-			}
-			return active[j].pod.CreationTimestamp.Before(&active[i].pod.CreationTimestamp)
-		})
-		for _, rec := range active[:surplus] {
-			d.deleteRec(rec, nil)
-		}
-	}
-	d.mu.Unlock()
-	for range want - len(active) {
-		p, err := d.deploymentPod(dep, ref)
-		if err != nil {
-			d.log.Error("making a pod for a Deployment", "deployment", k, "err", err)
-			return
-		}
-		if _, err := d.createPod(p); err != nil {
-			d.log.Error("creating a pod for a Deployment", "deployment", k, "err", err)
+	for k := range d.deployments {
+		if k.ns == ns {
+			go d.reconcile(k)
 		}
 	}
 }
@@ -215,6 +122,9 @@ func (d *Daemon) deleteDeployment(ns, name string) (*appsv1.Deployment, error) {
 			d.deleteRec(rec, nil)
 		}
 	}
+	for _, rs := range d.setsOf(dep) {
+		d.dropSet(rs)
+	}
 	return gone, nil
 }
 
@@ -225,6 +135,8 @@ type jobRec struct {
 	deleting bool
 	running  bool // a controller runs
 	cancel   context.CancelFunc
+	resume   chan struct{} // closed to un-suspend the running controller
+	resumed  bool
 }
 
 // ownedByJob says whether p is a pod of job.
@@ -251,14 +163,16 @@ func (d *Daemon) startJob(rec *jobRec, initial []*corev1.Pod) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.mu.Lock()
 	rec.cancel, rec.running = cancel, true
+	rec.resume, rec.resumed = make(chan struct{}), false
 	j := rec.job
 	d.mu.Unlock()
 	jc := &job.Controller{
 		Job:      j,
 		Pods:     initial,
-		NewPod:   func() *corev1.Pod { return manifest.NewJobPod(j) },
+		NewPod:   func(ix int) *corev1.Pod { return manifest.NewJobPod(j, ix) },
 		Start:    d.jobPod,
 		OnStatus: func(j *batchv1.Job) { d.jobStatus(rec, j) },
+		Resume:   rec.resume,
 	}
 	go func() {
 		final := jc.Run(ctx)
@@ -321,7 +235,58 @@ func (d *Daemon) jobEnded(rec *jobRec) {
 	rec.running = false
 	if rec.deleting {
 		d.removeJob(rec)
+		return
 	}
+	d.expireJob(rec)
+}
+
+// unsuspend resumes a suspended Job whose apply set spec.suspend to false
+// (d.mu held).
+func (d *Daemon) unsuspend(rec *jobRec) {
+	j := rec.job.DeepCopy()
+	j.Spec.Suspend = ptrTo(false)
+	j.ResourceVersion = d.nextRV()
+	rec.job = j
+	d.saveObject(api.Jobs, j)
+	d.emit(api.Jobs, "MODIFIED", j)
+	if rec.running && !rec.resumed {
+		rec.resumed = true
+		close(rec.resume)
+	}
+}
+
+// jobFinishedAt is when a finished Job got its Complete or Failed condition.
+func jobFinishedAt(j *batchv1.Job) (time.Time, bool) {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// expireJob deletes a finished Job with ttlSecondsAfterFinished, and its
+// pods, once the TTL has passed since it finished, as the TTL-after-finished
+// controller does (d.mu held).
+func (d *Daemon) expireJob(rec *jobRec) {
+	ttl := rec.job.Spec.TTLSecondsAfterFinished
+	at, finished := jobFinishedAt(rec.job)
+	if ttl == nil || !finished {
+		return
+	}
+	wait := time.Until(at.Add(time.Duration(*ttl) * time.Second))
+	time.AfterFunc(max(0, wait), func() {
+		d.mu.Lock()
+		j := rec.job
+		current := d.jobs[keyOf(j.Namespace, j.Name)] == rec
+		d.mu.Unlock()
+		if current {
+			d.log.Info("deleting a finished Job after its ttlSecondsAfterFinished", "job", keyOf(j.Namespace, j.Name), "ttl", *ttl)
+			if _, err := d.deleteJob(j.Namespace, j.Name); err != nil {
+				d.log.Warn("deleting an expired Job", "job", keyOf(j.Namespace, j.Name), "err", err)
+			}
+		}
+	})
 }
 
 // removeJob forgets a Job and deletes its pods (d.mu held).
@@ -370,3 +335,5 @@ func (d *Daemon) deleteJob(ns, name string) (*batchv1.Job, error) {
 	}
 	return j, nil
 }
+
+func ptrTo[T any](v T) *T { return &v }

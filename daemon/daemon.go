@@ -63,6 +63,7 @@ type Daemon struct {
 	rv          int64      // the last resourceVersion handed out
 	pods        map[key]*podRec
 	deployments map[key]*appsv1.Deployment
+	replicaSets map[key]*appsv1.ReplicaSet
 	jobs        map[key]*jobRec
 	configMaps  map[key]*corev1.ConfigMap
 	secrets     map[key]*corev1.Secret
@@ -112,6 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 		store:       newStore(filepath.Join(cfg.Node.Root, "api"), cfg.Log.Error),
 		pods:        map[key]*podRec{},
 		deployments: map[key]*appsv1.Deployment{},
+		replicaSets: map[key]*appsv1.ReplicaSet{},
 		jobs:        map[key]*jobRec{},
 		configMaps:  map[key]*corev1.ConfigMap{},
 		secrets:     map[key]*corev1.Secret{},

@@ -49,12 +49,16 @@
 //
 // # Controllers
 //
-// A Deployment is its one ReplicaSet: spec.replicas pods are kept, a pod
-// that ends or is deleted is replaced, deleting the Deployment deletes its
-// pods; a changed template (a rollout) is refused. A Job runs
-// job.Controller with pods backed by shims.
+// A Deployment runs as its controller runs it (replicasets.go, with the
+// decisions of controller/deployment): ReplicaSets as API objects named by
+// pod-template-hash, a changed template rolled out by its strategy, each
+// ReplicaSet's pods kept at its replicas, deleting the Deployment deletes
+// its ReplicaSets and pods. A Job runs
+// job.Controller with pods backed by shims; applying a suspended Job with
+// suspend: false resumes it, and a finished Job with ttlSecondsAfterFinished
+// is deleted with its pods once the TTL has passed (docs/controllers.md).
 //
-// Not done: rollouts, kubectl's own exec/port-forward protocols (SPDY or
+// Not done: kubectl's own exec/port-forward protocols (SPDY or
 // WebSocket; see package api), a pod's deletion grace shortened by a second
 // delete, ConfigMap and Secret changes reaching running pods.
 package daemon

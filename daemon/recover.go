@@ -90,6 +90,7 @@ func (d *Daemon) recover(ctx context.Context) {
 	var jobs []resume
 	for _, jr := range d.jobs {
 		if jobFinished(jr.job) && !jr.deleting {
+			d.expireJob(jr)
 			continue
 		}
 		// Its pods still running, and those that finished unseen.

@@ -201,6 +201,14 @@ func (d *Daemon) load() error {
 		d.deployments[keyOf(o.Namespace, o.Name)] = &o
 		return nil
 	}))
+	errs = append(errs, d.store.each(api.ReplicaSets, func(_ string, b []byte) error {
+		var o appsv1.ReplicaSet
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		d.replicaSets[keyOf(o.Namespace, o.Name)] = &o
+		return nil
+	}))
 	errs = append(errs, d.store.each(api.Jobs, func(_ string, b []byte) error {
 		var o batchv1.Job
 		if err := json.Unmarshal(b, &o); err != nil {

@@ -29,6 +29,7 @@ func testDaemon(t *testing.T) *Daemon {
 		cfg:         Config{Node: node.Config{RunRoot: t.TempDir()}},
 		pods:        map[key]*podRec{},
 		deployments: map[key]*appsv1.Deployment{},
+		replicaSets: map[key]*appsv1.ReplicaSet{},
 		jobs:        map[key]*jobRec{},
 		configMaps:  map[key]*corev1.ConfigMap{},
 		secrets:     map[key]*corev1.Secret{},

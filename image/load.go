@@ -27,19 +27,24 @@ import (
 // or not. Images are named by their RepoTags (docker save) or their
 // io.containerd.image.name / org.opencontainers.image.ref.name annotation
 // (OCI); unnamed ones are stored by ID only. Loaded images have no repo
-// digest. For an OCI index, this host's platform is taken.
+// digest. For an OCI index, this host's platform is taken. The path "-"
+// is standard input (an archive, as `docker save x | docker load` has it).
 func (s *Store) Load(ctx context.Context, path string, progress func(Progress)) ([]*Image, error) {
 	unlock, err := s.lockShared(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("load: %w", err)
+	dir := false
+	if path != "-" {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("load: %w", err)
+		}
+		dir = fi.IsDir()
 	}
 	var b bundle
-	if fi.IsDir() {
+	if dir {
 		root, err := os.OpenRoot(path)
 		if err != nil {
 			return nil, fmt.Errorf("load: %w", err)
@@ -52,7 +57,16 @@ func (s *Store) Load(ctx context.Context, path string, progress func(Progress)) 
 			return nil, fmt.Errorf("load: %w", err)
 		}
 		defer os.RemoveAll(tmp)
-		tb, err := extract(ctx, path, tmp)
+		in := io.Reader(os.Stdin)
+		if path != "-" {
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, fmt.Errorf("load: %w", err)
+			}
+			defer f.Close()
+			in = f
+		}
+		tb, err := extract(ctx, in, tmp)
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", path, err)
 		}
@@ -106,13 +120,8 @@ type tarBundle struct {
 	links map[string]string   // symlinks and hardlinks: name -> name
 }
 
-func extract(ctx context.Context, archive, dir string) (*tarBundle, error) {
-	f, err := os.Open(archive)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r, err := decompress(bufio.NewReaderSize(f, 1<<16))
+func extract(ctx context.Context, archive io.Reader, dir string) (*tarBundle, error) {
+	r, err := decompress(bufio.NewReaderSize(archive, 1<<16))
 	if err != nil {
 		return nil, err
 	}

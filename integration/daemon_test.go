@@ -231,8 +231,8 @@ func (d *daemonProc) cleanup() {
 func (d *daemonProc) podrun(args ...string) (stdout, stderr string, code int) {
 	d.t.Helper()
 	verb := 1
-	if args[0] == "top" {
-		verb = 2 // top pod
+	if args[0] == "top" || args[0] == "rollout" {
+		verb = 2 // top pod, rollout status
 	}
 	cmd := exec.Command(bin, append(args[:verb:verb], append([]string{"--socket", d.sock}, args[verb:]...)...)...)
 	var o, e bytes.Buffer

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -96,6 +98,10 @@ func templateHash(t *corev1.PodTemplateSpec) string {
 	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
 }
 
+// TemplateHash is the pod-template-hash of a Deployment's template, as
+// the pods of its first ReplicaSet have it.
+func TemplateHash(t *corev1.PodTemplateSpec) string { return templateHash(t) }
+
 // deploymentPods makes the pods a Deployment's first ReplicaSet would:
 // spec.replicas of them (none while paused), named
 // <deployment>-<pod-template-hash>-<5 random>, owned by the ReplicaSet.
@@ -121,7 +127,8 @@ func deploymentPods(d *appsv1.Deployment) []*corev1.Pod {
 }
 
 // jobPods makes the pods a Job's controller starts with: parallelism of
-// them, at most completions, none while suspended.
+// them, at most completions, none while suspended. An Indexed Job's first
+// pods have the indexes 0, 1, ...
 func jobPods(j *batchv1.Job) []*corev1.Pod {
 	if j.Spec.Suspend != nil && *j.Spec.Suspend || j.Spec.Parallelism == nil {
 		return nil
@@ -131,19 +138,80 @@ func jobPods(j *batchv1.Job) []*corev1.Pod {
 		n = min(n, *j.Spec.Completions)
 	}
 	var pods []*corev1.Pod
-	for range n {
-		pods = append(pods, NewJobPod(j))
+	for i := range n {
+		ix := -1
+		if isIndexed(j) {
+			ix = int(i)
+		}
+		pods = append(pods, NewJobPod(j, ix))
 	}
 	return pods
 }
+
+func isIndexed(j *batchv1.Job) bool {
+	return j.Spec.CompletionMode != nil && *j.Spec.CompletionMode == batchv1.IndexedCompletion
+}
+
+// completionIndexEnv is the variable an Indexed Job's containers get.
+const completionIndexEnv = "JOB_COMPLETION_INDEX"
 
 // NewJobPod makes one more pod of a loaded Job, as its controller would for
 // a first start or a replacement: from the template (which carries the
 // job-name and controller-uid labels), named <job>-<5 random>, owned by the
 // Job, with a fresh UID and creation time, defaulted, status Pending.
-// Indexed Jobs are not supported (see Bundle.Unsupported).
-func NewJobPod(job *batchv1.Job) *corev1.Pod {
-	p := podFromTemplate(&job.Spec.Template, job.Namespace, job.Name, controllerRef("batch/v1", "Job", job.Name, job.UID))
+//
+// For an Indexed Job, index is the pod's completion index (ignored
+// otherwise; pass -1): as the Job controller does, the pod is named
+// <job>-<index>-<5 random>, carries the index in the
+// batch.kubernetes.io/job-completion-index annotation and label, every
+// container and init container gets JOB_COMPLETION_INDEX from that label
+// (unless it sets the variable itself), and the hostname is <job>-<index>
+// unless the template sets one. The subdomain stays what the template says.
+func NewJobPod(job *batchv1.Job, index int) *corev1.Pod {
+	t := &job.Spec.Template
+	if isIndexed(job) {
+		t = indexedTemplate(job, index)
+	}
+	p := podFromTemplate(t, job.Namespace, job.Name, controllerRef("batch/v1", "Job", job.Name, job.UID))
+	if isIndexed(job) {
+		p.GenerateName = indexedGenerateName(job.Name, index)
+	}
 	createPod(p)
 	return p
+}
+
+func indexedTemplate(job *batchv1.Job, index int) *corev1.PodTemplateSpec {
+	t := job.Spec.Template.DeepCopy()
+	ix := strconv.Itoa(index)
+	if t.Annotations == nil {
+		t.Annotations = map[string]string{}
+	}
+	if t.Labels == nil {
+		t.Labels = map[string]string{}
+	}
+	t.Annotations[batchv1.JobCompletionIndexAnnotation] = ix
+	t.Labels[batchv1.JobCompletionIndexAnnotation] = ix
+	env := corev1.EnvVar{Name: completionIndexEnv, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
+		APIVersion: "v1", FieldPath: fmt.Sprintf("metadata.labels['%s']", batchv1.JobCompletionIndexAnnotation)}}}
+	for _, cs := range [][]corev1.Container{t.Spec.InitContainers, t.Spec.Containers} {
+		for i := range cs {
+			if !slices.ContainsFunc(cs[i].Env, func(e corev1.EnvVar) bool { return e.Name == completionIndexEnv }) {
+				cs[i].Env = append(cs[i].Env, env)
+			}
+		}
+	}
+	if t.Spec.Hostname == "" {
+		t.Spec.Hostname = job.Name + "-" + ix
+	}
+	return t
+}
+
+// indexedGenerateName is "<job>-<index>-", the job name cut so that the
+// whole fits the generated-name limit.
+func indexedGenerateName(job string, index int) string {
+	suffix := "-" + strconv.Itoa(index) + "-"
+	if len(job)+len(suffix) > maxGeneratedNameLength {
+		job = job[:maxGeneratedNameLength-len(suffix)]
+	}
+	return job + suffix
 }

@@ -232,8 +232,9 @@ func (b *Bundle) Unsupported() error {
 		case *appsv1.Deployment:
 			list = unsupportedSpec(&v.Spec.Template.Spec, field.NewPath("spec", "template", "spec"))
 		case *batchv1.Job:
-			if m := v.Spec.CompletionMode; m != nil && *m == batchv1.IndexedCompletion {
-				list = append(list, field.NotSupported(field.NewPath("spec", "completionMode"), *m, []batchv1.CompletionMode{batchv1.NonIndexedCompletion}))
+			// Another controller's Job would never run here.
+			if m := v.Spec.ManagedBy; m != nil && *m != batchv1.JobControllerName {
+				list = append(list, field.NotSupported(field.NewPath("spec", "managedBy"), *m, []string{batchv1.JobControllerName}))
 			}
 			list = append(list, unsupportedSpec(&v.Spec.Template.Spec, field.NewPath("spec", "template", "spec"))...)
 		}

@@ -10,9 +10,11 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -329,7 +331,7 @@ func TestExpansion(t *testing.T) {
 	if job.Labels["team"] != "math" || job.Spec.Template.Labels["app"] != "pi" {
 		t.Errorf("user labels lost: %v %v", job.Labels, job.Spec.Template.Labels)
 	}
-	p1, p2 := NewJobPod(job), NewJobPod(job)
+	p1, p2 := NewJobPod(job, -1), NewJobPod(job, -1)
 	for _, p := range []*corev1.Pod{p1, p2} {
 		if !regexp.MustCompile(`^pi-`+podSuffix+`$`).MatchString(p.Name) || p.UID == "" || p.CreationTimestamp.IsZero() {
 			t.Errorf("job pod %s %s", p.Name, p.UID)
@@ -353,6 +355,67 @@ func TestExpansion(t *testing.T) {
 	p1.Labels["x"] = "y"
 	if _, ok := job.Spec.Template.Labels["x"]; ok {
 		t.Error("a pod shares its labels map with the Job's template")
+	}
+}
+
+func TestIndexedJobPods(t *testing.T) {
+	b, err := Parse("indexed.yaml", []byte(`apiVersion: batch/v1
+kind: Job
+metadata: {name: ix}
+spec:
+  completionMode: Indexed
+  completions: 3
+  parallelism: 2
+  template:
+    spec:
+      subdomain: workers
+      restartPolicy: Never
+      initContainers: [{name: init, image: busybox}]
+      containers:
+      - {name: app, image: busybox}
+      - {name: own, image: busybox, env: [{name: JOB_COMPLETION_INDEX, value: mine}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Unsupported(); err != nil {
+		t.Errorf("Indexed refused: %v", err)
+	}
+	if len(b.Pods) != 2 {
+		t.Fatalf("%d first pods, want parallelism 2", len(b.Pods))
+	}
+	for i, bp := range b.Pods {
+		p, ix := bp.Pod, strconv.Itoa(i)
+		if !regexp.MustCompile(`^ix-` + ix + `-` + podSuffix + `$`).MatchString(p.Name) {
+			t.Errorf("pod %d named %s", i, p.Name)
+		}
+		if p.Annotations[batchv1.JobCompletionIndexAnnotation] != ix || p.Labels[batchv1.JobCompletionIndexAnnotation] != ix {
+			t.Errorf("pod %d: annotations %v labels %v", i, p.Annotations, p.Labels)
+		}
+		if p.Spec.Hostname != "ix-"+ix || p.Spec.Subdomain != "workers" {
+			t.Errorf("pod %d: hostname %q subdomain %q", i, p.Spec.Hostname, p.Spec.Subdomain)
+		}
+		for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
+			if len(c.Env) != 1 || c.Env[0].Name != "JOB_COMPLETION_INDEX" {
+				t.Fatalf("pod %d container %s env %+v", i, c.Name, c.Env)
+			}
+			if c.Name == "own" {
+				if c.Env[0].Value != "mine" {
+					t.Errorf("the container's own JOB_COMPLETION_INDEX was replaced: %+v", c.Env[0])
+				}
+			} else if f := c.Env[0].ValueFrom; f == nil || f.FieldRef.FieldPath != "metadata.labels['batch.kubernetes.io/job-completion-index']" {
+				t.Errorf("pod %d container %s env %+v", i, c.Name, c.Env[0])
+			}
+		}
+		if errs := validatePod(p); len(errs) > 0 {
+			t.Errorf("pod %d does not validate: %v", i, errs)
+		}
+	}
+	if b.Jobs[0].Spec.Template.Annotations != nil || b.Jobs[0].Spec.Template.Spec.Hostname != "" {
+		t.Error("the Job's template was changed")
+	}
+	if got := indexedGenerateName(strings.Repeat("j", 60), 12); got != strings.Repeat("j", 54)+"-12-" {
+		t.Errorf("long name: %s", got)
 	}
 }
 

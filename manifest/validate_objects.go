@@ -178,6 +178,12 @@ func validateJob(j *batchv1.Job) field.ErrorList {
 			errs = append(errs, field.Invalid(sp.Child("successPolicy"), field.OmitValueType{}, "requires indexed completion mode"))
 		}
 	}
+	if s.PodFailurePolicy != nil {
+		errs = append(errs, validatePodFailurePolicy(s, sp.Child("podFailurePolicy"))...)
+	}
+	if indexed && s.SuccessPolicy != nil {
+		errs = append(errs, validateSuccessPolicy(s, sp.Child("successPolicy"))...)
+	}
 	if rp := s.PodReplacementPolicy; rp != nil {
 		if s.PodFailurePolicy != nil && *rp != batchv1.Failed {
 			errs = append(errs, field.NotSupported(sp.Child("podReplacementPolicy"), *rp, []batchv1.PodReplacementPolicy{batchv1.Failed}))

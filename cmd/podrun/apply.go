@@ -22,8 +22,8 @@ var applyCommand = &cli.Command{
 	Usage:     "create or update the objects of manifests in the daemon",
 	ArgsUsage: "-f FILE... (- for standard input; a directory for its .yaml, .yml and .json files)",
 	Description: "Prints \"<type>/<name> created|configured|unchanged\" per object. An existing pod may get new\n" +
-		"images (that container restarts), labels and annotations; a Deployment may be scaled; other\n" +
-		"changes are refused. Problems are printed like \"podrun validate\" prints them, and then\n" +
+		"images (that container restarts), labels and annotations; a Deployment may change (a new\n" +
+		"template rolls out); a suspended Job may be resumed; other changes are refused. Problems are printed like \"podrun validate\" prints them, and then\n" +
 		"nothing of that file is applied.",
 	Flags: []cli.Flag{
 		&cli.StringSliceFlag{Name: "filename", Aliases: []string{"f"}, Usage: "manifest to apply"},

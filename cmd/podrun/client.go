@@ -91,6 +91,8 @@ var resourceNames = map[string]api.Resource{
 	"pod": api.Pods, "pods": api.Pods, "po": api.Pods,
 	"deployment": api.Deployments, "deployments": api.Deployments, "deploy": api.Deployments,
 	"deployment.apps": api.Deployments, "deployments.apps": api.Deployments,
+	"replicaset": api.ReplicaSets, "replicasets": api.ReplicaSets, "rs": api.ReplicaSets,
+	"replicaset.apps": api.ReplicaSets, "replicasets.apps": api.ReplicaSets,
 	"job": api.Jobs, "jobs": api.Jobs, "job.batch": api.Jobs, "jobs.batch": api.Jobs,
 	"configmap": api.ConfigMaps, "configmaps": api.ConfigMaps, "cm": api.ConfigMaps,
 	"secret": api.Secrets, "secrets": api.Secrets,

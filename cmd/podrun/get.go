@@ -236,6 +236,8 @@ func (p *printer) columns() []string {
 		cols = kubectl.DeploymentColumns
 	case api.Jobs:
 		cols = kubectl.JobColumns
+	case api.ReplicaSets:
+		cols = kubectl.ReplicaSetColumns
 	case api.ConfigMaps:
 		cols = kubectl.ConfigMapColumns
 	case api.Secrets:
@@ -294,6 +296,12 @@ func (p *printer) row(raw json.RawMessage) ([]string, error) {
 			return nil, err
 		}
 		row = kubectl.JobRow(&o, p.now)
+	case api.ReplicaSets:
+		var o appsv1.ReplicaSet
+		if err := decode(&o); err != nil {
+			return nil, err
+		}
+		row = kubectl.ReplicaSetRow(&o, p.now)
 	case api.ConfigMaps:
 		var o corev1.ConfigMap
 		if err := decode(&o); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -37,7 +38,7 @@ var imageCommand = &cli.Command{
 		{
 			Name:   "load",
 			Usage:  "load images from a docker save tarball, an OCI layout directory or an OCI archive",
-			Flags:  []cli.Flag{rootFlag(), &cli.StringFlag{Name: "input", Aliases: []string{"i"}, Required: true, Usage: "the archive or layout directory"}},
+			Flags:  []cli.Flag{rootFlag(), &cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "the archive or layout directory (- or none: standard input, as docker load reads it)"}},
 			Action: imageLoad,
 		},
 		{
@@ -107,8 +108,18 @@ func imageLoad(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	in := c.String("input")
+	if in == "" {
+		in = "-"
+	}
+	if in == "-" {
+		// docker load refuses a terminal too: nobody types an archive.
+		if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return errors.New("image load: no --input, and standard input is a terminal: give -i FILE or pipe an archive in")
+		}
+	}
 	p := newProgressPrinter(c.App.ErrWriter)
-	imgs, err := s.Load(c.Context, c.String("input"), p.update)
+	imgs, err := s.Load(c.Context, in, p.update)
 	p.finish()
 	for _, img := range imgs {
 		if img.Ref != "" {

@@ -42,6 +42,11 @@ func TestImageCommands(t *testing.T) {
 	if err := tarball.WriteToFile(saved, name.MustParseReference("busybox:latest"), bb); err != nil {
 		t.Fatal(err)
 	}
+	// docker save x | podrun image load
+	piped := filepath.Join(work, "piped.tar")
+	if err := tarball.WriteToFile(piped, name.MustParseReference("piped:1"), bb); err != nil {
+		t.Fatal(err)
+	}
 	var rootfs bytes.Buffer
 	if err := imagetest.BusyboxRootfs(&rootfs); err != nil {
 		t.Fatal(err)
@@ -55,11 +60,16 @@ func TestImageCommands(t *testing.T) {
 	id, _ := bb.ConfigName()
 
 	for _, step := range []struct {
-		args []string
-		want []string // regular expressions the output matches
-		fail bool
+		args  []string
+		want  []string // regular expressions the output matches
+		fail  bool
+		stdin string // a file for standard input
 	}{
 		{args: []string{"load", "-i", saved}, want: []string{"Loaded image: docker.io/library/busybox:latest"}},
+		{args: []string{"load"}, stdin: piped, want: []string{"Loaded image: docker.io/library/piped:1"}},
+		{args: []string{"load", "-i", "-"}, stdin: piped, want: []string{"Loaded image: docker.io/library/piped:1"}},
+		{args: []string{"load"}, stdin: rootfsTar, fail: true}, // neither docker save nor OCI
+		{args: []string{"rm", "piped:1"}, want: []string{"Untagged: docker.io/library/piped:1"}},
 		{args: []string{"import", rootfsTar, "--name", "mine:1"}, want: []string{"sha256:"}},
 		{args: []string{"pull", host + "/library/busybox:1"}, want: []string{"Pulled " + regexp.QuoteMeta(host) + "/library/busybox:1", "Image ID: " + id.String()}},
 		{args: []string{"ls"}, want: []string{`REPOSITORY +TAG +IMAGE ID +SIZE`, `docker\.io/library/busybox +latest +` + id.Hex[:12] + ` +1\.07MB`, `docker\.io/library/mine +1 `}},
@@ -69,7 +79,7 @@ func TestImageCommands(t *testing.T) {
 		{args: []string{"pull", "Not/Valid"}, fail: true},
 		{args: []string{"prune"}, want: []string{"Deleted 0 layers"}},
 	} {
-		out, err := podrunImage(t, root, step.args...)
+		out, err := withStdin(t, step.stdin, func() (string, error) { return podrunImage(t, root, step.args...) })
 		if (err != nil) != step.fail {
 			t.Errorf("podrun image %s: err %v, want failure %v; output:\n%s", strings.Join(step.args, " "), err, step.fail, out)
 		}
@@ -82,6 +92,22 @@ func TestImageCommands(t *testing.T) {
 	if out, _ := podrunImage(t, root, "ls", "-q"); len(strings.Fields(out)) != 1 {
 		t.Errorf("ls -q after rm: %q, want busybox's one ID", out)
 	}
+}
+
+// withStdin runs fn with standard input read from file ("" leaves it).
+func withStdin(t *testing.T, file string, fn func() (string, error)) (string, error) {
+	if file == "" {
+		return fn()
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stdin := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = stdin }()
+	return fn()
 }
 
 func TestHumanSize(t *testing.T) {

@@ -180,7 +180,7 @@ func (r *runner) run(ctx context.Context) (failed bool) {
 		jc := &job.Controller{
 			Job:    j,
 			Pods:   jobPods[j],
-			NewPod: func() *corev1.Pod { return manifest.NewJobPod(j) },
+			NewPod: func(ix int) *corev1.Pod { return manifest.NewJobPod(j, ix) },
 			Start:  func(p *corev1.Pod) job.PodHandle { return r.start(ctx, p) },
 			OnStatus: func(j *batchv1.Job) {
 				r.out.job(j)
@@ -355,8 +355,23 @@ func (o *console) job(j *batchv1.Job) {
 	}
 	for _, c := range j.Status.Conditions {
 		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			line := fmt.Sprintf("job.batch/%s: %s (%s): succeeded %d, failed %d", j.Name, c.Type, c.Reason, j.Status.Succeeded, j.Status.Failed)
+			if j.Status.CompletedIndexes != "" {
+				line += ", completed indexes " + j.Status.CompletedIndexes
+			}
+			if fi := j.Status.FailedIndexes; fi != nil && *fi != "" {
+				line += ", failed indexes " + *fi
+			}
+			if c.Message != "" {
+				line += ": " + c.Message
+			}
 			o.mu.Lock()
-			fmt.Fprintf(o.errw, "job.batch/%s: %s (%s): succeeded %d, failed %d\n", j.Name, c.Type, c.Reason, j.Status.Succeeded, j.Status.Failed)
+			fmt.Fprintln(o.errw, line)
+			// The daemon deletes a finished Job after its TTL; here nothing
+			// outlives the run.
+			if ttl := j.Spec.TTLSecondsAfterFinished; ttl != nil {
+				fmt.Fprintf(o.errw, "job.batch/%s: ttlSecondsAfterFinished %d: the daemon would delete the Job and its pods %ds after it finished; podrun run keeps nothing\n", j.Name, *ttl, *ttl)
+			}
 			o.mu.Unlock()
 		}
 	}

@@ -25,6 +25,19 @@ func DeploymentRow(d *appsv1.Deployment, now time.Time) []string {
 		Since(d.CreationTimestamp, now)}
 }
 
+// ReplicaSetColumns are `kubectl get replicasets`' columns.
+var ReplicaSetColumns = []string{"NAME", "DESIRED", "CURRENT", "READY", "AGE"}
+
+// ReplicaSetRow is printReplicaSet.
+func ReplicaSetRow(rs *appsv1.ReplicaSet, now time.Time) []string {
+	want := int32(1)
+	if rs.Spec.Replicas != nil {
+		want = *rs.Spec.Replicas
+	}
+	return []string{rs.Name, strconv.Itoa(int(want)), strconv.Itoa(int(rs.Status.Replicas)), strconv.Itoa(int(rs.Status.ReadyReplicas)),
+		Since(rs.CreationTimestamp, now)}
+}
+
 // JobColumns are `kubectl get jobs`' columns.
 var JobColumns = []string{"NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"}
 
