@@ -284,7 +284,7 @@ func (l *local) runJob(j *batchv1.Job, pods []*corev1.Pod, objs pod.Objects) *lo
 	jc := &job.Controller{
 		Job:    j,
 		Pods:   pods,
-		NewPod: func() *corev1.Pod { return manifest.NewJobPod(j) },
+		NewPod: func(ix int) *corev1.Pod { return manifest.NewJobPod(j, ix) },
 		Start: func(p *corev1.Pod) job.PodHandle {
 			lp := l.run(ctx, p, objs)
 			lj.mu.Lock()
