@@ -70,9 +70,13 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
 	var br *bufio.Reader
 	if f != nil {
-		defer func() { f.Close() }()
 		br = bufio.NewReader(f)
 		if err := lw.readAll(br); err != nil {
 			return err
@@ -84,6 +88,14 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 	if !o.Follow || o.Previous {
 		return lw.w.Flush()
 	}
+	return d.followLog(ctx, lw, p, c, dir, n, &f, br)
+}
+
+// followLog is logs -f: it goes on reading the instance's log from br (of
+// *f) across rotations and restarts until the pod or container is done
+// or ctx ends. It replaces *f as it moves on, for the caller to close.
+func (d *Daemon) followLog(ctx context.Context, lw *logLines, p *corev1.Pod, c, dir string, n int32, f **os.File, br *bufio.Reader) error {
+	var err error
 	for {
 		if br != nil {
 			if err := lw.readAll(br); err != nil {
@@ -93,20 +105,20 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 		if err := lw.w.Flush(); err != nil || lw.full() {
 			return err
 		}
-		restarts, done := d.logState(keyOf(ns, name), p.UID, c)
+		restarts, done := d.logState(keyOf(p.Namespace, p.Name), p.UID, c)
 		if next, ok := nextLog(dir, n, restarts); ok {
 			// The container restarted: what is left of this file, then the next.
 			if br != nil {
 				if err := lw.readAll(br); err != nil {
 					return err
 				}
-				f.Close()
+				(*f).Close()
 			}
 			lw.pending = ""
-			if f, err = os.Open(logPath(dir, next)); err != nil {
+			if *f, err = os.Open(logPath(dir, next)); err != nil {
 				return err
 			}
-			br, n = bufio.NewReader(f), next
+			br, n = bufio.NewReader(*f), next
 			continue
 		}
 		if done {
@@ -118,20 +130,20 @@ func (d *Daemon) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOpti
 			return lw.w.Flush()
 		}
 		if br == nil { // the current instance's file did not exist yet
-			if f, err = os.Open(logPath(dir, n)); err == nil {
-				br = bufio.NewReader(f)
+			if *f, err = os.Open(logPath(dir, n)); err == nil {
+				br = bufio.NewReader(*f)
 			}
-		} else if rotated(f, logPath(dir, n)) {
+		} else if rotated(*f, logPath(dir, n)) {
 			// The writer renamed the file aside and began a new one: the
 			// rest of the old one, then the new one from its start.
 			if err := lw.readAll(br); err != nil {
 				return err
 			}
-			f.Close()
-			if f, err = os.Open(logPath(dir, n)); err != nil {
+			(*f).Close()
+			if *f, err = os.Open(logPath(dir, n)); err != nil {
 				return err
 			}
-			br = bufio.NewReader(f)
+			br = bufio.NewReader(*f)
 			continue
 		}
 		select {

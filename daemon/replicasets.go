@@ -198,26 +198,7 @@ func (d *Daemon) reconcile(k key) {
 		rs.Annotations[deployment.RevisionAnnotation] = plan.Revision
 		d.putSet(rs, "MODIFIED")
 	}
-	// The ReplicaSet controller's part.
-	var toCreate []*appsv1.ReplicaSet
-	for _, rs := range d.setsOf(dep) {
-		var active []*podRec
-		for _, rec := range d.podsOfSet(rs) {
-			if activeRec(rec) {
-				active = append(active, rec)
-			}
-		}
-		want := int(*rs.Spec.Replicas)
-		if surplus := len(active) - want; surplus > 0 {
-			sort.SliceStable(active, func(i, j int) bool { return deleteFirst(active[i].pod, active[j].pod) })
-			for _, rec := range active[:surplus] {
-				d.deleteRec(rec, nil)
-			}
-		}
-		for range want - len(active) {
-			toCreate = append(toCreate, rs)
-		}
-	}
+	toCreate := d.syncSets(dep)
 	sets, next := d.countSets(dep, now)
 	st := deployment.Status(dep, hash, sets, plan.Create != nil, now)
 	if !deployment.Equal(st, dep.Status) || dep.Annotations[deployment.RevisionAnnotation] != plan.Revision {
@@ -252,6 +233,32 @@ func (d *Daemon) reconcile(k key) {
 	case next > 0:
 		time.AfterFunc(next, func() { d.reconcile(k) })
 	}
+}
+
+// syncSets is the ReplicaSet controller's part (d.mu held): it deletes the
+// surplus pods of dep's ReplicaSets, in the ReplicaSet controller's order,
+// and returns one ReplicaSet per pod to create.
+func (d *Daemon) syncSets(dep *appsv1.Deployment) []*appsv1.ReplicaSet {
+	var toCreate []*appsv1.ReplicaSet
+	for _, rs := range d.setsOf(dep) {
+		var active []*podRec
+		for _, rec := range d.podsOfSet(rs) {
+			if activeRec(rec) {
+				active = append(active, rec)
+			}
+		}
+		want := int(*rs.Spec.Replicas)
+		if surplus := len(active) - want; surplus > 0 {
+			sort.SliceStable(active, func(i, j int) bool { return deleteFirst(active[i].pod, active[j].pod) })
+			for _, rec := range active[:surplus] {
+				d.deleteRec(rec, nil)
+			}
+		}
+		for range want - len(active) {
+			toCreate = append(toCreate, rs)
+		}
+	}
+	return toCreate
 }
 
 // setPod makes one more pod of rs: from its template, named
