@@ -236,14 +236,16 @@ func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
 		s.send(evStartFailed{c: c, reason: reasonRunContainer, message: err.Error(), failed: failed})
 		return false
 	}
+	postStart := c.spec.Lifecycle != nil && c.spec.Lifecycle.PostStart != nil
 	inst := &instance{id: h.ID(), hash: specHash(c.spec), handle: h, env: env, startedAt: h.StartedAt(),
 		removed: make(chan struct{}), applied: make(chan struct{}),
-		readiness: probes.Failure, liveness: probes.Success, startup: probes.Unknown, stopSignal: img.Config.StopSignal}
+		readiness: probes.Failure, liveness: probes.Success, startup: probes.Unknown, stopSignal: img.Config.StopSignal,
+		inHook: postStart}
 	s.rec.record(c, normal, "Created", "Created container: %s", c.spec.Name)
 	s.rec.record(c, normal, "Started", "Started container %s", c.spec.Name)
 	s.send(evStarted{c: c, inst: inst, ref: img.Ref, id: imageID(img)})
 
-	if c.spec.Lifecycle != nil && c.spec.Lifecycle.PostStart != nil {
+	if postStart {
 		if err := s.runHook(ctx, j.sb, c, inst, c.spec.Lifecycle.PostStart); err != nil {
 			s.log.Info("postStart hook failed", "container", c.spec.Name, "err", err)
 			s.rec.record(c, warning, "FailedPostStartHook", "PostStartHook failed")
@@ -256,6 +258,7 @@ func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
 			s.send(evStartFailed{c: c, reason: reasonPostStartHook, message: msg})
 			return false
 		}
+		s.send(evHookDone{c: c, inst: inst})
 	}
 	return true
 }

@@ -21,6 +21,11 @@ type podState struct {
 	life    lifecycle
 	ending  ending // why it terminates, from terminating on
 	sandbox bool   // observed: its namespaces, network, cgroup and volumes exist
+	// netShown: the sync that created the sandbox has ended. The kubelet
+	// generates a pod's status at the start of each sync, so the pod IP and
+	// PodReadyToStartContainers appear with the first status after that
+	// sync (after the postStart hooks it ran), not at sandbox creation.
+	netShown bool
 
 	startTime      time.Time
 	podIP          string
@@ -84,7 +89,7 @@ func containerID(id string) string { return "podrun://" + id }
 func (s *podState) status() corev1.PodStatus {
 	st := corev1.PodStatus{
 		HostIP:   s.hostIP,
-		PodIP:    s.podIP,
+		PodIP:    s.shownIP(),
 		QOSClass: s.qos,
 		Reason:   s.reason,
 		Message:  s.msg,
@@ -92,8 +97,8 @@ func (s *podState) status() corev1.PodStatus {
 	if s.hostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: s.hostIP}}
 	}
-	if s.podIP != "" {
-		st.PodIPs = []corev1.PodIP{{IP: s.podIP}}
+	if st.PodIP != "" {
+		st.PodIPs = []corev1.PodIP{{IP: st.PodIP}}
 	}
 	if !s.startTime.IsZero() {
 		t := metav1.NewTime(s.startTime)
@@ -119,9 +124,31 @@ func (s *podState) status() corev1.PodStatus {
 	return st
 }
 
+func (s *podState) shownIP() string {
+	if !s.netShown {
+		return ""
+	}
+	return s.podIP
+}
+
+// shown is the container as its status shows it: while a postStart hook
+// runs, as it was before that start (see instance.inHook).
+func (c *ctr) shown() *ctr {
+	if !c.cur.running() || !c.cur.inHook {
+		return c
+	}
+	v := *c
+	v.cur, v.prev = c.prev, c.cur.before
+	if c.prev != nil {
+		v.restarts--
+	}
+	return &v
+}
+
 // containerStatus is convertToAPIContainerStatuses plus the probe manager's
 // started/ready for one container.
 func (s *podState) containerStatus(c *ctr, hasInit bool) corev1.ContainerStatus {
+	c = c.shown()
 	cs := corev1.ContainerStatus{Name: c.spec.Name, Image: c.spec.Image, RestartCount: c.restarts}
 	if c.imageRef != "" {
 		cs.Image, cs.ImageID = c.imageRef, c.imageID
@@ -235,7 +262,7 @@ func (s *podState) phase(st corev1.PodStatus) corev1.PodPhase {
 	}
 	appCreated := false
 	for _, c := range s.apps {
-		if c.cur != nil {
+		if c.shown().cur != nil {
 			appCreated = true
 		}
 		cs := statusOf(st.ContainerStatuses, c.spec.Name)
@@ -297,7 +324,7 @@ func (s *podState) conditions(st corev1.PodStatus) []corev1.PodCondition {
 	}
 
 	var out []corev1.PodCondition
-	out = append(out, cond(corev1.PodReadyToStartContainers, s.sandbox && s.life != finished, "", ""))
+	out = append(out, cond(corev1.PodReadyToStartContainers, s.sandbox && s.netShown && s.life != finished, "", ""))
 
 	// Initialized
 	initialized := cond(corev1.PodInitialized, true, "", "")

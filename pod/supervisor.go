@@ -168,6 +168,11 @@ type (
 		kind   probes.Kind
 		result probes.Result
 	}
+	// evHookDone: the postStart hook of inst returned successfully.
+	evHookDone struct {
+		c    *ctr
+		inst *instance
+	}
 	evSyncDone struct{}
 )
 
@@ -339,12 +344,14 @@ func (s *Supervisor) apply(ev any) {
 	switch e := ev.(type) {
 	case evSyncDone:
 		s.syncing, s.cancelSync = false, nil
+		s.showNet()
 		return
 	case evStartFailed:
 		// A refused start is retried when its back-off ends, or like the
 		// kubelet's pod worker after an error, 10 s later; only a container
 		// that was created and failed is a change to act on now.
 		s.startFailed(e)
+		s.showNet()
 		s.dirty = s.dirty || e.failed != nil
 		return
 	case evSandbox:
@@ -368,13 +375,28 @@ func (s *Supervisor) apply(ev any) {
 	case evStarted:
 		c := e.c
 		if c.cur != nil {
+			e.inst.before = c.prev
 			c.prev = c.cur
 			c.restarts++
 		}
-		c.cur, c.waiting = e.inst, nil
+		c.cur = e.inst
+		if !e.inst.inHook {
+			c.waiting = nil
+		}
 		c.imageRef, c.imageID = e.ref, e.id
 		s.watch(c, e.inst)
+		if !e.inst.inHook {
+			s.showNet()
+		}
+	case evHookDone:
+		if e.inst != e.c.cur || !e.inst.running() {
+			return
+		}
+		e.inst.inHook, e.inst.before, e.c.waiting = false, nil, nil
+		s.startProbes(e.c, e.inst)
+		s.showNet()
 	case evExited:
+		s.showNet()
 		i := e.inst
 		i.state, i.finishedAt, i.message = instExited, e.exit.FinishedAt, e.msg
 		i.exitCode = int32(e.exit.Code)
@@ -413,6 +435,18 @@ func (s *Supervisor) apply(ev any) {
 	}
 }
 
+// showNet shows the pod IP and PodReadyToStartContainers once the sandbox
+// exists and the sync that made it has shown anything else: the kubelet's
+// first status after the sandbox shows them together with the containers
+// that sync started (after their postStart hooks), the sync's failures, or
+// its end.
+func (s *Supervisor) showNet() {
+	if s.sb != nil && !s.st.netShown {
+		s.st.netShown = true
+		s.dirty = true
+	}
+}
+
 // applyUpdate takes the new images of p. It runs between syncs, when no
 // executor goroutine reads the spec. A terminating pod ignores updates (§5.5).
 func (s *Supervisor) applyUpdate(p *corev1.Pod) {
@@ -446,6 +480,14 @@ func (s *Supervisor) watch(c *ctr, inst *instance) {
 		close(inst.removed)
 		s.send(evExited{c: c, inst: inst, exit: exit, msg: msg})
 	}()
+	if !inst.inHook {
+		s.startProbes(c, inst)
+	}
+}
+
+// startProbes starts the probe workers of a running instance whose
+// postStart hook is done: the startup probe first, if it has one.
+func (s *Supervisor) startProbes(c *ctr, inst *instance) {
 	switch {
 	case c.role == roleInit:
 	case c.spec.StartupProbe != nil && inst.startup != probes.Success:
