@@ -2,11 +2,14 @@ package pod
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podrun/podrun/internal/podspec"
 )
 
 // statusLog records every status the supervisor publishes.
@@ -87,5 +90,164 @@ func TestPostStartGatesStatusProbesAndIP(t *testing.T) {
 	}
 	if !sawRunning {
 		t.Fatalf("never Running; started at %v", started)
+	}
+}
+
+func cond(p *corev1.Pod, t corev1.PodConditionType) corev1.PodCondition {
+	for _, c := range p.Status.Conditions {
+		if c.Type == t {
+			return c
+		}
+	}
+	return corev1.PodCondition{}
+}
+
+// activeDeadlineSeconds fails the pod for good (active_deadline.go; the
+// Failed phase of generateAPIPodStatus, Ready False/PodFailed at once),
+// with a Normal event; the API sees the terminal phase and its reason only
+// once nothing runs (mergePodStatus).
+func TestActiveDeadlineFailsPod(t *testing.T) {
+	h := newFakeHost(map[string]behaviour{"a1": {onTerm: 300 * time.Millisecond}})
+	p := testPod("Always", "| a1")
+	one := int64(1)
+	p.Spec.ActiveDeadlineSeconds = &one
+	s, l := runLogged(t, h, p, Options{}, nil)
+	draining := 0
+	for _, q := range l.all() {
+		if r := cond(q, corev1.PodReady); r.Reason != "PodFailed" || q.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		draining++
+		if q.Status.Phase != corev1.PodRunning || q.Status.Reason != "" {
+			t.Errorf("during the drain: phase %s reason %q, want Running and no reason", q.Status.Phase, q.Status.Reason)
+		}
+		if r := cond(q, corev1.ContainersReady); r.Status != corev1.ConditionFalse || r.Reason != "PodFailed" {
+			t.Errorf("during the drain: ContainersReady %+v", r)
+		}
+	}
+	if draining == 0 {
+		t.Error("no status showed Ready=False(PodFailed) during the drain")
+	}
+	final := s.Pod()
+	if final.Status.Phase != corev1.PodFailed || final.Status.Reason != "DeadlineExceeded" {
+		t.Errorf("final phase %s reason %q, want Failed DeadlineExceeded", final.Status.Phase, final.Status.Reason)
+	}
+	found := false
+	for _, e := range s.Events() {
+		if e.Reason == "DeadlineExceeded" {
+			found = true
+			if e.Type != EventNormal {
+				t.Errorf("DeadlineExceeded event is %s, want Normal", e.Type)
+			}
+		}
+	}
+	if !found {
+		t.Error("no DeadlineExceeded event")
+	}
+}
+
+// A deadline during init fails the pod too.
+func TestActiveDeadlineDuringInit(t *testing.T) {
+	h := newFakeHost(map[string]behaviour{"i1": forever()})
+	p := testPod("Always", "i1 | a1")
+	one := int64(1)
+	p.Spec.ActiveDeadlineSeconds = &one
+	s, _ := runLogged(t, h, p, Options{}, nil)
+	if st := s.Pod().Status; st.Phase != corev1.PodFailed || st.Reason != "DeadlineExceeded" {
+		t.Errorf("phase %s reason %q, want Failed DeadlineExceeded", st.Phase, st.Reason)
+	}
+}
+
+// TerminatePod: a pod still Pending when its termination ends is Failed;
+// once initialized, containers that never terminated are reported
+// ContainerStatusUnknown (137); before that only the first init container.
+func TestTerminatePodTerminalPhase(t *testing.T) {
+	for _, tc := range []struct {
+		desc, bad string
+		want      map[string]string // container: final state
+	}{
+		{"| a1", "a1", map[string]string{"a1": "terminated ContainerStatusUnknown 137"}},
+		{"i1 i2 | a1", "i1", map[string]string{"i1": "terminated ContainerStatusUnknown 137",
+			"i2": "waiting PodInitializing", "a1": "waiting PodInitializing"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			h := newFakeHost(map[string]behaviour{})
+			p := testPod("Always", tc.desc)
+			for _, c := range podspec.Containers(&p.Spec) {
+				if c.Name == tc.bad {
+					c.Image = "nope"
+				}
+			}
+			s, _ := runLogged(t, h, p, Options{}, func(s *Supervisor) {
+				waitFor(t, "a pull", func() bool { return len(h.events("pull ")) > 0 })
+				time.Sleep(50 * time.Millisecond)
+				s.Delete(nil)
+			})
+			st := s.Pod().Status
+			if st.Phase != corev1.PodFailed {
+				t.Errorf("phase %s, want Failed", st.Phase)
+			}
+			for _, cs := range podspec.Statuses(&st) {
+				got := ""
+				switch {
+				case cs.State.Terminated != nil:
+					got = fmt.Sprintf("terminated %s %d", cs.State.Terminated.Reason, cs.State.Terminated.ExitCode)
+				case cs.State.Waiting != nil:
+					got = "waiting " + cs.State.Waiting.Reason
+				default:
+					got = "running"
+				}
+				if got != tc.want[cs.Name] {
+					t.Errorf("%s: %s, want %s", cs.Name, got, tc.want[cs.Name])
+				}
+			}
+		})
+	}
+}
+
+// convertToAPIContainerStatuses shows a sidecar in back-off as Waiting only
+// when the pod's restartPolicy would restart it (ShouldContainerBeRestarted)
+// and it did not exit 0; otherwise it keeps its terminated state.
+func TestSidecarBackoffState(t *testing.T) {
+	for _, tc := range []struct {
+		policy corev1.RestartPolicy
+		code   int
+		want   string
+	}{
+		{"Always", 1, "waiting CrashLoopBackOff"},
+		{"OnFailure", 1, "waiting CrashLoopBackOff"},
+		{"Always", 0, "terminated"},
+		{"OnFailure", 0, "terminated"},
+		{"Never", 1, "terminated"},
+	} {
+		t.Run(fmt.Sprintf("%s-%d", tc.policy, tc.code), func(t *testing.T) {
+			h := newFakeHost(map[string]behaviour{"s1": quick(tc.code), "a1": forever()})
+			p := testPod(tc.policy, "s1 | a1")
+			s, _ := runLogged(t, h, p, Options{}, func(s *Supervisor) {
+				// started, exited, restarted at once, exited: now in a 10 s back-off
+				waitFor(t, "the back-off", func() bool {
+					for _, e := range s.Events() {
+						if e.Reason == "BackOff" {
+							return true
+						}
+					}
+					return false
+				})
+				time.Sleep(50 * time.Millisecond)
+				cs := s.Pod().Status.InitContainerStatuses[0]
+				got := "running"
+				switch {
+				case cs.State.Waiting != nil:
+					got = "waiting " + cs.State.Waiting.Reason
+				case cs.State.Terminated != nil:
+					got = "terminated"
+				}
+				if got != tc.want {
+					t.Errorf("sidecar in back-off: %s, want %s", got, tc.want)
+				}
+				s.Delete(nil)
+			})
+			_ = s
+		})
 	}
 }

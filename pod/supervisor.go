@@ -298,8 +298,6 @@ func (s *Supervisor) sync() (changed bool) {
 	return changed
 }
 
-func terminal(p corev1.PodPhase) bool { return p == corev1.PodSucceeded || p == corev1.PodFailed }
-
 // finish tears the pod down once nothing runs any more.
 func (s *Supervisor) finish() {
 	s.stopProbes(probes.Liveness, probes.Readiness, probes.Startup)
@@ -323,7 +321,7 @@ func (s *Supervisor) delete(grace *int64, reason string) {
 		st.ending = endDeadline
 		st.reason = reason
 		st.msg = "Pod was active on the node longer than the specified deadline"
-		s.rec.record(nil, warning, reason, "%s", st.msg)
+		s.rec.record(nil, normal, reason, "%s", st.msg) // active_deadline.go: a Normal event
 	} else {
 		st.ending = endDeleted
 		now := metav1.Now()
@@ -533,7 +531,7 @@ func (s *Supervisor) publish() {
 	s.st.prevPhase = st.Phase
 	s.lastStatus = &st
 	p := s.st.pod.DeepCopy()
-	p.Status = *st.DeepCopy()
+	p.Status = s.st.apiView(st, &s.snap.Load().Status)
 	s.snap.Store(p)
 	s.publishRunning()
 	if s.o.Checkpoint != nil {
