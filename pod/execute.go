@@ -98,12 +98,16 @@ func (s *Supervisor) killPod(sb *Sandbox, running []target, grace *int64) {
 		}
 		order = newOrdering(s.st, names)
 	}
+	// pod_workers.go calculateEffectiveGracePeriod: a pod's termination
+	// always gets at least 1 s, so a zero grace period still runs preStop
+	// hooks and still stops sidecars after the apps.
+	g := max(s.grace(nil, grace), 1)
 	var wg sync.WaitGroup
 	for _, t := range running {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.killContainer(sb, t.c, t.inst, s.grace(nil, grace), order, "")
+			s.killContainer(sb, t.c, t.inst, g, order, "")
 		}()
 	}
 	wg.Wait()

@@ -251,3 +251,21 @@ func TestSidecarBackoffState(t *testing.T) {
 		})
 	}
 }
+
+// A zero grace period is 1 s for the pod's termination
+// (calculateEffectiveGracePeriod): the sidecar still waits for the app.
+func TestZeroGraceIsOneSecond(t *testing.T) {
+	h := newFakeHost(map[string]behaviour{"s1": forever(), "a1": {onTerm: 300 * time.Millisecond}})
+	p := testPod("Always", "s1 | a1")
+	zero := int64(0)
+	p.Spec.TerminationGracePeriodSeconds = &zero
+	runLogged(t, h, p, Options{}, func(s *Supervisor) {
+		waitFor(t, "both running", func() bool { return len(h.events("start ")) == 2 })
+		s.Delete(nil)
+	})
+	appExit, ok1 := h.when("exit a1 0")
+	side, ok2 := h.when("signal s1 terminated")
+	if !ok1 || !ok2 || side < appExit {
+		t.Errorf("sidecar signalled at %v, app exited at %v: want after (timeline %v)", side, appExit, h.timeline)
+	}
+}
