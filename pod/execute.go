@@ -128,7 +128,7 @@ func (s *Supervisor) killContainer(sb *Sandbox, c *ctr, inst *instance, grace in
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(grace)*time.Second)
 		if err := s.runHook(ctx, sb, c, inst, ps); err != nil && ctx.Err() == nil {
 			s.log.Info("preStop hook failed", "container", c.spec.Name, "err", err)
-			s.rec.record(c, warning, "FailedPreStopHook", "PreStopHook failed")
+			s.rec.record(c, warning, "FailedPreStopHook", "%s", hookMessage(err, c, s.st.pod))
 		}
 		cancel()
 		grace -= int64(time.Since(start).Seconds())
@@ -252,19 +252,26 @@ func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
 	if postStart {
 		if err := s.runHook(ctx, j.sb, c, inst, c.spec.Lifecycle.PostStart); err != nil {
 			s.log.Info("postStart hook failed", "container", c.spec.Name, "err", err)
-			s.rec.record(c, warning, "FailedPostStartHook", "PostStartHook failed")
+			msg := hookMessage(err, c, pod)
+			s.rec.record(c, warning, "FailedPostStartHook", "%s", msg)
 			s.killContainer(j.sb, c, inst, s.grace(nil, nil), nil, "FailedPostStartHook")
-			msg := err.Error()
-			var he *probes.HookError
-			if errors.As(err, &he) {
-				msg = he.Message(c.spec.Name, Desc(pod))
-			}
 			s.send(evStartFailed{c: c, reason: reasonPostStartHook, message: msg})
 			return false
 		}
 		s.send(evHookDone{c: c, inst: inst})
 	}
 	return true
+}
+
+// hookMessage is the handler runner's message for a failed hook: the
+// text of the FailedPostStartHook / FailedPreStopHook events and of the
+// PostStartHookError waiting message.
+func hookMessage(err error, c *ctr, pod *corev1.Pod) string {
+	var he *probes.HookError
+	if errors.As(err, &he) {
+		return he.Message(c.spec.Name, Desc(pod))
+	}
+	return err.Error()
 }
 
 func imageID(img *image.Image) string {
@@ -288,6 +295,8 @@ func crashKey(p *corev1.Pod, c *corev1.Container) string {
 func (s *Supervisor) ensureImage(ctx context.Context, sb *Sandbox, c *ctr) (*image.Image, bool) {
 	pod, ref := s.st.pod, c.spec.Image
 	fail := func(reason, msg string, retry time.Time) (*image.Image, bool) {
+		// startContainer's event for every EnsureImageExists error.
+		s.rec.record(c, warning, "Failed", "Error: %s", reason)
 		s.send(evStartFailed{c: c, reason: reason, message: msg, retryAt: retry})
 		return nil, false
 	}
@@ -328,7 +337,6 @@ func (s *Supervisor) ensureImage(ctx context.Context, sb *Sandbox, c *ctr) (*ima
 		s.boffMu.Unlock()
 		msg := fmt.Sprintf("Failed to pull image %q: %v", ref, err)
 		s.rec.record(c, warning, "Failed", "%s", msg)
-		s.rec.record(c, warning, "Failed", "Error: %s", reasonErrImagePull)
 		return fail(reasonErrImagePull, msg, until)
 	}
 	s.boffMu.Lock()

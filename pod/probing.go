@@ -20,8 +20,8 @@ func probeTarget(sb *Sandbox, c *ctr, inst *instance) probes.Target {
 		t.Dial = sb.Dial
 	}
 	h, env := inst.handle, inst.env
-	t.Exec = func(ctx context.Context, cmd []string, out io.Writer) (int, error) {
-		return h.Exec(ctx, runtime.ExecSpec{Args: cmd, Env: env, Stdout: out, Stderr: out})
+	t.Exec = func(ctx context.Context, cmd []string, stdout, stderr io.Writer) (int, error) {
+		return h.Exec(ctx, runtime.ExecSpec{Args: cmd, Env: env, Stdout: stdout, Stderr: stderr})
 	}
 	return t
 }
