@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/runtime"
 )
 
 // statusLog records every status the supervisor publishes.
@@ -267,5 +268,66 @@ func TestZeroGraceIsOneSecond(t *testing.T) {
 	side, ok2 := h.when("signal s1 terminated")
 	if !ok1 || !ok2 || side < appExit {
 		t.Errorf("sidecar signalled at %v, app exited at %v: want after (timeline %v)", side, appExit, h.timeline)
+	}
+}
+
+// Admission (kubelet.go rejectPod): a refused pod is Failed with the
+// handler's reason, "Pod was rejected: <message>", and nothing is created.
+func TestAdmission(t *testing.T) {
+	sysctlPod := func(hostNet bool, names ...string) *corev1.Pod {
+		p := testPod("Always", "| a1")
+		p.Spec.HostNetwork = hostNet
+		p.Spec.SecurityContext = &corev1.PodSecurityContext{}
+		for _, n := range names {
+			p.Spec.SecurityContext.Sysctls = append(p.Spec.SecurityContext.Sysctls, corev1.Sysctl{Name: n, Value: "1"})
+		}
+		return p
+	}
+	apparmor := testPod("Always", "| a1")
+	apparmor.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
+		AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeRuntimeDefault}}
+	annotated := testPod("Always", "| a1")
+	annotated.Annotations = map[string]string{corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + "a1": "runtime/default"}
+	unconfined := testPod("Always", "| a1")
+	unconfined.Annotations = map[string]string{corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + "a1": "unconfined"}
+	for _, tc := range []struct {
+		name    string
+		p       *corev1.Pod
+		unsafe  []string
+		reason  string
+		message string
+	}{
+		{"safe", sysctlPod(false, "net.ipv4.tcp_rmem", "kernel.shm_rmid_forced"), nil, "", ""},
+		{"unsafe", sysctlPod(false, "net.core.somaxconn"), nil, "SysctlForbidden",
+			`Pod was rejected: forbidden sysctl: "net.core.somaxconn" not allowlisted`},
+		{"allowed", sysctlPod(false, "net.core.somaxconn"), []string{"net.core.*"}, "", ""},
+		{"host-net", sysctlPod(true, "net.ipv4.tcp_syncookies"), nil, "SysctlForbidden",
+			`Pod was rejected: forbidden sysctl: "net.ipv4.tcp_syncookies" not allowed with host Net enabled`},
+		{"slashes", sysctlPod(false, "net/ipv4/tcp_syncookies"), nil, "", ""},
+		{"apparmor", apparmor, nil, runtime.AppArmorReason, "Pod was rejected: " + runtime.AppArmorRefusal()},
+		{"apparmor-annotation", annotated, nil, runtime.AppArmorReason, "Pod was rejected: " + runtime.AppArmorRefusal()},
+		{"unconfined", unconfined, nil, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFakeHost(map[string]behaviour{"a1": quick(0)})
+			tc.p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			s, _ := runLogged(t, h, tc.p, Options{AllowedUnsafeSysctls: tc.unsafe}, nil)
+			st := s.Pod().Status
+			if tc.reason == "" {
+				if st.Phase != corev1.PodSucceeded {
+					t.Errorf("phase %s (%s: %s), want Succeeded", st.Phase, st.Reason, st.Message)
+				}
+				return
+			}
+			if st.Phase != corev1.PodFailed || st.Reason != tc.reason || st.Message != tc.message {
+				t.Errorf("status %s %q %q, want Failed %q %q", st.Phase, st.Reason, st.Message, tc.reason, tc.message)
+			}
+			if _, ok := h.when("sandbox"); ok {
+				t.Error("a refused pod got a sandbox")
+			}
+		})
+	}
+	if err := CheckSysctlPatterns([]string{"vm.swappiness"}); err == nil {
+		t.Error("a non-namespaced unsafe sysctl was accepted")
 	}
 }

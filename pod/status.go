@@ -26,6 +26,7 @@ type podState struct {
 	// PodReadyToStartContainers appear with the first status after that
 	// sync (after the postStart hooks it ran), not at sandbox creation.
 	netShown bool
+	rejected bool // refused at admission
 
 	startTime      time.Time
 	podIP          string
@@ -87,6 +88,15 @@ func containerID(id string) string { return "podrun://" + id }
 // status renders the pod's status the way the kubelet's
 // generateAPIPodStatus does (SEMANTICS §7).
 func (s *podState) status() corev1.PodStatus {
+	if s.rejected {
+		// rejectPod sets only these.
+		st := corev1.PodStatus{Phase: corev1.PodFailed, Reason: s.reason, Message: s.msg, QOSClass: s.qos}
+		if !s.startTime.IsZero() {
+			t := metav1.NewTime(s.startTime)
+			st.StartTime = &t
+		}
+		return st
+	}
 	st := corev1.PodStatus{
 		HostIP:   s.hostIP,
 		PodIP:    s.shownIP(),

@@ -38,6 +38,9 @@ type Options struct {
 	// Checkpoint receives the supervisor's state after each change (owner
 	// goroutine), for Restore after a crash of the hosting process.
 	Checkpoint func(cp *Checkpoint)
+	// AllowedUnsafeSysctls is the kubelet's --allowed-unsafe-sysctls:
+	// sysctls (or prefixes ending in '*') admitted beyond the safe ones.
+	AllowedUnsafeSysctls []string
 }
 
 // Supervisor runs one pod with the kubelet's rules. Run is its owner
@@ -193,6 +196,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.st.startTime = time.Now()
 	}
 	s.st.qos = cgroups.QOSClass(s.st.pod)
+	if s.st.life == creating && !s.st.sandbox {
+		if reason, msg, ok := admit(s.st.pod, s.o.AllowedUnsafeSysctls); !ok {
+			s.reject(reason, msg)
+			return nil
+		}
+	}
 	for _, t := range s.restored {
 		s.watch(t.c, t.inst)
 	}
@@ -243,6 +252,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	s.publish()
 	return nil
+}
+
+// reject is the kubelet's rejectPod: the pod fails at admission, nothing
+// of it is created.
+func (s *Supervisor) reject(reason, msg string) {
+	s.rec.record(nil, warning, reason, "%s", msg)
+	st := s.st
+	st.life, st.rejected = finished, true
+	st.reason, st.msg = reason, "Pod was rejected: "+msg
+	s.publish()
 }
 
 // sync starts the next sync when none runs and something changed since
