@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,8 +51,15 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 			s.CapDrop = append(s.CapDrop, string(cp))
 		}
 	}
-	if psc := p.Spec.SecurityContext; psc != nil && len(psc.Sysctls) > 0 {
-		s.Sysctls = map[string]string{}
+	s.Sysctls = map[string]string{}
+	if !p.Spec.HostNetwork {
+		// containerd 2.x's CRI defaults (enable_unprivileged_icmp and
+		// enable_unprivileged_ports) for a pod network namespace; the
+		// pod's own sysctls win.
+		s.Sysctls["net.ipv4.ping_group_range"] = "0 2147483647"
+		s.Sysctls["net.ipv4.ip_unprivileged_port_start"] = "0"
+	}
+	if psc := p.Spec.SecurityContext; psc != nil {
 		for _, kv := range psc.Sysctls {
 			s.Sysctls[kv.Name] = kv.Value
 		}
@@ -119,9 +127,12 @@ func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser stri
 	if psc.FSGroup != nil {
 		groups = append(groups, uint32(*psc.FSGroup))
 	}
+	// containerd's WithAdditionalGIDs: the primary group comes first among
+	// the supplementary groups too.
 	s.UID, s.GID = uid, gid
+	s.AdditionalGIDs = []uint32{gid}
 	for _, g := range groups {
-		if g != gid {
+		if !slices.Contains(s.AdditionalGIDs, g) {
 			s.AdditionalGIDs = append(s.AdditionalGIDs, g)
 		}
 	}
