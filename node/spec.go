@@ -144,8 +144,8 @@ func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser stri
 // a volume covers them.
 func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runtime.Mount, error) {
 	p, c := r.Pod, r.Container
-	env := map[string]string{}
-	for _, kv := range r.Env {
+	env := map[string]string{} // the kubelet expands subPathExpr with the spec's env only
+	for _, kv := range r.SpecEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}

@@ -217,13 +217,13 @@ func (s *Supervisor) start(ctx context.Context, j *job, c *ctr) bool {
 	if !ok {
 		return false
 	}
-	args, env, err := resolveContainer(pod, c.spec, img, j.sb, s.o.Objects)
+	args, env, specEnv, err := resolveContainer(pod, c.spec, img, j.sb, s.o.Objects)
 	if err != nil {
 		s.rec.record(c, warning, "Failed", "Error: %v", err)
 		s.send(evStartFailed{c: c, reason: reasonCreateConfig, message: err.Error()})
 		return false
 	}
-	req := &ContainerRequest{Pod: pod, Container: c.spec, Image: img, Args: args, Env: env, RestartCount: j.restarts[c]}
+	req := &ContainerRequest{Pod: pod, Container: c.spec, Image: img, Args: args, Env: env, SpecEnv: specEnv, RestartCount: j.restarts[c]}
 	if out := s.o.Output; out != nil {
 		req.Output = func(stream, line string) { out(s.Pod(), c.spec.Name, stream, line) }
 	}

@@ -3,12 +3,14 @@ package pod
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podrun/podrun/image"
 	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/runtime"
 )
@@ -329,5 +331,51 @@ func TestAdmission(t *testing.T) {
 	}
 	if err := CheckSysctlPatterns([]string{"vm.swappiness"}); err == nil {
 		t.Error("a non-namespaced unsafe sysctl was accepted")
+	}
+}
+
+// envHost is a fakeHost whose image has an ENV and that keeps the requests.
+type envHost struct {
+	*fakeHost
+	mu   sync.Mutex
+	reqs []*ContainerRequest
+}
+
+func (h *envHost) LookupImage(ref string) (*image.Image, error) {
+	img := *busybox
+	img.Config.Env = []string{"FROMIMAGE=1", "SHARED=image"}
+	return &img, nil
+}
+
+func (h *envHost) StartContainer(ctx context.Context, r *ContainerRequest) (Container, error) {
+	h.mu.Lock()
+	h.reqs = append(h.reqs, r)
+	h.mu.Unlock()
+	return h.fakeHost.StartContainer(ctx, r)
+}
+
+// subPathExpr expands with the container's environment only
+// (kubelet_pods.go makeMounts gets makeEnvironmentVariables' result, which
+// has no image ENV): the request carries it apart from the full env.
+func TestSpecEnvWithoutImageEnv(t *testing.T) {
+	h := &envHost{fakeHost: newFakeHost(map[string]behaviour{"a1": quick(0)})}
+	p := testPod("Never", "| a1")
+	p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "SHARED", Value: "spec"}}
+	p.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+	s := New(p, Options{Host: h})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.Run(ctx)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.reqs) != 1 {
+		t.Fatalf("%d starts", len(h.reqs))
+	}
+	r := h.reqs[0]
+	if !slices.Contains(r.Env, "FROMIMAGE=1") || !slices.Contains(r.Env, "SHARED=spec") {
+		t.Errorf("env %v lacks the image's FROMIMAGE or the spec's SHARED", r.Env)
+	}
+	if slices.Contains(r.SpecEnv, "FROMIMAGE=1") || !slices.Contains(r.SpecEnv, "SHARED=spec") {
+		t.Errorf("spec env %v: want SHARED=spec and no image ENV", r.SpecEnv)
 	}
 }
