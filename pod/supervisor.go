@@ -290,7 +290,7 @@ func (s *Supervisor) sync() (changed bool) {
 	}
 	if p.killPod && st.life != terminating {
 		st.life, st.ending = terminating, p.ending
-		s.stopProbes(probes.Liveness, probes.Startup)
+		s.stopAppLivenessAndStartup()
 		changed = true
 	}
 	j := &job{plan: p, sb: s.sb, lastExit: map[*ctr]time.Time{}, restarts: map[*ctr]int32{}, prev: map[*ctr]*instance{},
@@ -348,8 +348,9 @@ func (s *Supervisor) delete(grace *int64, reason string) {
 		g := DeletionGrace(st.pod, grace)
 		st.pod.DeletionGracePeriodSeconds = &g
 	}
-	// Liveness and startup stop at termination; readiness goes on (§5.5).
-	s.stopProbes(probes.Liveness, probes.Startup)
+	// The apps' liveness and startup stop at termination; readiness and
+	// the sidecars' probes go on (§5.5).
+	s.stopAppLivenessAndStartup()
 	if s.cancelSync != nil {
 		s.cancelSync()
 	}
@@ -440,7 +441,7 @@ func (s *Supervisor) apply(ev any) {
 		switch e.kind {
 		case probes.Startup:
 			e.inst.startup = e.result
-			if e.result == probes.Success && st.life < terminating {
+			if e.result == probes.Success && (st.life < terminating || e.c.role != roleApp) {
 				s.startWorker(e.c, e.inst, probes.Readiness)
 				s.startWorker(e.c, e.inst, probes.Liveness)
 			}
