@@ -98,18 +98,31 @@ func (t Tree) PodResources(pod *corev1.Pod) *cgroups.Resources {
 // and memory.oom.group is 1 so an OOM kill takes the whole container, as the
 // kubelet asks on v2.
 //
+// With pod-level resources (PodLevelResources, on in 1.34) a container
+// that sets no cpu or memory limit gets the pod's (getCPULimit,
+// getMemoryLimit), and its cpu shares follow that cpu limit when it has no
+// cpu request.
+//
 // The caller adds the device rules; no pids limit is set per container.
 func (t Tree) ContainerResources(pod *corev1.Pod, c *corev1.Container) *cgroups.Resources {
 	r := &cgroups.Resources{CpuPeriod: quotaPeriod}
+	cpuLimit := milliValue(c.Resources.Limits, corev1.ResourceCPU)
+	memLimit := c.Resources.Limits.Memory().Value()
+	if podLevelResourcesSet(pod) {
+		if cpuLimit == 0 {
+			cpuLimit = milliValue(pod.Spec.Resources.Limits, corev1.ResourceCPU)
+		}
+		if memLimit == 0 {
+			memLimit = pod.Spec.Resources.Limits.Memory().Value()
+		}
+	}
 	if req, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
 		r.CpuShares = milliCPUToShares(req.MilliValue())
 	} else {
-		r.CpuShares = milliCPUToShares(milliValue(c.Resources.Limits, corev1.ResourceCPU))
+		r.CpuShares = milliCPUToShares(cpuLimit)
 	}
-	r.CpuQuota = milliCPUToQuota(milliValue(c.Resources.Limits, corev1.ResourceCPU))
-	if mem, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
-		r.Memory = mem.Value()
-	}
+	r.CpuQuota = milliCPUToQuota(cpuLimit)
+	r.Memory = memLimit
 	r.HugetlbLimit = t.hugetlbLimits(c.Resources.Limits)
 	if !t.v2() {
 		if r.Memory > 0 && t.exists("memory", "memory.memsw.limit_in_bytes") {

@@ -221,3 +221,20 @@ func uidPod(uid string, p *corev1.Pod) *corev1.Pod {
 	p.Name = "p-" + uid
 	return p
 }
+
+// PodLevelResources: a container without a cpu or memory limit gets the
+// pod's (kuberuntime_container_linux.go getCPULimit, getMemoryLimit) and
+// its cpu shares follow that limit when it has no cpu request.
+func TestContainerResourcesPodLevel(t *testing.T) {
+	p := pod(nil, ctr("a", "", ""), ctr("b", "cpu=250m", "cpu=500m,memory=32Mi"))
+	p.Spec.Resources = &corev1.ResourceRequirements{Limits: ctr("x", "", "cpu=1,memory=64Mi").Resources.Limits}
+	tree := fakeV1(t)
+	a := tree.ContainerResources(p, &p.Spec.Containers[0])
+	if a.CpuShares != 1024 || a.CpuQuota != 100000 || a.Memory != 64<<20 {
+		t.Errorf("a: shares/quota/memory = %d/%d/%d, want the pod's 1024/100000/%d", a.CpuShares, a.CpuQuota, a.Memory, 64<<20)
+	}
+	b := tree.ContainerResources(p, &p.Spec.Containers[1])
+	if b.CpuShares != 256 || b.CpuQuota != 50000 || b.Memory != 32<<20 {
+		t.Errorf("b: shares/quota/memory = %d/%d/%d, want its own 256/50000/%d", b.CpuShares, b.CpuQuota, b.Memory, 32<<20)
+	}
+}

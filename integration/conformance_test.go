@@ -63,10 +63,11 @@ type interruptAfter struct {
 }
 
 type expectations struct {
-	Exit          *int              `json:"exit,omitempty"`  // podrun's exit status
-	Phase         corev1.PodPhase   `json:"phase,omitempty"` // of every final pod
-	Pods          int               `json:"pods,omitempty"`  // number of final pods
-	Order         [][]string        `json:"order,omitempty"` // chains of events, each in this order
+	Exit          *int              `json:"exit,omitempty"`      // podrun's exit status
+	Phase         corev1.PodPhase   `json:"phase,omitempty"`     // of every final pod
+	PodReason     string            `json:"podReason,omitempty"` // status.reason of every final pod
+	Pods          int               `json:"pods,omitempty"`      // number of final pods
+	Order         [][]string        `json:"order,omitempty"`     // chains of events, each in this order
 	RunTogether   [][]string        `json:"runTogether,omitempty"`
 	Restarted     []string          `json:"restarted,omitempty"`
 	NotRestarted  []string          `json:"notRestarted,omitempty"`
@@ -426,6 +427,9 @@ func (e expectations) checkPod(t *testing.T, p *corev1.Pod, ev *events) {
 	t.Helper()
 	if e.Phase != "" && p.Status.Phase != e.Phase {
 		t.Errorf("pod %s: phase %s, want %s", p.Name, p.Status.Phase, e.Phase)
+	}
+	if e.PodReason != "" && p.Status.Reason != e.PodReason {
+		t.Errorf("pod %s: reason %q, want %q", p.Name, p.Status.Reason, e.PodReason)
 	}
 	st := func(c string) *corev1.ContainerStatus {
 		s := status(p, c)

@@ -120,8 +120,8 @@ func TestInitFailure(t *testing.T) {
 			bg.waitStderr("Init:CrashLoopBackOff")
 			r := bg.interrupt()
 			p := r.pod(t)
-			if p.Status.Phase != corev1.PodPending {
-				t.Errorf("phase %s, want Pending", p.Status.Phase)
+			if p.Status.Phase != corev1.PodFailed { // deleted while Pending: TerminatePod
+				t.Errorf("phase %s, want Failed", p.Status.Phase)
 			}
 			if st := status(p, "init"); st.RestartCount < 1 {
 				t.Errorf("init restartCount %d, want ≥ 1", st.RestartCount)
@@ -249,8 +249,8 @@ func TestImageNotFound(t *testing.T) {
 	bg := s.start()
 	bg.waitStderr("ImagePullBackOff")
 	r := bg.interrupt()
-	if p := r.pod(t); p.Status.Phase != corev1.PodPending {
-		t.Errorf("phase %s, want Pending", p.Status.Phase)
+	if p := r.pod(t); p.Status.Phase != corev1.PodFailed { // deleted while Pending: TerminatePod
+		t.Errorf("phase %s, want Failed", p.Status.Phase)
 	}
 	if !strings.Contains(r.stderr, "ErrImagePull") && !strings.Contains(r.stderr, "Failed to pull image") {
 		t.Errorf("no pull failure reported:\n%s", r.stderr)

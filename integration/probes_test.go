@@ -54,8 +54,8 @@ func TestFailingStartupProbeBlocksInit(t *testing.T) {
 	bg.waitStderr("Startup probe failed")
 	r := bg.interrupt()
 	p := r.pod(t)
-	if p.Status.Phase != corev1.PodPending {
-		t.Errorf("phase %s, want Pending", p.Status.Phase)
+	if p.Status.Phase != corev1.PodFailed { // deleted while Pending: TerminatePod
+		t.Errorf("phase %s, want Failed", p.Status.Phase)
 	}
 	if len(r.ev.all("app", "Starting")) != 0 {
 		t.Error("the app started")

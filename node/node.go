@@ -39,6 +39,9 @@ type Config struct {
 	// containerLogMaxSize and containerLogMaxFiles (0: 10 MiB and 5).
 	ContainerLogMaxSize  int64
 	ContainerLogMaxFiles int
+	// AllowedUnsafeSysctls is the kubelet's --allowed-unsafe-sysctls: the
+	// sysctls (or prefixes ending in '*') admitted beyond the safe ones.
+	AllowedUnsafeSysctls []string `json:",omitempty"`
 }
 
 // Node is the real pod.Host: it carries out the supervisor's decisions
@@ -55,6 +58,10 @@ type Node struct {
 	sandboxes map[string]*sandbox // by pod UID: the pods this process hosts
 }
 
+// AllowedUnsafeSysctls is the node's --allowed-unsafe-sysctls, for the
+// supervisor's admission.
+func (n *Node) AllowedUnsafeSysctls() []string { return n.cfg.AllowedUnsafeSysctls }
+
 // New opens the stores under cfg's directories.
 func New(cfg Config) (*Node, error) {
 	if cfg.Root == "" {
@@ -68,6 +75,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.SeccompRoot == "" {
 		cfg.SeccompRoot = filepath.Join(cfg.Root, "seccomp")
+	}
+	if err := pod.CheckSysctlPatterns(cfg.AllowedUnsafeSysctls); err != nil {
+		return nil, fmt.Errorf("--allowed-unsafe-sysctls: %w", err)
 	}
 	if cfg.Network.StateDir == "" {
 		cfg.Network.StateDir = filepath.Join(cfg.RunRoot, "net")

@@ -52,8 +52,15 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 			s.CapDrop = append(s.CapDrop, string(cp))
 		}
 	}
-	if psc := p.Spec.SecurityContext; psc != nil && len(psc.Sysctls) > 0 {
-		s.Sysctls = map[string]string{}
+	s.Sysctls = map[string]string{}
+	if !p.Spec.HostNetwork {
+		// containerd 2.x's CRI defaults (enable_unprivileged_icmp and
+		// enable_unprivileged_ports) for a pod network namespace; the
+		// pod's own sysctls win.
+		s.Sysctls["net.ipv4.ping_group_range"] = "0 2147483647"
+		s.Sysctls["net.ipv4.ip_unprivileged_port_start"] = "0"
+	}
+	if psc := p.Spec.SecurityContext; psc != nil {
 		for _, kv := range psc.Sysctls {
 			s.Sysctls[kv.Name] = kv.Value
 		}
@@ -129,6 +136,7 @@ func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser stri
 	// The primary gid is a supplementary group too (containerd's
 	// ensureAdditionalGids).
 	s.UID, s.GID = uid, gid
+	s.AdditionalGIDs = []uint32{gid}
 	for _, g := range groups {
 		if !slices.Contains(s.AdditionalGIDs, g) {
 			s.AdditionalGIDs = append(s.AdditionalGIDs, g)
@@ -142,8 +150,8 @@ func setUser(s *runtime.Spec, p *corev1.Pod, c *corev1.Container, imageUser stri
 // a volume covers them.
 func (n *Node) mounts(nsb *sandbox, r *pod.ContainerRequest, dir string) ([]runtime.Mount, error) {
 	p, c := r.Pod, r.Container
-	env := map[string]string{}
-	for _, kv := range r.Env {
+	env := map[string]string{} // the kubelet expands subPathExpr with the spec's env only
+	for _, kv := range r.SpecEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}

@@ -119,7 +119,7 @@ func Restore(ctx context.Context, cp *Checkpoint, o Options) (*Supervisor, error
 		if err != nil {
 			return nil, fmt.Errorf("restoring the sandbox of %s/%s: %w", st.pod.Namespace, st.pod.Name, err)
 		}
-		s.sb, st.sandbox = sb, true
+		s.sb, st.sandbox, st.netShown = sb, true, true
 	}
 	for _, r := range cp.Containers {
 		c := st.byName(r.Name)

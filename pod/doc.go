@@ -28,6 +28,8 @@
 //	   └──▶ startFailed      (created, its process could not start)
 //
 // and a restart makes a new instance (restartCount+1, lastState = the old one).
+// A pod the kubelet's admission would refuse (admit.go: sysctls, AppArmor)
+// goes straight to finished, Failed, with nothing created.
 // The pod finishes when nothing runs and it is deleted or its phase is
 // terminal; then the sandbox is torn down and Run returns.
 //

@@ -24,10 +24,10 @@ import (
 // resolveContainer computes a container's argv and environment the way the
 // kubelet (makeEnvironmentVariables, ExpandContainerCommandAndArgs) and
 // containerd (image Entrypoint/Cmd, image env first) do together.
-func resolveContainer(p *corev1.Pod, c *corev1.Container, img *image.Image, sb *Sandbox, objs Objects) (args, env []string, err error) {
-	vars, err := containerEnv(p, c, sb, objs)
+func resolveContainer(p *corev1.Pod, c *corev1.Container, img *image.Image, sb *Sandbox, objs Objects) (args, env, vars []string, err error) {
+	vars, err = containerEnv(p, c, sb, objs)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	env = mergeEnv(img.Config.Env, vars)
 
@@ -52,9 +52,9 @@ func resolveContainer(p *corev1.Pod, c *corev1.Container, img *image.Image, sb *
 		args = append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...)
 	}
 	if len(args) == 0 {
-		return nil, nil, errors.New("no command specified")
+		return nil, nil, nil, errors.New("no command specified")
 	}
-	return args, env, nil
+	return args, env, vars, nil
 }
 
 // mergeEnv appends add to base, a later KEY replacing an earlier one in place.

@@ -98,12 +98,16 @@ func (s *Supervisor) killPod(sb *Sandbox, running []target, grace *int64) {
 		}
 		order = newOrdering(s.st, names)
 	}
+	// pod_workers.go calculateEffectiveGracePeriod: a pod's termination
+	// always gets at least 1 s, so a zero grace period still runs preStop
+	// hooks and still stops sidecars after the apps.
+	g := max(s.grace(nil, grace), 1)
 	var wg sync.WaitGroup
 	for _, t := range running {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.killContainer(sb, t.c, t.inst, s.grace(nil, grace), order, "")
+			s.killContainer(sb, t.c, t.inst, g, order, "")
 		}()
 	}
 	wg.Wait()
@@ -124,7 +128,7 @@ func (s *Supervisor) killContainer(sb *Sandbox, c *ctr, inst *instance, grace in
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(grace)*time.Second)
 		if err := s.runHook(ctx, sb, c, inst, ps); err != nil && ctx.Err() == nil {
 			s.log.Info("preStop hook failed", "container", c.spec.Name, "err", err)
-			s.rec.record(c, warning, "FailedPreStopHook", "PreStopHook failed")
+			s.rec.record(c, warning, "FailedPreStopHook", "%s", hookMessage(err, c, s.st.pod))
 		}
 		cancel()
 		grace -= int64(time.Since(start).Seconds())
@@ -213,13 +217,13 @@ func (s *Supervisor) start(ctx context.Context, j *syncWork, c *ctr) bool {
 	if !ok {
 		return false
 	}
-	args, env, err := resolveContainer(pod, c.spec, img, j.sb, s.o.Objects)
+	args, env, specEnv, err := resolveContainer(pod, c.spec, img, j.sb, s.o.Objects)
 	if err != nil {
 		s.rec.record(c, warning, "Failed", "Error: %v", err)
 		s.send(evStartFailed{c: c, reason: reasonCreateConfig, message: err.Error()})
 		return false
 	}
-	req := &ContainerRequest{Pod: pod, Container: c.spec, Image: img, Args: args, Env: env, RestartCount: j.restarts[c]}
+	req := &ContainerRequest{Pod: pod, Container: c.spec, Image: img, Args: args, Env: env, SpecEnv: specEnv, RestartCount: j.restarts[c]}
 	if out := s.o.Output; out != nil {
 		req.Output = func(stream, line string) { out(s.Pod(), c.spec.Name, stream, line) }
 	}
@@ -236,28 +240,38 @@ func (s *Supervisor) start(ctx context.Context, j *syncWork, c *ctr) bool {
 		s.send(evStartFailed{c: c, reason: reasonRunContainer, message: err.Error(), failed: failed})
 		return false
 	}
+	postStart := c.spec.Lifecycle != nil && c.spec.Lifecycle.PostStart != nil
 	inst := &instance{id: h.ID(), hash: specHash(c.spec), handle: h, env: env, startedAt: h.StartedAt(),
 		removed: make(chan struct{}), applied: make(chan struct{}),
-		readiness: probes.Failure, liveness: probes.Success, startup: probes.Unknown, stopSignal: img.Config.StopSignal}
+		readiness: probes.Failure, liveness: probes.Success, startup: probes.Unknown, stopSignal: img.Config.StopSignal,
+		inHook: postStart}
 	s.rec.record(c, normal, "Created", "Created container: %s", c.spec.Name)
 	s.rec.record(c, normal, "Started", "Started container %s", c.spec.Name)
 	s.send(evStarted{c: c, inst: inst, ref: img.Ref, id: imageID(img)})
 
-	if c.spec.Lifecycle != nil && c.spec.Lifecycle.PostStart != nil {
+	if postStart {
 		if err := s.runHook(ctx, j.sb, c, inst, c.spec.Lifecycle.PostStart); err != nil {
 			s.log.Info("postStart hook failed", "container", c.spec.Name, "err", err)
-			s.rec.record(c, warning, "FailedPostStartHook", "PostStartHook failed")
+			msg := hookMessage(err, c, pod)
+			s.rec.record(c, warning, "FailedPostStartHook", "%s", msg)
 			s.killContainer(j.sb, c, inst, s.grace(nil, nil), nil, "FailedPostStartHook")
-			msg := err.Error()
-			var he *probes.HookError
-			if errors.As(err, &he) {
-				msg = he.Message(c.spec.Name, Desc(pod))
-			}
 			s.send(evStartFailed{c: c, reason: reasonPostStartHook, message: msg})
 			return false
 		}
+		s.send(evHookDone{c: c, inst: inst})
 	}
 	return true
+}
+
+// hookMessage is the handler runner's message for a failed hook: the
+// text of the FailedPostStartHook / FailedPreStopHook events and of the
+// PostStartHookError waiting message.
+func hookMessage(err error, c *ctr, pod *corev1.Pod) string {
+	var he *probes.HookError
+	if errors.As(err, &he) {
+		return he.Message(c.spec.Name, Desc(pod))
+	}
+	return err.Error()
 }
 
 func imageID(img *image.Image) string {
@@ -281,6 +295,8 @@ func crashKey(p *corev1.Pod, c *corev1.Container) string {
 func (s *Supervisor) ensureImage(ctx context.Context, sb *Sandbox, c *ctr) (*image.Image, bool) {
 	pod, ref := s.st.pod, c.spec.Image
 	fail := func(reason, msg string, retry time.Time) (*image.Image, bool) {
+		// startContainer's event for every EnsureImageExists error.
+		s.rec.record(c, warning, "Failed", "Error: %s", reason)
 		s.send(evStartFailed{c: c, reason: reason, message: msg, retryAt: retry})
 		return nil, false
 	}
@@ -321,7 +337,6 @@ func (s *Supervisor) ensureImage(ctx context.Context, sb *Sandbox, c *ctr) (*ima
 		s.boffMu.Unlock()
 		msg := fmt.Sprintf("Failed to pull image %q: %v", ref, err)
 		s.rec.record(c, warning, "Failed", "%s", msg)
-		s.rec.record(c, warning, "Failed", "Error: %s", reasonErrImagePull)
 		return fail(reasonErrImagePull, msg, until)
 	}
 	s.boffMu.Lock()

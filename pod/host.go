@@ -47,10 +47,14 @@ type Sandbox struct {
 
 // ContainerRequest is one container instance to start.
 type ContainerRequest struct {
-	Pod          *corev1.Pod
-	Container    *corev1.Container
-	Image        *image.Image
-	Args, Env    []string // resolved: command/args expanded, env complete
+	Pod       *corev1.Pod
+	Container *corev1.Container
+	Image     *image.Image
+	Args, Env []string // resolved: command/args expanded, env complete
+	// SpecEnv is the environment the spec gives (env, envFrom, resolved),
+	// without the image's ENV: the kubelet's makeEnvironmentVariables,
+	// which subPathExpr expands with.
+	SpecEnv      []string
 	RestartCount int32
 	Output       func(stream, line string)
 }

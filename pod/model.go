@@ -64,6 +64,15 @@ type instance struct {
 	startup, liveness, readiness probes.Result
 
 	stopSignal string
+
+	// inHook is set while the instance's postStart hook runs. Until the
+	// hook returns the kubelet's status still shows the container as it was
+	// before this start (its sync has not ended) and no probe runs (the
+	// prober only probes a container whose status is Running).
+	inHook bool
+	// before is the lastState instance this start displaced, shown again
+	// while inHook.
+	before *instance
 }
 
 func (i *instance) running() bool { return i != nil && i.state == instRunning }

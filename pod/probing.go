@@ -20,8 +20,8 @@ func probeTarget(sb *Sandbox, c *ctr, inst *instance) probes.Target {
 		t.Dial = sb.Dial
 	}
 	h, env := inst.handle, inst.env
-	t.Exec = func(ctx context.Context, cmd []string, out io.Writer) (int, error) {
-		return h.Exec(ctx, runtime.ExecSpec{Args: cmd, Env: env, Stdout: out, Stderr: out})
+	t.Exec = func(ctx context.Context, cmd []string, stdout, stderr io.Writer) (int, error) {
+		return h.Exec(ctx, runtime.ExecSpec{Args: cmd, Env: env, Stdout: stdout, Stderr: stderr})
 	}
 	return t
 }
@@ -38,7 +38,7 @@ func probeOf(c *corev1.Container, k probes.Kind) *corev1.Probe {
 
 func (s *Supervisor) startWorker(c *ctr, inst *instance, kind probes.Kind) {
 	p := probeOf(c.spec, kind)
-	if p == nil || (kind != probes.Readiness && s.st.life >= terminating) {
+	if p == nil || (kind != probes.Readiness && s.st.life >= terminating && c.role == roleApp) {
 		return
 	}
 	if s.workers[inst] == nil {
@@ -72,6 +72,25 @@ func (s *Supervisor) stopProbes(kinds ...probes.Kind) {
 		}
 		if len(ws) == 0 {
 			delete(s.workers, inst)
+		}
+	}
+}
+
+// stopAppLivenessAndStartup is the prober manager's StopLivenessAndStartup
+// at the start of a pod's termination: it covers spec.containers only, so a
+// sidecar keeps its liveness and startup probes while it drains (only
+// RemovePod, once everything stopped, ends them).
+func (s *Supervisor) stopAppLivenessAndStartup() {
+	for _, c := range s.st.apps {
+		ws := s.workers[c.cur]
+		for _, k := range []probes.Kind{probes.Liveness, probes.Startup} {
+			if w, ok := ws[k]; ok {
+				w.Stop()
+				delete(ws, k)
+			}
+		}
+		if ws != nil && len(ws) == 0 {
+			delete(s.workers, c.cur)
 		}
 	}
 }

@@ -27,6 +27,26 @@ func ShouldRestart(policy corev1.RestartPolicy, c *corev1.Container, init bool, 
 	return true
 }
 
+// ShowsRestart is ShouldContainerBeRestarted as the kubelet's status
+// (convertToAPIContainerStatuses) uses it to show a container that is not
+// running as Waiting with the reason of its last start failure rather than
+// as terminated: an init container, sidecar or not, that exited 0 keeps
+// its terminated state; any other container follows the pod's
+// restartPolicy alone, so a sidecar under restartPolicy Never, or one that
+// exited 0, shows terminated while it waits out its back-off (the
+// decision to restart it is ShouldRestart's).
+func ShowsRestart(policy corev1.RestartPolicy, init bool, exitCode int32) bool {
+	switch {
+	case init && exitCode == 0:
+		return false
+	case policy == corev1.RestartPolicyNever:
+		return false
+	case policy == corev1.RestartPolicyOnFailure:
+		return exitCode != 0
+	}
+	return true
+}
+
 // DeletionGrace is the grace period a deletion gives the pod: the one
 // asked for, else (nil, or negative as kubectl's --grace-period=-1) the
 // pod's terminationGracePeriodSeconds, else the API default of 30 s.

@@ -21,6 +21,12 @@ type podState struct {
 	life    lifecycle
 	ending  ending // why it terminates, from terminating on
 	sandbox bool   // observed: its namespaces, network, cgroup and volumes exist
+	// netShown: the sync that created the sandbox has ended. The kubelet
+	// generates a pod's status at the start of each sync, so the pod IP and
+	// PodReadyToStartContainers appear with the first status after that
+	// sync (after the postStart hooks it ran), not at sandbox creation.
+	netShown bool
+	rejected bool // refused at admission
 
 	startTime      time.Time
 	podIP          string
@@ -82,9 +88,18 @@ func containerID(id string) string { return "podrun://" + id }
 // status renders the pod's status the way the kubelet's
 // generateAPIPodStatus does (SEMANTICS §7).
 func (s *podState) status() corev1.PodStatus {
+	if s.rejected {
+		// rejectPod sets only these.
+		st := corev1.PodStatus{Phase: corev1.PodFailed, Reason: s.reason, Message: s.msg, QOSClass: s.qos}
+		if !s.startTime.IsZero() {
+			t := metav1.NewTime(s.startTime)
+			st.StartTime = &t
+		}
+		return st
+	}
 	st := corev1.PodStatus{
 		HostIP:   s.hostIP,
-		PodIP:    s.podIP,
+		PodIP:    s.shownIP(),
 		QOSClass: s.qos,
 		Reason:   s.reason,
 		Message:  s.msg,
@@ -92,8 +107,8 @@ func (s *podState) status() corev1.PodStatus {
 	if s.hostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: s.hostIP}}
 	}
-	if s.podIP != "" {
-		st.PodIPs = []corev1.PodIP{{IP: s.podIP}}
+	if st.PodIP != "" {
+		st.PodIPs = []corev1.PodIP{{IP: st.PodIP}}
 	}
 	if !s.startTime.IsZero() {
 		t := metav1.NewTime(s.startTime)
@@ -115,13 +130,128 @@ func (s *podState) status() corev1.PodStatus {
 	if s.prevPhase == corev1.PodSucceeded || s.prevPhase == corev1.PodFailed {
 		st.Phase = s.prevPhase // a terminal phase never changes back
 	}
+	if s.ending == endDeadline {
+		// The active deadline handler's ShouldEvict: Failed for good, from
+		// the first status after the deadline on (generateAPIPodStatus).
+		st.Phase = corev1.PodFailed
+	}
 	st.Conditions = s.conditions(st)
+	if s.life == finished {
+		terminatePod(&st, len(s.init) > 0)
+	}
 	return st
+}
+
+const msgNotLocated = "The container could not be located when the pod was terminated"
+
+// terminatePod is the status manager's TerminatePod, applied to the last
+// status once the pod's termination is done: once the pod has initialized,
+// every app container that did not terminate is reported terminated with
+// ContainerStatusUnknown (137), and so is every init container that did
+// not terminate up to the last one that ever left Waiting (at least the
+// first); a phase still Pending or Running becomes Failed. The conditions
+// stay as generated before.
+func terminatePod(st *corev1.PodStatus, hasInit bool) {
+	unknown := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+		Reason: reasonStatusUnknown, Message: msgNotLocated, ExitCode: 137}}
+	if hasInitialized(st, hasInit) {
+		for i := range st.ContainerStatuses {
+			if st.ContainerStatuses[i].State.Terminated == nil {
+				st.ContainerStatuses[i].State = *unknown.DeepCopy()
+			}
+		}
+	}
+	n := 0 // initializedContainers: up to the last that left Waiting, at least one
+	for i := len(st.InitContainerStatuses) - 1; i >= 0; i-- {
+		cs := st.InitContainerStatuses[i]
+		if cs.State.Waiting == nil || cs.LastTerminationState.Terminated != nil {
+			n = i + 1
+			break
+		}
+	}
+	if n == 0 && len(st.InitContainerStatuses) > 0 {
+		n = 1
+	}
+	for i := range st.InitContainerStatuses[:n] {
+		if st.InitContainerStatuses[i].State.Terminated == nil {
+			st.InitContainerStatuses[i].State = *unknown.DeepCopy()
+		}
+	}
+	if !terminal(st.Phase) {
+		st.Phase = corev1.PodFailed
+	}
+}
+
+// hasInitialized is the status manager's hasPodInitialized: no init
+// containers, an app container that ever left Waiting, or a last init
+// container that completed (a sidecar: running and started).
+func hasInitialized(st *corev1.PodStatus, hasInit bool) bool {
+	if !hasInit {
+		return true
+	}
+	for _, cs := range st.ContainerStatuses {
+		if cs.LastTerminationState.Terminated != nil || cs.State.Waiting == nil {
+			return true
+		}
+	}
+	if l := len(st.InitContainerStatuses); l > 0 {
+		cs := st.InitContainerStatuses[l-1]
+		if t := cs.LastTerminationState.Terminated; t != nil && t.ExitCode == 0 {
+			return true
+		}
+		if t := cs.State.Terminated; t != nil && t.ExitCode == 0 {
+			return true
+		}
+		if cs.State.Running != nil && cs.Started != nil && *cs.Started {
+			return true
+		}
+	}
+	return false
+}
+
+func terminal(p corev1.PodPhase) bool { return p == corev1.PodSucceeded || p == corev1.PodFailed }
+
+// apiView is the status as the API server gets it from the status
+// manager's mergePodStatus: a terminal phase, with its reason and message,
+// is withheld while the pod could still have running containers (until its
+// termination is done); shown is the status published before.
+func (s *podState) apiView(st corev1.PodStatus, shown *corev1.PodStatus) corev1.PodStatus {
+	if !terminal(st.Phase) || s.life == finished {
+		return st
+	}
+	v := *st.DeepCopy()
+	v.Phase, v.Reason, v.Message = corev1.PodPending, "", ""
+	if shown != nil && shown.Phase != "" {
+		v.Phase, v.Reason, v.Message = shown.Phase, shown.Reason, shown.Message
+	}
+	return v
+}
+
+func (s *podState) shownIP() string {
+	if !s.netShown {
+		return ""
+	}
+	return s.podIP
+}
+
+// shown is the container as its status shows it: while a postStart hook
+// runs, as it was before that start (see instance.inHook).
+func (c *ctr) shown() *ctr {
+	if !c.cur.running() || !c.cur.inHook {
+		return c
+	}
+	v := *c
+	v.cur, v.prev = c.prev, c.cur.before
+	if c.prev != nil {
+		v.restarts--
+	}
+	return &v
 }
 
 // containerStatus is convertToAPIContainerStatuses plus the probe manager's
 // started/ready for one container.
 func (s *podState) containerStatus(c *ctr, hasInit bool) corev1.ContainerStatus {
+	c = c.shown()
 	cs := corev1.ContainerStatus{Name: c.spec.Name, Image: c.spec.Image, RestartCount: c.restarts}
 	if c.imageRef != "" {
 		cs.Image, cs.ImageID = c.imageRef, c.imageID
@@ -154,10 +284,10 @@ func (s *podState) containerStatus(c *ctr, hasInit bool) corev1.ContainerStatus 
 }
 
 // willRestart is the kubelet's ShouldContainerBeRestarted as the status
-// generator uses it (no deletion, not running, restart policy allows). A
-// completed regular init never restarts.
+// generator uses it: not once the pod is deleted, not while running, and
+// otherwise as ShowsRestart says.
 func (s *podState) willRestart(c *ctr) bool {
-	if s.life >= terminating {
+	if s.pod.DeletionTimestamp != nil {
 		return false
 	}
 	if c.cur == nil {
@@ -166,7 +296,7 @@ func (s *podState) willRestart(c *ctr) bool {
 	if c.cur.running() {
 		return false
 	}
-	return s.shouldStart(c)
+	return ShowsRestart(s.pod.Spec.RestartPolicy, c.role != roleApp, c.cur.exitCode)
 }
 
 func apiState(i *instance) corev1.ContainerState {
@@ -235,7 +365,7 @@ func (s *podState) phase(st corev1.PodStatus) corev1.PodPhase {
 	}
 	appCreated := false
 	for _, c := range s.apps {
-		if c.cur != nil {
+		if c.shown().cur != nil {
 			appCreated = true
 		}
 		cs := statusOf(st.ContainerStatuses, c.spec.Name)
@@ -297,14 +427,14 @@ func (s *podState) conditions(st corev1.PodStatus) []corev1.PodCondition {
 	}
 
 	var out []corev1.PodCondition
-	out = append(out, cond(corev1.PodReadyToStartContainers, s.sandbox && s.life != finished, "", ""))
+	out = append(out, cond(corev1.PodReadyToStartContainers, s.sandbox && s.netShown && s.life != finished, "", ""))
 
 	// Initialized
 	initialized := cond(corev1.PodInitialized, true, "", "")
 	switch {
-	case len(spec.InitContainers) == 0:
-	case st.Phase == corev1.PodSucceeded:
+	case st.Phase == corev1.PodSucceeded: // with or without init containers
 		initialized.Reason = "PodCompleted"
+	case len(spec.InitContainers) == 0:
 	case anyAppStarted(st.ContainerStatuses):
 	default:
 		var incomplete []string

@@ -38,6 +38,9 @@ type Options struct {
 	// Checkpoint receives the supervisor's state after each change (owner
 	// goroutine), for Restore after a crash of the hosting process.
 	Checkpoint func(cp *Checkpoint)
+	// AllowedUnsafeSysctls is the kubelet's --allowed-unsafe-sysctls:
+	// sysctls (or prefixes ending in '*') admitted beyond the safe ones.
+	AllowedUnsafeSysctls []string
 }
 
 // Supervisor runs one pod with the kubelet's rules. Run is its owner
@@ -168,6 +171,11 @@ type (
 		kind   probes.Kind
 		result probes.Result
 	}
+	// evHookDone: the postStart hook of inst returned successfully.
+	evHookDone struct {
+		c    *ctr
+		inst *instance
+	}
 	evSyncDone struct{}
 )
 
@@ -188,6 +196,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.st.startTime = time.Now()
 	}
 	s.st.qos = cgroups.QOSClass(s.st.pod)
+	if s.st.life == creating && !s.st.sandbox {
+		if reason, msg, ok := admit(s.st.pod, s.o.AllowedUnsafeSysctls); !ok {
+			s.reject(reason, msg)
+			return nil
+		}
+	}
 	for _, t := range s.restored {
 		s.watch(t.c, t.inst)
 	}
@@ -240,6 +254,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	return nil
 }
 
+// reject is the kubelet's rejectPod: the pod fails at admission, nothing
+// of it is created.
+func (s *Supervisor) reject(reason, msg string) {
+	s.rec.record(nil, warning, reason, "%s", msg)
+	st := s.st
+	st.life, st.rejected = finished, true
+	st.reason, st.msg = reason, "Pod was rejected: "+msg
+	s.publish()
+}
+
 // sync starts the next sync when none runs and something changed since
 // the last one (the kubelet syncs on container events and timers, never in
 // a loop: a start refused by a back-off waits for the back-off's end), or
@@ -266,7 +290,7 @@ func (s *Supervisor) sync() (changed bool) {
 	}
 	if p.killPod && st.life != terminating {
 		st.life, st.ending = terminating, p.ending
-		s.stopProbes(probes.Liveness, probes.Startup)
+		s.stopAppLivenessAndStartup()
 		changed = true
 	}
 	j := &syncWork{plan: p, sb: s.sb, lastExit: map[*ctr]time.Time{}, restarts: map[*ctr]int32{}, prev: map[*ctr]*instance{},
@@ -293,8 +317,6 @@ func (s *Supervisor) sync() (changed bool) {
 	return changed
 }
 
-func terminal(p corev1.PodPhase) bool { return p == corev1.PodSucceeded || p == corev1.PodFailed }
-
 // finish tears the pod down once nothing runs any more.
 func (s *Supervisor) finish() {
 	s.stopProbes(probes.Liveness, probes.Readiness, probes.Startup)
@@ -318,7 +340,7 @@ func (s *Supervisor) delete(grace *int64, reason string) {
 		st.ending = endDeadline
 		st.reason = reason
 		st.msg = "Pod was active on the node longer than the specified deadline"
-		s.rec.record(nil, warning, reason, "%s", st.msg)
+		s.rec.record(nil, normal, reason, "%s", st.msg) // active_deadline.go: a Normal event
 	} else {
 		st.ending = endDeleted
 		now := metav1.Now()
@@ -326,8 +348,9 @@ func (s *Supervisor) delete(grace *int64, reason string) {
 		g := DeletionGrace(st.pod, grace)
 		st.pod.DeletionGracePeriodSeconds = &g
 	}
-	// Liveness and startup stop at termination; readiness goes on (§5.5).
-	s.stopProbes(probes.Liveness, probes.Startup)
+	// The apps' liveness and startup stop at termination; readiness and
+	// the sidecars' probes go on (§5.5).
+	s.stopAppLivenessAndStartup()
 	if s.cancelSync != nil {
 		s.cancelSync()
 	}
@@ -339,12 +362,14 @@ func (s *Supervisor) apply(ev any) {
 	switch e := ev.(type) {
 	case evSyncDone:
 		s.syncing, s.cancelSync = false, nil
+		s.showNet()
 		return
 	case evStartFailed:
 		// A refused start is retried when its back-off ends, or like the
 		// kubelet's pod worker after an error, 10 s later; only a container
 		// that was created and failed is a change to act on now.
 		s.startFailed(e)
+		s.showNet()
 		s.dirty = s.dirty || e.failed != nil
 		return
 	case evSandbox:
@@ -368,13 +393,28 @@ func (s *Supervisor) apply(ev any) {
 	case evStarted:
 		c := e.c
 		if c.cur != nil {
+			e.inst.before = c.prev
 			c.prev = c.cur
 			c.restarts++
 		}
-		c.cur, c.waiting = e.inst, nil
+		c.cur = e.inst
+		if !e.inst.inHook {
+			c.waiting = nil
+		}
 		c.imageRef, c.imageID = e.ref, e.id
 		s.watch(c, e.inst)
+		if !e.inst.inHook {
+			s.showNet()
+		}
+	case evHookDone:
+		if e.inst != e.c.cur || !e.inst.running() {
+			return
+		}
+		e.inst.inHook, e.inst.before, e.c.waiting = false, nil, nil
+		s.startProbes(e.c, e.inst)
+		s.showNet()
 	case evExited:
+		s.showNet()
 		i := e.inst
 		i.state, i.finishedAt, i.message = instExited, e.exit.FinishedAt, e.msg
 		i.exitCode = int32(e.exit.Code)
@@ -401,7 +441,7 @@ func (s *Supervisor) apply(ev any) {
 		switch e.kind {
 		case probes.Startup:
 			e.inst.startup = e.result
-			if e.result == probes.Success && st.life < terminating {
+			if e.result == probes.Success && (st.life < terminating || e.c.role != roleApp) {
 				s.startWorker(e.c, e.inst, probes.Readiness)
 				s.startWorker(e.c, e.inst, probes.Liveness)
 			}
@@ -410,6 +450,18 @@ func (s *Supervisor) apply(ev any) {
 		case probes.Readiness:
 			e.inst.readiness = e.result
 		}
+	}
+}
+
+// showNet shows the pod IP and PodReadyToStartContainers once the sandbox
+// exists and the sync that made it has shown anything else: the kubelet's
+// first status after the sandbox shows them together with the containers
+// that sync started (after their postStart hooks), the sync's failures, or
+// its end.
+func (s *Supervisor) showNet() {
+	if s.sb != nil && !s.st.netShown {
+		s.st.netShown = true
+		s.dirty = true
 	}
 }
 
@@ -446,6 +498,14 @@ func (s *Supervisor) watch(c *ctr, inst *instance) {
 		close(inst.removed)
 		s.send(evExited{c: c, inst: inst, exit: exit, msg: msg})
 	}()
+	if !inst.inHook {
+		s.startProbes(c, inst)
+	}
+}
+
+// startProbes starts the probe workers of a running instance whose
+// postStart hook is done: the startup probe first, if it has one.
+func (s *Supervisor) startProbes(c *ctr, inst *instance) {
 	switch {
 	case c.role == roleInit:
 	case c.spec.StartupProbe != nil && inst.startup != probes.Success:
@@ -491,7 +551,7 @@ func (s *Supervisor) publish() {
 	s.st.prevPhase = st.Phase
 	s.lastStatus = &st
 	p := s.st.pod.DeepCopy()
-	p.Status = *st.DeepCopy()
+	p.Status = s.st.apiView(st, &s.snap.Load().Status)
 	// The running instances first: whoever sees a running container in
 	// Pod() can Exec in it.
 	s.publishRunning()

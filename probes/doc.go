@@ -16,8 +16,6 @@
 //     and readiness workers once the startup probe has succeeded.
 //   - A grpc probe dials once, through the injected dialer, and fails at
 //     once when refused; the kubelet lets grpc redial until the timeout.
-//   - An exec hook's failure names the exit code but not stderr apart (the
-//     injected Exec gives combined output, which the message carries).
 //
 // May import: the standard library, grpc (health), and the k8s.io/api and
 // apimachinery types.

@@ -88,13 +88,16 @@ func runExecHook(ctx context.Context, cmd []string, t Target) error {
 	if t.Exec == nil {
 		return fail(errors.New("no way to exec into this container"), "")
 	}
-	var out capped
-	code, err := t.Exec(ctx, cmd, &out)
+	// As the CRI client's ExecSync: the error names the exit code and
+	// stderr; the output is stdout followed by stderr.
+	var stdout, stderr capped
+	code, err := t.Exec(ctx, cmd, &stdout, &stderr)
 	if err != nil {
-		return fail(err, out.String())
+		return fail(err, stdout.String()+stderr.String())
 	}
 	if code != 0 {
-		return fail(fmt.Errorf("command '%s' exited with %d", strings.Join(cmd, " "), code), out.String())
+		return fail(fmt.Errorf("command '%s' exited with %d: %s", strings.Join(cmd, " "), code, stderr.String()),
+			stdout.String()+stderr.String())
 	}
 	return nil
 }

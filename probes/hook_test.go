@@ -15,8 +15,9 @@ import (
 )
 
 func TestExecHook(t *testing.T) {
-	target := Target{Exec: func(ctx context.Context, cmd []string, out io.Writer) (int, error) {
+	target := Target{Exec: func(ctx context.Context, cmd []string, out, errw io.Writer) (int, error) {
 		io.WriteString(out, "hook said "+cmd[len(cmd)-1])
+		io.WriteString(errw, "; oops")
 		if cmd[len(cmd)-1] == "boom" {
 			return -1, errors.New("exec broke")
 		}
@@ -37,7 +38,7 @@ func TestExecHook(t *testing.T) {
 	if !errors.As(err, &herr) {
 		t.Fatalf("exit 2: got %v, want a *HookError", err)
 	}
-	const want = `Exec lifecycle hook ([sh -c exit 2]) for Container "app" in Pod "web_default(uid-1)" failed - error: command 'sh -c exit 2' exited with 2, message: "hook said exit 2"`
+	const want = `Exec lifecycle hook ([sh -c exit 2]) for Container "app" in Pod "web_default(uid-1)" failed - error: command 'sh -c exit 2' exited with 2: ; oops, message: "hook said exit 2; oops"`
 	if got := herr.Message("app", "web_default(uid-1)"); got != want {
 		t.Fatalf("message\n got %s\nwant %s", got, want)
 	}

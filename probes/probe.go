@@ -45,11 +45,11 @@ type Target struct {
 	// bound only to the pod's 127.0.0.1 is reachable. Nil dials from this
 	// process's namespace (host network pods, tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// Exec runs cmd in the container, writing its combined stdout and
-	// stderr to out (possibly from several goroutines), and returns its exit
-	// code. When ctx ends it must kill the process and everything it
+	// Exec runs cmd in the container, writing its stdout and stderr to
+	// the two writers (possibly the same one, possibly from several
+	// goroutines), and returns its exit code. When ctx ends it must kill the process and everything it
 	// started and return.
-	Exec func(ctx context.Context, cmd []string, out io.Writer) (exitCode int, err error)
+	Exec func(ctx context.Context, cmd []string, stdout, stderr io.Writer) (exitCode int, err error)
 	// Ports are the container's ports, for named probe ports.
 	Ports []corev1.ContainerPort
 	// Env is the container's env as written in the spec; exec probes expand
@@ -109,7 +109,7 @@ func runExec(ctx context.Context, cmd []string, t Target, timeout time.Duration)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errProbeTimeout)
 	defer cancel()
 	var out capped
-	code, err := t.Exec(ctx, cmd, &out)
+	code, err := t.Exec(ctx, cmd, &out, &out)
 	// A timeout is a Failure (the kubelet's ExecProbeTimeout, GA), whatever
 	// the killed process or the exec machinery reported.
 	if (err != nil || code != 0) && context.Cause(ctx) == errProbeTimeout {

@@ -419,7 +419,7 @@ func TestExecProbe(t *testing.T) {
 			{Name: "NAME", Value: "world"},
 			{Name: "SECRET", ValueFrom: &corev1.EnvVarSource{}}, // not static: ""
 		},
-		Exec: func(ctx context.Context, cmd []string, out io.Writer) (int, error) {
+		Exec: func(ctx context.Context, cmd []string, out, _ io.Writer) (int, error) {
 			gotCmd = cmd
 			if _, ok := ctx.Deadline(); !ok {
 				return 0, errors.New("no deadline on the probe's exec")

@@ -105,7 +105,7 @@ func startWorker(t *testing.T, kind Kind, p *corev1.Probe, startedAgo time.Durat
 	}
 	h.started = h.clock.Now().Add(-startedAgo)
 	p.Exec = &corev1.ExecAction{Command: []string{"check"}}
-	target := Target{Exec: func(ctx context.Context, cmd []string, out io.Writer) (int, error) {
+	target := Target{Exec: func(ctx context.Context, cmd []string, out, _ io.Writer) (int, error) {
 		c := execCall{at: h.clock.Now(), cmd: cmd, ctx: ctx, reply: make(chan execReply)}
 		select {
 		case h.calls <- c:

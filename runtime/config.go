@@ -248,11 +248,17 @@ func containerMounts(s *Spec, hostIPC bool) ([]*configs.Mount, int, error) {
 		{Source: "proc", Destination: "/proc", Device: "proc", Flags: mountFlags},
 		{Source: "tmpfs", Destination: "/dev", Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_STRICTATIME, Data: "mode=755,size=65536k"},
 		{Source: "devpts", Destination: "/dev/pts", Device: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620,gid=5"},
-		shm,
+	}
+	// /dev/shm once: the pod's shared one when the Spec mounts it there
+	// (containerd's sandbox shm), else this default.
+	if !slices.ContainsFunc(s.Mounts, func(m Mount) bool { return filepath.Clean(m.Destination) == "/dev/shm" }) {
+		mounts = append(mounts, shm)
+	}
+	mounts = append(mounts, []*configs.Mount{
 		{Source: "mqueue", Destination: "/dev/mqueue", Device: "mqueue", Flags: mountFlags},
 		{Source: "sysfs", Destination: "/sys", Device: "sysfs", Flags: sysFlags},
 		{Source: "cgroup", Destination: "/sys/fs/cgroup", Device: "cgroup", Flags: cgFlags},
-	}
+	}...)
 	// runc's default rootfs propagation is rslave; a Bidirectional volume
 	// needs a shared rootfs to propagate back (containerd's CRI does the same).
 	rootProp := unix.MS_SLAVE | unix.MS_REC

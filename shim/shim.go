@@ -119,6 +119,8 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		OnEvent:    func(p *corev1.Pod, _ pod.Event) { notify(p) },
 		OnStatus:   notify,
 		Checkpoint: sh.checkpoint,
+
+		AllowedUnsafeSysctls: spec.Node.AllowedUnsafeSysctls,
 	}
 	var sup *pod.Supervisor
 	switch cp, err := dir.readCheckpoint(); {

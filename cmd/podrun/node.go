@@ -24,6 +24,7 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cgroup-root", Value: "podrun", Usage: "top-level cgroup of podrun's pods", EnvVars: []string{"PODRUN_CGROUP_ROOT"}},
 		&cli.StringFlag{Name: "seccomp-root", Usage: "directory of the Localhost seccomp profiles (default <root>/seccomp)", EnvVars: []string{"PODRUN_SECCOMP_ROOT"}},
 		&cli.BoolFlag{Name: "seccomp-default", Usage: "RuntimeDefault seccomp for containers whose pod says nothing (the kubelet's seccompDefault)", EnvVars: []string{"PODRUN_SECCOMP_DEFAULT"}},
+		&cli.StringSliceFlag{Name: "allowed-unsafe-sysctls", Usage: "unsafe sysctls or sysctl patterns (ending in *) pods may set, comma-separated (the kubelet's --allowed-unsafe-sysctls)", EnvVars: []string{"PODRUN_ALLOWED_UNSAFE_SYSCTLS"}},
 		&cli.Int64Flag{Name: "pod-pids-limit", Value: -1, Usage: "pids.max of each pod cgroup (-1: unlimited, like the kubelet's default)"},
 		&cli.StringFlag{Name: "container-log-max-size", Value: "10Mi", Usage: "rotate a container's log before it grows past this (the kubelet's containerLogMaxSize)"},
 		&cli.IntFlag{Name: "container-log-max-files", Value: 5, Usage: "log files kept per container instance, the current one included (the kubelet's containerLogMaxFiles; at least 2)"},
@@ -44,6 +45,8 @@ func nodeConfig(c *cli.Context) node.Config {
 
 		SeccompRoot:    c.String("seccomp-root"),
 		SeccompDefault: c.Bool("seccomp-default"),
+
+		AllowedUnsafeSysctls: c.StringSlice("allowed-unsafe-sysctls"),
 	}
 }
 

@@ -225,6 +225,8 @@ func (r *runner) start(ctx context.Context, p *corev1.Pod) *pod.Supervisor {
 		OnEvent:  r.out.event,
 		OnStatus: r.out.status,
 		Output:   r.out.line,
+
+		AllowedUnsafeSysctls: r.node.AllowedUnsafeSysctls(),
 	})
 	r.mu.Lock()
 	r.sups = append(r.sups, s)
