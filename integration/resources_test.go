@@ -217,3 +217,33 @@ func TestCPUThrottled(t *testing.T) {
 	})
 	bg.interrupt()
 }
+
+// Pod-level resources (PodLevelResources, on in 1.34): a container that
+// sets no cpu or memory limit gets the pod's in its own cgroup, and its
+// cpu shares follow (the kubelet's getCPULimit and getMemoryLimit).
+func TestPodLevelResourcesReachContainers(t *testing.T) {
+	testutil.RequiresRoot(t)
+	needV1(t)
+	app := container("app", serve)
+	own := container("own", serve)
+	own.Resources = limits("100m", "32Mi")
+	s := newScenario(t, "pod-level", corev1.RestartPolicyAlways).app(app).app(own)
+	pl := limits("500m", "64Mi")
+	s.pod.Spec.Resources = &pl
+	bg := s.start()
+	bg.waitEvent("app", "Started")
+	bg.waitEvent("own", "Started")
+	cpuPod, memPod := podCgroup(t, "cpu"), podCgroup(t, "memory")
+	for path, want := range map[string]int64{
+		filepath.Join(memPod, "memory.limit_in_bytes"):        64 << 20,
+		filepath.Join(memPod, "app", "memory.limit_in_bytes"): 64 << 20, // the pod's
+		filepath.Join(cpuPod, "app", "cpu.cfs_quota_us"):      50000,
+		filepath.Join(memPod, "own", "memory.limit_in_bytes"): 32 << 20, // its own
+		filepath.Join(cpuPod, "own", "cpu.cfs_quota_us"):      10000,
+	} {
+		if got := readInt(t, path); got != want {
+			t.Errorf("%s = %d, want %d", path, got, want)
+		}
+	}
+	bg.interrupt()
+}
