@@ -33,8 +33,8 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 		Resources:  n.cfg.Cgroups.ContainerResources(p, c),
 		LogPath:    podspec.LogFile(n.LogDir(p), c.Name, r.RestartCount),
 		LogMaxSize: n.cfg.ContainerLogMaxSize, LogMaxFiles: n.cfg.ContainerLogMaxFiles,
-		Output:     r.Output,
-		TTY:        c.TTY, Stdin: c.Stdin,
+		Output: r.Output,
+		TTY:    c.TTY, Stdin: c.Stdin,
 		Privileged:     isTrue(sc.Privileged),
 		ReadOnlyRootfs: isTrue(sc.ReadOnlyRootFilesystem),
 		// The kubelet sets no_new_privs only when allowPrivilegeEscalation is false.
