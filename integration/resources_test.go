@@ -23,11 +23,14 @@ func cgroupRoot() string {
 	return "podrun"
 }
 
-// podCgroup finds the only pod cgroup under the suite's root in a v1
-// hierarchy (the suite runs one pod at a time).
+// podCgroup finds the only pod cgroup under the suite's root, in ctrl's v1
+// hierarchy or the v2 one (the suite runs one pod at a time).
 func podCgroup(t *testing.T, ctrl string) string {
 	t.Helper()
 	base := filepath.Join("/sys/fs/cgroup", ctrl, cgroupRoot())
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		base = filepath.Join("/sys/fs/cgroup", cgroupRoot()) // v2: one hierarchy
+	}
 	for _, pattern := range []string{"pod*", "*/pod*"} {
 		if m, _ := filepath.Glob(filepath.Join(base, pattern)); len(m) == 1 {
 			return m[0]

@@ -59,6 +59,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// cgroupDirs returns where the cgroup path lives: one directory per
+// controller on v1, the one directory on v2.
+func cgroupDirs(path string, controllers ...string) []string {
+	if cgroups.IsCgroup2UnifiedMode() {
+		return []string{filepath.Join("/sys/fs/cgroup", path)}
+	}
+	var dirs []string
+	for _, c := range controllers {
+		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", c, path))
+	}
+	return dirs
+}
+
 func randHex() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 )
 
@@ -105,7 +106,11 @@ func TestSharePID(t *testing.T) {
 	}
 	// The pause process is in the pod's cgroup leaf.
 	cg, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(sb.st.PausePid), "cgroup"))
-	if err != nil || !strings.Contains(string(cg), "memory:"+sb.st.Spec.CgroupPath+"/pause\n") {
+	want := "memory:" + sb.st.Spec.CgroupPath + "/pause\n"
+	if cgroups.IsCgroup2UnifiedMode() {
+		want = "0::" + sb.st.Spec.CgroupPath + "/pause\n"
+	}
+	if err != nil || !strings.Contains(string(cg), want) {
 		t.Errorf("pause cgroups: %v\n%s", err, cg)
 	}
 }

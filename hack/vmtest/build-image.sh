@@ -60,8 +60,8 @@ printf '9p\n9pnet_virtio\noverlay\nveth\nbridge\nbr_netfilter\n' >"$root/etc/mod
 ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 chroot "$root" systemctl enable systemd-resolved.service >/dev/null 2>&1
 # The suite runner; what it runs comes from the share (guest/run-suite.sh).
-install -m 0644 "$here/guest/podrun-vmtest.service" "$root/etc/systemd/system/"
-chroot "$root" systemctl enable podrun-vmtest.service >/dev/null 2>&1
+install -m 0644 "$here/guest/vmtest-suite.service" "$root/etc/systemd/system/"
+chroot "$root" systemctl enable vmtest-suite.service >/dev/null 2>&1
 # Nothing else competes for the two emulated CPUs.
 for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer systemd-timesyncd.service; do
 	chroot "$root" systemctl mask "$u" >/dev/null 2>&1 || true

@@ -52,7 +52,7 @@ mirror=${VMTEST_MIRROR:-$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources
 mirror=${mirror:-http://deb.debian.org/debian}
 
 # The guest image, cached under a hash of what builds it.
-key=$(cat "$here/packages" "$here/build-image.sh" "$here/guest/podrun-vmtest.service" | sha256sum | cut -c1-16)
+key=$(cat "$here/packages" "$here/build-image.sh" "$here/guest/vmtest-suite.service" | sha256sum | cut -c1-16)
 guest=$cache/guest-$key
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
@@ -77,7 +77,7 @@ mkdir -p "$share/tests"
 t=$(date +%s)
 $GO build -o "$share/podrun" ./cmd/podrun
 $GO run ./hack/testimage -o "$share/busybox.tar" >/dev/null
-grep -v '^#' "$here/suite-$suite" | awk 'NF {print $1, $2}' | sort -u | while read -r name dir; do
+grep -v '^#' "$here/suite-$suite" | awk 'NF {if ($1 ~ /^@/) print $2, $3; else print $1, $2}' | sort -u | while read -r name dir; do
 	$GO test -c -o "$share/tests/$name.test" "./$dir"
 done
 git ls-files -z | tar --null -T - -cf "$share/src.tar"
@@ -137,7 +137,7 @@ for p in $profiles; do
 	for l in "$res"/*.log; do
 		[ -f "$l" ] || continue
 		name=$(basename "$l" .log)
-		[ "$name" = run-suite ] && continue
+		case $name in run-suite | debug) continue ;; esac
 		n=$(grep -c '^--- PASS' "$l" || true)
 		f=$(grep -c '^--- FAIL' "$l" || true)
 		s=$(grep -c '^--- SKIP' "$l" || true)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Runs inside the vmtest guest (started by podrun-vmtest.service, from the
+# Runs inside the vmtest guest (started by vmtest-suite.service, from the
 # 9p share mounted on /mnt/host): sets the profile's host up the way users'
 # machines are, runs the suite listed in /mnt/host/suite and writes
 # everything to /mnt/host/results. The unit powers the guest off afterwards.
@@ -56,10 +56,15 @@ if [ -f "$share/debug.sh" ]; then
 	(cd "$src" && bash "$share/debug.sh") >"$out/debug.log" 2>&1
 fi
 
-# suite: one line per test binary: NAME PKGDIR [go test flags...]
+# suite: one line per test binary: [@PROFILE] NAME PKGDIR [go test flags...];
+# a line with @PROFILE runs only in that profile.
 t0=$(cut -d' ' -f1 /proc/uptime)
 while read -r name dir flags; do
 	case $name in '' | '#'*) continue ;; esac
+	if [ "${name#@}" != "$name" ]; then
+		[ "${name#@}" = "$profile" ] || continue
+		read -r name dir flags <<<"$dir $flags"
+	fi
 	echo "vmtest: === $name ($dir) $flags"
 	s=$(cut -d' ' -f1 /proc/uptime)
 	# shellcheck disable=SC2086
