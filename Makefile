@@ -11,7 +11,7 @@ export GOFLAGS := -tags=seccomp $(GOFLAGS)
 .PHONY: build test unit unit-norace root-test lint testimage demo bench conformance leakcheck vmtest vmtest-ci clean
 
 build:
-	$(GO) build -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/podrun
+	$(GO) build -ldflags "-s -w -X github.com/podrun/podrun/internal/buildinfo.Version=$(VERSION)" -o $(BIN) ./cmd/podrun
 
 # Every test: formatting, vet and import rules, the unit tests, then the
 # root tests (real containers, mounts, cgroups, network namespaces; the

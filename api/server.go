@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podrun/podrun/internal/buildinfo"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -88,7 +89,7 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	s := &server{b: b, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"platform": "podrun", "gitVersion": "v1.34.0-podrun"})
+		writeJSON(w, http.StatusOK, map[string]string{"platform": "podrun", "gitVersion": "v1.34.0-podrun", "podrunVersion": buildinfo.String()})
 	})
 	mux.HandleFunc("POST "+ApplyPath, s.apply)
 	for _, prefix := range []string{"/api/{version}", "/apis/{group}/{version}"} {

@@ -708,6 +708,10 @@ func TestDaemonSocketIsRootOnly(t *testing.T) {
 	if out := d.must("get", "pods"); out != "" {
 		t.Errorf("as root: %q", out)
 	}
+	// podrun version, like kubectl's: the client's, then the server's.
+	if out := d.must("version"); !strings.HasPrefix(out, "Client Version: ") || !strings.Contains(out, "\nServer Version: ") {
+		t.Errorf("podrun version printed %q", out)
+	}
 }
 
 func TestDaemonUpdatesAndRestarts(t *testing.T) {

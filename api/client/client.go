@@ -277,3 +277,14 @@ func (c *Client) Exec(ctx context.Context, namespace, name string, o ExecOptions
 		}
 	}
 }
+
+// ServerVersion is the daemon's podrun version.
+func (c *Client) ServerVersion(ctx context.Context) (string, error) {
+	var v struct {
+		PodrunVersion string `json:"podrunVersion"`
+	}
+	if err := c.getJSON(ctx, http.MethodGet, "/version", nil, nil, &v); err != nil {
+		return "", err
+	}
+	return v.PodrunVersion, nil
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/podrun/podrun/internal/buildinfo"
 	_ "github.com/podrun/podrun/runtime/reexec"
 )
 
@@ -32,15 +33,12 @@ func init() {
 // commands is filled by the init() of each command's file, one command per file.
 var commands []*cli.Command
 
-// version is set by the linker (-X main.version=...).
-var version = "dev"
-
 func main() {
 	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
 	app := &cli.App{
 		Name:                 "podrun",
 		Usage:                "run Kubernetes Pod YAML on this machine, with the kubelet's semantics",
-		Version:              version,
+		Version:              buildinfo.String(),
 		EnableBashCompletion: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"PODRUN_LOG_LEVEL"}},
