@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building podrun and running its pods and tests needs, from
+# Debian/Ubuntu packages, when run as root; otherwise stops at once naming
+# the packages to install. make demo and make test call it first.
+set -euo pipefail
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+need=()
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v busybox >/dev/null || need+=(busybox-static)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+command -v setpriv >/dev/null || need+=(util-linux)
+dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
+if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
+	echo "podrun needs Go >= 1.26 (https://go.dev/dl/, installed as /usr/local/go): not found on PATH" >&2
+	exit 1
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "podrun needs these packages: apt-get install ${need[*]} (as root); then run make again" >&2
+	exit 1
+fi
+echo "installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}"
