@@ -16,6 +16,7 @@ import (
 
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/controller/job"
+	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/manifest"
 )
 
@@ -45,14 +46,7 @@ func (d *Daemon) deploymentOf(p *corev1.Pod) *key {
 	return nil
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
+func podReady(p *corev1.Pod) bool { return podspec.Ready(p) }
 
 func replicas(dep *appsv1.Deployment) int32 {
 	if dep.Spec.Replicas == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/controller/deployment"
+	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/manifest"
 )
 
@@ -140,10 +141,8 @@ func (d *Daemon) countSets(dep *appsv1.Deployment, now time.Time) ([]*appsv1.Rep
 }
 
 func readySince(p *corev1.Pod) (time.Time, bool) {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.LastTransitionTime.Time, c.Status == corev1.ConditionTrue
-		}
+	if c := podspec.Condition(&p.Status, corev1.PodReady); c != nil {
+		return c.LastTransitionTime.Time, c.Status == corev1.ConditionTrue
 	}
 	return time.Time{}, false
 }

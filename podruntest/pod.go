@@ -146,10 +146,8 @@ type Condition struct {
 // Ready is the pod's Ready condition True.
 func Ready() Condition {
 	return Condition{desc: "Ready", met: func(p *corev1.Pod) (bool, error) {
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				return true, nil
-			}
+		if podspec.Ready(p) {
+			return true, nil
 		}
 		return false, terminalErr(p)
 	}}

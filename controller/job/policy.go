@@ -130,11 +130,4 @@ func restarts(p *corev1.Pod) int32 {
 	return n
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
+func podReady(p *corev1.Pod) bool { return podspec.Ready(p) }

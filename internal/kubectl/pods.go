@@ -142,12 +142,8 @@ func initReason(cs corev1.ContainerStatus, i, n int) string {
 }
 
 func conditionTrue(p *corev1.Pod, t corev1.PodConditionType) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == t {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	c := podspec.Condition(&p.Status, t)
+	return c != nil && c.Status == corev1.ConditionTrue
 }
 
 // Since is kubectl's translateTimestampSince.

@@ -93,3 +93,19 @@ func Status(st *corev1.PodStatus, name string) *corev1.ContainerStatus {
 	}
 	return nil
 }
+
+// Condition returns the pod's condition of type t, or nil.
+func Condition(st *corev1.PodStatus, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == t {
+			return &st.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// Ready reports whether the pod's Ready condition is True.
+func Ready(p *corev1.Pod) bool {
+	c := Condition(&p.Status, corev1.PodReady)
+	return c != nil && c.Status == corev1.ConditionTrue
+}
