@@ -10,6 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
+// appArmorEnabled is runtime.AppArmorEnabled: the module's parameter is "Y".
+func appArmorEnabled() bool {
+	b, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return bytes.HasPrefix(b, []byte("Y"))
+}
+
 var appArmorRequired = flag.Bool("test.apparmor", false, "fail, not skip, the AppArmor tests on a host without AppArmor (the vmtest suite sets it)")
 
 // AppArmor profiles through the binary, on a host with AppArmor: the pod's
@@ -18,7 +24,7 @@ var appArmorRequired = flag.Bool("test.apparmor", false, "fail, not skip, the Ap
 // deprecated annotation runtime/default works as the field, and a
 // Localhost profile that is not loaded is a CreateContainerError.
 func TestAppArmorProfiles(t *testing.T) {
-	if b, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); !bytes.HasPrefix(b, []byte("Y")) {
+	if !appArmorEnabled() {
 		if *appArmorRequired {
 			t.Fatal("AppArmor is not enabled on this host, and -test.apparmor requires it")
 		}
