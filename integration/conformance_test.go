@@ -39,6 +39,9 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			testutil.RequiresRoot(t)
+			if sc.Host == "without-apparmor" && appArmorEnabled() {
+				t.Skip("the host has AppArmor: the pod is admitted and confined (TestAppArmorProfiles)")
+			}
 			sc.run(t, name)
 		})
 	}
@@ -51,6 +54,7 @@ type conformance struct {
 	Job       *batchv1.Job    `json:"job,omitempty"`
 	Interrupt *interruptAfter `json:"interrupt,omitempty"`
 	Timeout   string          `json:"timeout,omitempty"` // podrun run --timeout; default 90s
+	Host      string          `json:"host,omitempty"`    // "without-apparmor": skipped on a host with AppArmor
 	Expect    expectations    `json:"expect"`
 }
 
@@ -116,6 +120,9 @@ func loadConformance(file string) (*conformance, error) {
 	}
 	if (sc.Pod == nil) == (sc.Job == nil) {
 		return nil, fmt.Errorf("%s: give exactly one of pod and job", file)
+	}
+	if sc.Host != "" && sc.Host != "without-apparmor" {
+		return nil, fmt.Errorf("%s: unknown host %q", file, sc.Host)
 	}
 	if sc.Rule == "" {
 		return nil, fmt.Errorf("%s: no rule: say which SEMANTICS.md rule the scenario checks", file)

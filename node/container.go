@@ -58,7 +58,7 @@ func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (_ p
 		return nil, pod.ConfigError(err)
 	}
 	h, err := n.Runtime.Start(ctx, spec)
-	if errors.Is(err, runtime.ErrSeccompProfile) {
+	if errors.Is(err, runtime.ErrSeccompProfile) || errors.Is(err, runtime.ErrAppArmorProfile) {
 		// containerd fails this in CreateContainer.
 		return nil, pod.CreateError(err)
 	} else if err != nil {

@@ -44,6 +44,7 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 		s.Cwd = r.Image.Config.WorkingDir
 	}
 	s.Seccomp, s.SeccompProfile = n.seccomp(p, sc)
+	s.AppArmor, s.AppArmorProfile = appArmor(p, c)
 	if sc.Capabilities != nil {
 		for _, cp := range sc.Capabilities.Add {
 			s.CapAdd = append(s.CapAdd, string(cp))
@@ -260,6 +261,39 @@ func (n *Node) seccomp(p *corev1.Pod, sc *corev1.SecurityContext) (typ, path str
 		return runtime.SeccompUnconfined, ""
 	case prof.Type == corev1.SeccompProfileTypeLocalhost && prof.LocalhostProfile != nil:
 		return runtime.SeccompLocalhost, filepath.Join(n.cfg.SeccompRoot, *prof.LocalhostProfile)
+	}
+	return string(prof.Type), ""
+}
+
+// appArmor is the kubelet's choice of AppArmor profile (apparmor
+// GetProfile): the container's securityContext.appArmorProfile, else the
+// deprecated annotation container.apparmor.security.beta.kubernetes.io/<name>
+// (runtime/default, localhost/NAME, unconfined; the kubelet falls back to
+// it before the pod's field, for static pods), else the pod's
+// securityContext.appArmorProfile; none of them: "" (no profile).
+func appArmor(p *corev1.Pod, c *corev1.Container) (typ, name string) {
+	var prof *corev1.AppArmorProfile
+	if sc := c.SecurityContext; sc != nil && sc.AppArmorProfile != nil {
+		prof = sc.AppArmorProfile
+	} else if v, ok := p.Annotations[corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix+c.Name]; ok {
+		switch {
+		case v == corev1.DeprecatedAppArmorBetaProfileRuntimeDefault:
+			return runtime.AppArmorRuntimeDefault, ""
+		case v == corev1.DeprecatedAppArmorBetaProfileNameUnconfined:
+			return runtime.AppArmorUnconfined, ""
+		case strings.HasPrefix(v, corev1.DeprecatedAppArmorBetaProfileNamePrefix):
+			return runtime.AppArmorLocalhost, strings.TrimPrefix(v, corev1.DeprecatedAppArmorBetaProfileNamePrefix)
+		}
+		// Validation refuses any other value; the kubelet ignores it.
+	}
+	if prof == nil && p.Spec.SecurityContext != nil {
+		prof = p.Spec.SecurityContext.AppArmorProfile
+	}
+	if prof == nil {
+		return "", ""
+	}
+	if prof.Type == corev1.AppArmorProfileTypeLocalhost && prof.LocalhostProfile != nil {
+		return runtime.AppArmorLocalhost, *prof.LocalhostProfile
 	}
 	return string(prof.Type), ""
 }

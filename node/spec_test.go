@@ -81,3 +81,52 @@ func TestSetUserSupplementalGroupsPolicy(t *testing.T) {
 		}
 	}
 }
+
+// The kubelet's order: the container's field, then the deprecated
+// annotation, then the pod's field.
+func TestAppArmorResolution(t *testing.T) {
+	prof := func(typ corev1.AppArmorProfileType, name string) *corev1.AppArmorProfile {
+		p := &corev1.AppArmorProfile{Type: typ}
+		if name != "" {
+			p.LocalhostProfile = &name
+		}
+		return p
+	}
+	key := corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + "c"
+	for _, tc := range []struct {
+		name       string
+		pod, ctr   *corev1.AppArmorProfile
+		annotation string
+		typ, prof  string
+	}{
+		{name: "none"},
+		{name: "pod", pod: prof(corev1.AppArmorProfileTypeRuntimeDefault, ""), typ: runtime.AppArmorRuntimeDefault},
+		{name: "container over pod", pod: prof(corev1.AppArmorProfileTypeRuntimeDefault, ""),
+			ctr: prof(corev1.AppArmorProfileTypeUnconfined, ""), typ: runtime.AppArmorUnconfined},
+		{name: "container localhost", ctr: prof(corev1.AppArmorProfileTypeLocalhost, "mine"), typ: runtime.AppArmorLocalhost, prof: "mine"},
+		{name: "annotation runtime/default", annotation: "runtime/default", typ: runtime.AppArmorRuntimeDefault},
+		{name: "annotation localhost", annotation: "localhost/mine", typ: runtime.AppArmorLocalhost, prof: "mine"},
+		{name: "annotation unconfined", annotation: "unconfined", typ: runtime.AppArmorUnconfined},
+		{name: "annotation over pod", annotation: "localhost/mine", pod: prof(corev1.AppArmorProfileTypeRuntimeDefault, ""),
+			typ: runtime.AppArmorLocalhost, prof: "mine"},
+		{name: "container over annotation", annotation: "unconfined", ctr: prof(corev1.AppArmorProfileTypeRuntimeDefault, ""),
+			typ: runtime.AppArmorRuntimeDefault},
+		{name: "invalid annotation: the pod's", annotation: "bogus", pod: prof(corev1.AppArmorProfileTypeRuntimeDefault, ""),
+			typ: runtime.AppArmorRuntimeDefault},
+	} {
+		p := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}
+		if tc.pod != nil {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{AppArmorProfile: tc.pod}
+		}
+		if tc.ctr != nil {
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{AppArmorProfile: tc.ctr}
+		}
+		if tc.annotation != "" {
+			p.Annotations = map[string]string{key: tc.annotation, corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + "other": "localhost/x"}
+		}
+		typ, name := appArmor(p, &p.Spec.Containers[0])
+		if typ != tc.typ || name != tc.prof {
+			t.Errorf("%s: %q %q, want %q %q", tc.name, typ, name, tc.typ, tc.prof)
+		}
+	}
+}

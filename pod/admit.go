@@ -128,7 +128,9 @@ func (w *sysctlAllowlist) check(name string, hostNet, hostIPC bool) error {
 
 // appArmorRequired is the kubelet's apparmor isRequired: the pod or a
 // container asks for a profile other than Unconfined, in its
-// securityContext or in the deprecated per-container annotation.
+// securityContext or in the deprecated per-container annotation. The
+// kubelet refuses such a pod only on a host without AppArmor; with it, the
+// runtime applies the profiles (runtime.Spec.AppArmor).
 func appArmorRequired(p *corev1.Pod) bool {
 	if sc := p.Spec.SecurityContext; sc != nil && sc.AppArmorProfile != nil && sc.AppArmorProfile.Type != corev1.AppArmorProfileTypeUnconfined {
 		return true
@@ -160,7 +162,7 @@ func admit(p *corev1.Pod, unsafeSysctls []string) (reason, message string, ok bo
 			}
 		}
 	}
-	if appArmorRequired(p) {
+	if appArmorRequired(p) && !runtime.AppArmorEnabled() {
 		return runtime.AppArmorReason, runtime.AppArmorRefusal(), false
 	}
 	return "", "", true

@@ -292,6 +292,11 @@ func TestAdmission(t *testing.T) {
 	annotated.Annotations = map[string]string{corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + "a1": "runtime/default"}
 	unconfined := testPod("Always", "| a1")
 	unconfined.Annotations = map[string]string{corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + "a1": "unconfined"}
+	// Refused only on a host without AppArmor; with it, admitted.
+	aaReason, aaMessage := runtime.AppArmorReason, "Pod was rejected: "+runtime.AppArmorRefusal()
+	if runtime.AppArmorEnabled() {
+		aaReason, aaMessage = "", ""
+	}
 	for _, tc := range []struct {
 		name    string
 		p       *corev1.Pod
@@ -306,8 +311,8 @@ func TestAdmission(t *testing.T) {
 		{"host-net", sysctlPod(true, "net.ipv4.tcp_syncookies"), nil, "SysctlForbidden",
 			`Pod was rejected: forbidden sysctl: "net.ipv4.tcp_syncookies" not allowed with host Net enabled`},
 		{"slashes", sysctlPod(false, "net/ipv4/tcp_syncookies"), nil, "", ""},
-		{"apparmor", apparmor, nil, runtime.AppArmorReason, "Pod was rejected: " + runtime.AppArmorRefusal()},
-		{"apparmor-annotation", annotated, nil, runtime.AppArmorReason, "Pod was rejected: " + runtime.AppArmorRefusal()},
+		{"apparmor", apparmor, nil, aaReason, aaMessage},
+		{"apparmor-annotation", annotated, nil, aaReason, aaMessage},
 		{"unconfined", unconfined, nil, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -88,6 +88,10 @@ func (r *Runtime) config(s *Spec) (*configs.Config, procDefaults, error) {
 	if err != nil {
 		return nil, d, err
 	}
+	aaProfile, err := appArmorConfig(s)
+	if err != nil {
+		return nil, d, err
+	}
 	res := &cgroups.Resources{}
 	if s.Resources != nil {
 		c := *s.Resources
@@ -118,6 +122,7 @@ func (r *Runtime) config(s *Spec) (*configs.Config, procDefaults, error) {
 		Sysctl:          s.Sysctls,
 		NoNewPrivileges: s.NoNewPrivileges,
 		Seccomp:         filter,
+		AppArmorProfile: aaProfile,
 		Labels:          []string{d.label()},
 	}
 	if !s.Privileged {

@@ -63,6 +63,17 @@ type Spec struct {
 	Seccomp        string
 	SeccompProfile string
 
+	// AppArmor is the AppArmor profile type: "" or AppArmorUnconfined for
+	// none, AppArmorRuntimeDefault for podrun's default profile
+	// (AppArmorDefaultProfile, loaded with apparmor_parser on first use;
+	// none for a privileged container, as in containerd),
+	// AppArmorLocalhost for the profile named AppArmorProfile, which must
+	// be loaded already. A profile that cannot be applied (no AppArmor on
+	// the host, a Localhost profile not loaded, no apparmor_parser) fails
+	// Start with an error that is ErrAppArmorProfile.
+	AppArmor        string
+	AppArmorProfile string
+
 	// LogPath is the CRI log file (appended to, created 0640 with its
 	// parent dirs): "<RFC3339Nano> stdout|stderr F|P <text>" lines. "" keeps
 	// no log.

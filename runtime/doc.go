@@ -41,14 +41,23 @@
 // LogFiles lists them in order) and ReadTail reads a file's last bytes
 // alone (the termination message). docs/security.md has the threat model.
 //
-// AppArmor: AppArmorEnabled detects it; podrun applies no profile, and a pod
-// asking for one must be refused at admission with AppArmorRefusal (the
-// kubelet's message on a host without AppArmor, which is the tested case).
+// AppArmor (Spec.AppArmor, apparmor.go), where AppArmorEnabled: RuntimeDefault
+// is podrun-default (AppArmorDefaultProfile), the rules of containerd's
+// default profile, loaded once per process with apparmor_parser -Kr from a
+// generated file (the host's abi, tunables and abstractions included when
+// it has them); Localhost a profile already loaded (listed in
+// /sys/kernel/security/apparmor/profiles); Unconfined none; a privileged
+// container gets none under RuntimeDefault. libcontainer applies it
+// (configs.Config.AppArmorProfile) to the container's process and its
+// execs. A profile that cannot be applied (not loaded, no apparmor_parser,
+// no AppArmor) fails Start with ErrAppArmorProfile: never unconfined. On a
+// host without AppArmor, admission refuses a pod asking for a profile with
+// AppArmorRefusal, the kubelet's message.
 //
 // Mount.RecursiveReadOnly is runc's rro (RecursiveReadOnlySupported probes
 // the kernel for mount_setattr).
 //
-// Not done: applying AppArmor profiles, SELinux labels, user namespaces, and
+// Not done: SELinux labels, user namespaces, and
 // the check that a Bidirectional volume's source is itself a shared mount.
 //
 // May import: the standard library, x/sys, libcontainer, opencontainers/cgroups

@@ -97,7 +97,7 @@ func inspectHost(root string, probeOverlay bool) *host {
 	h.fact("seccomp", "%s", seccomp)
 	apparmor := "not enabled: pods asking for an AppArmor profile are refused"
 	if runtime.AppArmorEnabled() {
-		apparmor = "enabled, but podrun applies no profiles: pods asking for one are refused"
+		apparmor = "enabled: RuntimeDefault applies " + runtime.AppArmorDefaultProfile + " (loaded with apparmor_parser), Localhost a loaded profile"
 	}
 	h.fact("AppArmor", "%s", apparmor)
 	return h

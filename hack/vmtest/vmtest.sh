@@ -4,7 +4,8 @@
 # profile. As root. See docs/hosts.md.
 #
 #   VMTEST_PROFILES  profiles to run (default "debian12-v2 debian12-v1")
-#   VMTEST_SUITE     ci (default: hack/vmtest/suite-ci) or full (every root suite)
+#   VMTEST_SUITE     ci (default: hack/vmtest/suite-ci), full (every root suite), or
+#                    NAME for the suite file hack/vmtest/suite-NAME
 #   VMTEST_CACHE     where the guest disk image is kept (/var/cache/podrun-vmtest)
 #   VMTEST_OUT       work and result directory (bin/vmtest)
 #   VMTEST_TIMEOUT   seconds one VM may run (default 1500 for ci, 5400 for full)
@@ -28,7 +29,10 @@ GO=${GO:-go}
 case $suite in
 ci) timeout=${VMTEST_TIMEOUT:-1500} ;;
 full) timeout=${VMTEST_TIMEOUT:-5400} ;;
-*) echo "VMTEST_SUITE must be ci or full, not $suite" >&2; exit 2 ;;
+*)
+	[ -f "$here/suite-$suite" ] || { echo "VMTEST_SUITE: no suite file $here/suite-$suite" >&2; exit 2; }
+	timeout=${VMTEST_TIMEOUT:-1500}
+	;;
 esac
 [ "$(id -u)" = 0 ] || { echo "vmtest: needs root (debootstrap, the 9p share, the guest's root tests)" >&2; exit 2; }
 log() { echo "vmtest: $*" >&2; }

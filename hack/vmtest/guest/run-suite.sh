@@ -19,6 +19,7 @@ profile=$(cat "$share/profile")
 	echo "systemd: $(systemctl --version | head -1)"
 	echo "resolv.conf: $(readlink /etc/resolv.conf)"
 	echo "mounts: $(findmnt -no TARGET,OPTIONS / | tr -s ' '); $(findmnt -no TARGET,OPTIONS /run | tr -s ' ')"
+	echo "apparmor: enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null) $(apparmor_parser -V 2>/dev/null | head -1)"
 	systemd-analyze time 2>&1 | head -1
 } | tee "$out/env.txt"
 
