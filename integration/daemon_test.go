@@ -604,8 +604,13 @@ i=0; while true; do i=$((i+1)); echo "n $i"; sleep 0.1 & wait; done`)
 	}
 	d.must("delete", "pod", "survivor")
 	assertOrderedTeardown(t, s)
-	if got := shimPIDs(string(before.UID)); len(got) != 0 {
-		t.Errorf("shim still running after the pod was deleted: %v", got)
+	// The shim exits once the daemon has read its final state, which is
+	// when delete returns; give its last milliseconds a bound, not a sleep.
+	for deadline := time.Now().Add(5 * time.Second); len(shimPIDs(string(before.UID))) != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("shim still running 5 s after the pod was deleted: %v", shimPIDs(string(before.UID)))
+			break
+		}
 	}
 }
 
