@@ -136,6 +136,15 @@ func assertNothingLeft(t testing.TB, n *Network) {
 	if hasTable(t, n) {
 		t.Errorf("nftables table ip %s left", n.cfg.Bridge)
 	}
+	cmds, _ := iptablesCommands()
+	for _, bin := range cmds {
+		out, err := iptables(bin, "-S", "FORWARD")
+		if err != nil {
+			t.Error(err)
+		} else if own := n.ownForwardRules(out); len(own) > 0 {
+			t.Errorf("FORWARD rules of %s left: %q", n.cfg.Bridge, own)
+		}
+	}
 }
 
 func hasTable(t testing.TB, n *Network) bool {

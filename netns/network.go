@@ -330,26 +330,34 @@ func (n *Network) syncHost(st *state, force bool) error {
 	if !force && st.Rules == want && n.hasTable() {
 		return nil
 	}
+	// podrun's FORWARD rules do not depend on the pods: they are checked
+	// when the table is new, and by GC (force), not with every hostPort.
+	fresh := force || st.Rules == "" || !n.hasTable()
 	st.Rules = ""
 	if err := n.writeRules(st); err != nil {
 		return err
+	}
+	if fresh {
+		n.ensureForward()
 	}
 	st.Rules = want
 	return nil
 }
 
-// removeHost deletes the table and the bridge, concurrently: each waits
-// for an RCU grace period, and concurrent waits share one.
+// removeHost deletes the table, podrun's FORWARD rules and the bridge,
+// concurrently: each waits for an RCU grace period, and concurrent waits
+// share one.
 func (n *Network) removeHost() error {
-	errc := make(chan error, 1)
+	errc, errf := make(chan error, 1), make(chan error, 1)
 	go func() { errc <- n.deleteRules() }()
+	go func() { errf <- n.removeForward() }()
 	var errLink error
 	if br, err := netlink.LinkByName(n.cfg.Bridge); err == nil {
 		if err := netlink.LinkDel(br); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) {
 			errLink = fmt.Errorf("delete bridge %s: %w", n.cfg.Bridge, err)
 		}
 	}
-	return errors.Join(<-errc, errLink)
+	return errors.Join(<-errc, <-errf, errLink)
 }
 
 func (n *Network) ensureBridge() error {

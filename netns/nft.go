@@ -13,10 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// podrun's firewall is one nftables table of its own, "ip <bridge>", never
-// a rule in anyone else's. Its rules are rewritten from the state as a
-// whole, in one atomic batch, so they never need diffing and whatever was
-// done to them by hand is undone. The batch keeps the chains and flushes
+// podrun's firewall is one nftables table of its own, "ip <bridge>"; the
+// only rules it puts anywhere else are two accepts in an iptables FORWARD
+// chain that already exists (forward.go). The table's rules are rewritten
+// from the state as a whole, in one atomic batch, so they never need
+// diffing and whatever was done to them by hand is undone. The batch keeps the chains and flushes
 // their rules: deleting a base chain waits for an RCU grace period (~10 ms
 // measured), recreating the table only happens when the chains are not as
 // podrun makes them. Rules:
@@ -30,6 +31,9 @@ import (
 //	                           oifname BRIDGE ct status dnat accept                      (published hostPorts)
 //	                           oifname BRIDGE iifname BRIDGE accept                      (pod -> pod through the host)
 //	                           oifname BRIDGE drop                                       (nothing else reaches a pod)
+//
+// A FORWARD chain of another tool's with policy drop still drops what this
+// chain accepts: see forward.go for podrun's accept rules in it.
 //
 // The forward chain keeps ip_forward, which podrun turns on, from opening
 // every pod port to whoever routes the pod subnet to this host: only what
