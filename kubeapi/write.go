@@ -183,14 +183,20 @@ func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
 	s.modify(w, r, t, apply)
 }
 
-// modify updates an object with what change makes of its JSON.
-func (s *server) modify(w http.ResponseWriter, r *http.Request, t target, change func([]byte) ([]byte, error)) {
+// current is the object a write to t changes, and whether the write is a
+// dry run.
+func (s *server) current(r *http.Request, t target) (api.Object, bool, error) {
 	dry, err := dryRun(r)
 	if err != nil {
-		api.WriteError(w, err)
-		return
+		return nil, false, err
 	}
 	cur, err := s.b.Get(t.k.Resource, t.ns, t.name)
+	return cur, dry, err
+}
+
+// modify updates an object with what change makes of its JSON.
+func (s *server) modify(w http.ResponseWriter, r *http.Request, t target, change func([]byte) ([]byte, error)) {
+	cur, dry, err := s.current(r, t)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -408,12 +414,7 @@ func scaleOf(o api.Object) *autoscalingv1.Scale {
 
 // writeScale changes a Deployment's replicas through its scale.
 func (s *server) writeScale(w http.ResponseWriter, r *http.Request, t target, change func([]byte) ([]byte, error)) {
-	dry, err := dryRun(r)
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
-	cur, err := s.b.Get(t.k.Resource, t.ns, t.name)
+	cur, dry, err := s.current(r, t)
 	if err != nil {
 		api.WriteError(w, err)
 		return
