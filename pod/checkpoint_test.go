@@ -15,18 +15,7 @@ func restoreFrom(t *testing.T, h *fakeHost, cp *Checkpoint, during func(s *Super
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	go func() { _ = s.Run(ctx) }()
-	if during != nil {
-		during(s)
-	}
-	select {
-	case <-s.Done():
-	case <-time.After(25 * time.Second):
-		t.Fatalf("pod did not finish; timeline %v", h.timeline)
-	}
-	return s
+	return supervise(t, h, s, during)
 }
 
 func runningCheckpoint(p *corev1.Pod, life, ending string) *Checkpoint {

@@ -202,7 +202,13 @@ func (c *fakeContainer) Exec(ctx context.Context, e runtime.ExecSpec) (int, erro
 // runPod supervises p on h until it finishes or the test times out.
 func runPod(t *testing.T, h *fakeHost, p *corev1.Pod, during func(s *Supervisor)) *Supervisor {
 	t.Helper()
-	s := New(p, Options{Host: h})
+	return supervise(t, h, New(p, Options{Host: h}), during)
+}
+
+// supervise runs s until it finishes (during, if set, runs meanwhile) or
+// the test times out.
+func supervise(t *testing.T, h *fakeHost, s *Supervisor, during func(s *Supervisor)) *Supervisor {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	go func() { _ = s.Run(ctx) }()

@@ -40,19 +40,7 @@ func runLogged(t *testing.T, h *fakeHost, p *corev1.Pod, o Options, during func(
 	t.Helper()
 	l := &statusLog{}
 	o.Host, o.OnStatus = h, l.add
-	s := New(p, o)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	go func() { _ = s.Run(ctx) }()
-	if during != nil {
-		during(s)
-	}
-	select {
-	case <-s.Done():
-	case <-time.After(25 * time.Second):
-		t.Fatalf("pod did not finish; timeline %v", h.timeline)
-	}
-	return s, l
+	return supervise(t, h, New(p, o), during), l
 }
 
 // A postStart hook gates the container's status, its probes and the pod IP
