@@ -90,8 +90,9 @@ func (d *Daemon) own(rec *podRec) {
 const (
 	shimRestartInitial = 200 * time.Millisecond
 	shimRestartMax     = 30 * time.Second
-	shimStable         = time.Minute // running this long resets the back-off
-	shimSpawnAttempts  = 5           // failed spawns in a row before the pod is given up
+	shimStable         = time.Minute      // running this long resets the back-off
+	shimSpawnAttempts  = 5                // failed spawns in a row before the pod is given up
+	shimExitLimit      = 10 * time.Second // a finished shim's exit, awaited before the pod is gone
 )
 
 // runPod is the owner of one pod: it starts its shim (or finds it
@@ -104,6 +105,9 @@ func (d *Daemon) runPod(rec *podRec) {
 	failures := 0
 	for {
 		if final, err := rec.dir.ReadFinal(); err == nil {
+			if !rec.dir.WaitExited(shimExitLimit) {
+				log.Warn("the pod shim wrote its final state but has not exited", "after", shimExitLimit)
+			}
 			d.podFinished(rec, final)
 			return
 		}

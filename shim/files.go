@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -166,6 +167,29 @@ func (d Dir) Lock() (f *os.File, ok bool, err error) {
 		return nil, false, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return f, true, nil
+}
+
+// WaitExited waits up to limit for the pod's shim to exit, that is to
+// release the run directory's lock. A shim writes the final state just
+// before it exits; waiting for that exit lets the daemon report a pod gone
+// only once no process of it is left.
+func (d Dir) WaitExited(limit time.Duration) bool {
+	f, err := os.OpenFile(d.path(lockFile), os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer f.Close() // after the flock returns: closing releases it
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(limit):
+		return false // the goroutine ends when the shim does
+	}
 }
 
 // Alive says whether the pod's shim runs (some process holds the run
