@@ -102,7 +102,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
+	heldLock = lock
 	spec, err := dir.ReadSpec()
 	if err != nil {
 		return err
@@ -154,6 +154,12 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	log.Info("pod finished", "phase", sup.Pod().Status.Phase)
 	return nil
 }
+
+// heldLock is the liveness lock, never closed: the kernel releases it when
+// the process exits, after the process' memory and arguments are gone, so
+// a daemon that waits for it (Dir.WaitExited) finds no process of the shim.
+// Closing it on return would free it a moment before the exit.
+var heldLock *os.File
 
 // shimLock returns the pod's liveness lock: the one the daemon took and
 // handed down as fd 3, or, for a shim started by hand, its own.
