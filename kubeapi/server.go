@@ -175,8 +175,11 @@ func resolve(gv schema.GroupVersion, rest []string) (target, bool) {
 
 func (s *server) serveResource(w http.ResponseWriter, r *http.Request, t target) {
 	switch t.sub {
-	case "log", "exec", "portforward":
+	case "log":
 		s.inner.ServeHTTP(w, r)
+		return
+	case "exec", "portforward":
+		s.serveStream(w, r, t)
 		return
 	}
 	verb := map[string]string{http.MethodGet: "get", http.MethodPost: "create", http.MethodPut: "update",
