@@ -286,6 +286,10 @@ func (sh *shim) watch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// firstSizeWait bounds how long a terminal's exec waits for the client's
+// terminal size.
+const firstSizeWait = time.Second
+
 // exec runs a process in a container over a hijacked connection (the
 // framing is api's).
 func (sh *shim) exec(w http.ResponseWriter, r *http.Request) {
@@ -351,6 +355,16 @@ func (sh *shim) exec(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
+	if spec.TTY {
+		// The process starts on a terminal of the client's size: kubectl
+		// and podrun send it first. A client that sends none gets 0x0.
+		select {
+		case sz := <-resize:
+			spec.Size = sz
+		case <-ctx.Done():
+		case <-time.After(firstSizeWait):
+		}
+	}
 	code, err := sh.sup.Load().Exec(ctx, name, spec)
 	st := api.ExecStatus{ExitCode: code}
 	if err != nil {
