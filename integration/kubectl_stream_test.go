@@ -1,0 +1,284 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// kubectlCLI is one real kubectl binary with the kubeconfig `podrun
+// kubeconfig` wrote for the test's daemon.
+type kubectlCLI struct {
+	t                     *testing.T
+	bin, kubeconfig, home string
+	env                   []string // added to every command's environment
+}
+
+// newKubectl waits until the daemon (started with --kube-listen) serves the
+// Kubernetes API and writes its kubeconfig; it skips the test when
+// kubectl.VERSION is not installed.
+func newKubectl(t *testing.T, version string) *kubectlCLI {
+	t.Helper()
+	k := &kubectlCLI{t: t, bin: "/usr/lib/google-cloud-sdk/bin/kubectl." + version, home: t.TempDir()}
+	if _, err := os.Stat(k.bin); err != nil {
+		t.Skipf("no kubectl %s: %v", version, err)
+	}
+	root := nodeFlag("root")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(root, "kubeapi", "server")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon did not serve the Kubernetes API")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	k.kubeconfig = filepath.Join(k.home, "kubeconfig")
+	if out, err := exec.Command(bin, "kubeconfig", "--root", root, "--path", k.kubeconfig).CombinedOutput(); err != nil {
+		t.Fatalf("podrun kubeconfig: %v\n%s", err, out)
+	}
+	return k
+}
+
+func (k *kubectlCLI) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, k.bin, append([]string{"--kubeconfig", k.kubeconfig}, args...)...)
+	cmd.Env = append([]string{"HOME=" + k.home, "PATH=/usr/bin:/bin"}, k.env...)
+	return cmd
+}
+
+// try runs kubectl with stdin and returns its combined output.
+func (k *kubectlCLI) try(stdin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := k.command(ctx, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (k *kubectlCLI) run(args ...string) string {
+	k.t.Helper()
+	out, err := k.try("", args...)
+	if err != nil {
+		k.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// streamPod has a shell to exec into and an HTTP server on 8080.
+const streamPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: streams
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox
+    imagePullPolicy: Never
+    command: [sh, -c, "mkdir /www && echo hello from the pod > /www/index.html && exec httpd -f -p 8080 -h /www"]
+  - name: side
+    image: busybox
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+`
+
+// TestKubectlStreams drives kubectl exec (exit code, stdin, a terminal and
+// its size), cp and port-forward against a daemon, with kubectl 1.30 and
+// 1.32, over WebSocket and over SPDY.
+func TestKubectlStreams(t *testing.T) {
+	startDaemonWith(t, "--kube-listen", "127.0.0.1:0")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pod.yaml"), []byte(streamPod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := newKubectl(t, "1.32")
+	k.run("apply", "-f", filepath.Join(dir, "pod.yaml"))
+	if out, err := k.try("", "wait", "--for=condition=Ready", "pod/streams", "--timeout=60s"); err != nil {
+		desc, _ := k.try("", "describe", "pod", "streams")
+		t.Fatalf("kubectl wait: %v\n%s\n%s", err, out, desc)
+	}
+	for _, version := range []string{"1.30", "1.32"} {
+		for _, ws := range []string{"true", "false"} {
+			t.Run(fmt.Sprintf("kubectl%s/websockets=%s", version, ws), func(t *testing.T) {
+				k := newKubectl(t, version)
+				k.env = []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + ws, "KUBECTL_PORT_FORWARD_WEBSOCKETS=" + ws}
+				kubectlExec(t, k)
+				kubectlTTY(t, k)
+				kubectlCp(t, k)
+				kubectlPortForward(t, k)
+			})
+		}
+	}
+}
+
+func kubectlExec(t *testing.T, k *kubectlCLI) {
+	out, err := k.try("", "exec", "streams", "-c", "side", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(out, "out\n") || !strings.Contains(out, "err\n") ||
+		!strings.Contains(out, "command terminated with exit code 3") {
+		t.Errorf("exec exit 3: %v %q", err, out)
+	}
+	if out, err := k.try("piped\nin\n", "exec", "-i", "streams", "-c", "side", "--", "tr", "a-z", "A-Z"); err != nil || out != "PIPED\nIN\n" {
+		t.Errorf("exec -i: %v %q", err, out)
+	}
+	if out, err := k.try("", "exec", "streams", "-c", "nope", "--", "true"); err == nil || !strings.Contains(out, "container nope is not valid for pod streams") {
+		t.Errorf("exec in a container that does not exist: %v %q", err, out)
+	}
+}
+
+// kubectlTTY runs kubectl exec -it on a terminal of 37 rows and 111
+// columns, then resizes it to 20x50.
+func kubectlTTY(t *testing.T, k *kubectlCLI) {
+	master, slave := openPTY(t)
+	defer master.Close()
+	setSize := func(rows, cols uint16) {
+		if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSize(37, 111)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := k.command(ctx, "exec", "-it", "streams", "-c", "side", "--", "sh", "-c", "stty size; while read x; do stty size; done")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true} // stdin is the controlling terminal
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(master)
+		for sc.Scan() {
+			lines <- strings.TrimSpace(sc.Text())
+		}
+	}()
+	var seen []string
+	want := func(what string, poke func()) {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("kubectl exec -it ended before printing %q: %q", what, seen)
+				}
+				seen = append(seen, l)
+				if l == what {
+					return
+				}
+				if poke != nil {
+					poke()
+				}
+			case <-ctx.Done():
+				t.Fatalf("kubectl exec -it never printed %q: %q", what, seen)
+			}
+		}
+	}
+	want("37 111", nil)
+	setSize(20, 50)
+	// Each line typed prints the size again, until the resize has reached
+	// the container's terminal.
+	enter := func() { _, _ = master.Write([]byte("\r")) }
+	enter()
+	want("20 50", enter)
+	_, _ = master.Write([]byte{4}) // ^D: read fails, the shell exits
+	for range lines {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("kubectl exec -it: %v", err)
+	}
+}
+
+// openPTY opens a pseudo-terminal pair.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+func kubectlCp(t *testing.T, k *kubectlCLI) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("through tar and the exec stream\n"), 4096)
+	if err := os.WriteFile(filepath.Join(dir, "src"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k.run("cp", filepath.Join(dir, "src"), "streams:/tmp/copied", "-c", "side")
+	if out := k.run("exec", "streams", "-c", "side", "--", "wc", "-c", "/tmp/copied"); strings.Fields(out)[0] != fmt.Sprint(len(data)) {
+		t.Errorf("in the container after cp: %q", out)
+	}
+	k.run("cp", "streams:/tmp/copied", filepath.Join(dir, "back"), "-c", "side")
+	if b, err := os.ReadFile(filepath.Join(dir, "back")); err != nil || !bytes.Equal(b, data) {
+		t.Errorf("cp from the container: %v, %d bytes", err, len(b))
+	}
+}
+
+var forwardingFrom = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) -> 8080`)
+
+// kubectlPortForward fetches the pod's page through kubectl port-forward,
+// twice.
+func kubectlPortForward(t *testing.T, k *kubectlCLI) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := k.command(ctx, "port-forward", "pod/streams", ":8080")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	var port string
+	for port == "" && sc.Scan() {
+		if m := forwardingFrom.FindStringSubmatch(sc.Text()); m != nil {
+			port = m[1]
+		}
+	}
+	if port == "" {
+		t.Fatalf("kubectl port-forward did not say where it listens: %s", stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	for range 2 {
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://127.0.0.1:" + port + "/")
+		if err != nil {
+			t.Fatalf("through the port-forward: %v\n%s", err, stderr.String())
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != "hello from the pod\n" {
+			t.Errorf("through the port-forward: %v %q", err, body)
+		}
+	}
+}
