@@ -282,3 +282,106 @@ func kubectlPortForward(t *testing.T, k *kubectlCLI) {
 		}
 	}
 }
+
+// logsPod has a container that prints three lines and one that ticks, and
+// one that exits at once and is restarted (its previous instance's log).
+const logsPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: logs
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: three
+    image: busybox
+    imagePullPolicy: Never
+    command: [sh, -c, "echo line 1; echo line 2; echo line 3; exec sleep 3600"]
+  - name: ticks
+    image: busybox
+    imagePullPolicy: Never
+    command: [sh, -c, "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"]
+  - name: restarts
+    image: busybox
+    imagePullPolicy: Never
+    command: [sh, -c, "echo run at $(cat /proc/uptime); exec sleep 0.5"]
+`
+
+var timestamped = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z line 3$`)
+
+// TestKubectlLogs drives kubectl logs' options against a daemon: -c,
+// --tail, --timestamps, --since, --previous and -f.
+func TestKubectlLogs(t *testing.T) {
+	startDaemonWith(t, "--kube-listen", "127.0.0.1:0")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pod.yaml"), []byte(logsPod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := newKubectl(t, "1.32")
+	k.run("apply", "-f", filepath.Join(dir, "pod.yaml"))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		three, _ := k.try("", "logs", "logs", "-c", "three")
+		restarts, _ := k.try("", "get", "pod", "logs", "-o", `jsonpath={.status.containerStatuses[?(@.name=="restarts")].restartCount}`)
+		if three == "line 1\nline 2\nline 3\n" && restarts != "0" && restarts != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pod did not log and restart:\n%s", k.run("describe", "pod", "logs"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, version := range []string{"1.30", "1.32"} {
+		t.Run("kubectl"+version, func(t *testing.T) {
+			k := newKubectl(t, version)
+			if out := k.run("logs", "logs", "-c", "three"); out != "line 1\nline 2\nline 3\n" {
+				t.Errorf("logs -c three: %q", out)
+			}
+			if out := k.run("logs", "logs", "-c", "three", "--tail=1"); out != "line 3\n" {
+				t.Errorf("logs --tail=1: %q", out)
+			}
+			if out := strings.TrimSpace(k.run("logs", "logs", "-c", "three", "--tail=1", "--timestamps")); !timestamped.MatchString(out) {
+				t.Errorf("logs --tail=1 --timestamps: %q", out)
+			}
+			if out := k.run("logs", "logs", "-c", "three", "--since=1h"); out != "line 1\nline 2\nline 3\n" {
+				t.Errorf("logs --since=1h: %q", out)
+			}
+			prev := k.run("logs", "logs", "-c", "restarts", "--previous")
+			if cur := k.run("logs", "logs", "-c", "restarts"); !strings.HasPrefix(prev, "run at ") || prev == cur {
+				t.Errorf("logs --previous %q, current %q", prev, cur)
+			}
+			if out, err := k.try("", "logs", "logs", "-c", "three", "--previous"); err == nil || !strings.Contains(out, "previous terminated container") {
+				t.Errorf("logs --previous of a container never restarted: %v %q", err, out)
+			}
+			follow(t, k)
+		})
+	}
+}
+
+// follow reads kubectl logs -f until two ticks newer than the first one.
+func follow(t *testing.T, k *kubectlCLI) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cmd := k.command(ctx, "logs", "-f", "logs", "-c", "ticks", "--tail=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	var got []string
+	for len(got) < 3 && sc.Scan() {
+		got = append(got, sc.Text())
+	}
+	if len(got) < 3 {
+		t.Fatalf("logs -f: %q", got)
+	}
+	var first, last int
+	if _, err := fmt.Sscanf(got[0], "tick %d", &first); err != nil {
+		t.Fatalf("logs -f: %q", got)
+	}
+	if _, err := fmt.Sscanf(got[2], "tick %d", &last); err != nil || last != first+2 {
+		t.Errorf("logs -f: %q", got)
+	}
+}
