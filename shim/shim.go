@@ -85,6 +85,8 @@ type shim struct {
 	log *slog.Logger
 	sup atomic.Pointer[pod.Supervisor]
 
+	attached attachments // clients of kubectl attach
+
 	mu      sync.Mutex    // guards changed
 	changed chan struct{} // closed and replaced at every change
 	final   atomic.Pointer[State]
@@ -119,6 +121,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		OnEvent:    func(p *corev1.Pod, _ pod.Event) { notify(p) },
 		OnStatus:   notify,
 		Checkpoint: sh.checkpoint,
+		Raw:        sh.attached.write,
 
 		AllowedUnsafeSysctls: spec.Node.AllowedUnsafeSysctls,
 	}
@@ -263,6 +266,7 @@ func (sh *shim) routes() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /exec", sh.exec)
+	mux.HandleFunc("POST /attach", sh.attach)
 	return mux
 }
 
