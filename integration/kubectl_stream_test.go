@@ -122,6 +122,7 @@ func TestKubectlStreams(t *testing.T) {
 				kubectlTTY(t, k)
 				kubectlCp(t, k)
 				kubectlPortForward(t, k)
+				kubectlAttach(t, k, dir, strings.ReplaceAll(version, ".", "")+map[string]string{"true": "ws", "false": "spdy"}[ws])
 			})
 		}
 	}
@@ -145,65 +146,90 @@ func kubectlExec(t *testing.T, k *kubectlCLI) {
 // kubectlTTY runs kubectl exec -it on a terminal of 37 rows and 111
 // columns, then resizes it to 20x50.
 func kubectlTTY(t *testing.T, k *kubectlCLI) {
-	master, slave := openPTY(t)
-	defer master.Close()
-	setSize := func(rows, cols uint16) {
-		if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
-			t.Fatal(err)
-		}
+	term := startTerminal(t, k, 37, 111, "exec", "-it", "streams", "-c", "side", "--", "sh", "-c", "stty size; while read x; do stty size; done")
+	term.want("37 111", false)
+	term.resize(20, 50)
+	term.want("20 50", true)
+	term.write(4) // ^D: read fails, the shell exits
+	if err := term.wait(); err != nil {
+		t.Errorf("kubectl exec -it: %v", err)
 	}
-	setSize(37, 111)
+}
+
+// terminal is kubectl running on a pseudo-terminal.
+type terminal struct {
+	t      *testing.T
+	master *os.File
+	cmd    *exec.Cmd
+	ctx    context.Context
+	lines  chan string
+	seen   []string
+}
+
+func startTerminal(t *testing.T, k *kubectlCLI, rows, cols uint16, args ...string) *terminal {
+	master, slave := openPTY(t)
+	t.Cleanup(func() { master.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := k.command(ctx, "exec", "-it", "streams", "-c", "side", "--", "sh", "-c", "stty size; while read x; do stty size; done")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true} // stdin is the controlling terminal
-	if err := cmd.Start(); err != nil {
+	term := &terminal{t: t, master: master, ctx: ctx, lines: make(chan string, 64)}
+	term.resize(rows, cols)
+	term.cmd = k.command(ctx, args...)
+	term.cmd.Stdin, term.cmd.Stdout, term.cmd.Stderr = slave, slave, slave
+	term.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true} // stdin is the controlling terminal
+	if err := term.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	slave.Close()
-	lines := make(chan string, 64)
+	t.Cleanup(func() { cancel(); _ = term.cmd.Wait() })
 	go func() {
-		defer close(lines)
+		defer close(term.lines)
 		sc := bufio.NewScanner(master)
 		for sc.Scan() {
-			lines <- strings.TrimSpace(sc.Text())
+			term.lines <- strings.TrimSpace(sc.Text())
 		}
 	}()
-	var seen []string
-	want := func(what string, poke func()) {
-		t.Helper()
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("kubectl exec -it ended before printing %q: %q", what, seen)
-				}
-				seen = append(seen, l)
-				if l == what {
-					return
-				}
-				if poke != nil {
-					poke()
-				}
-			case <-ctx.Done():
-				t.Fatalf("kubectl exec -it never printed %q: %q", what, seen)
+	return term
+}
+
+func (term *terminal) resize(rows, cols uint16) {
+	if err := unix.IoctlSetWinsize(int(term.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+		term.t.Fatal(err)
+	}
+}
+
+func (term *terminal) write(b ...byte) { _, _ = term.master.Write(b) }
+
+// want reads lines until one is what. With enter, it types Enter first
+// and again after every other line: the commands print a line per line
+// read, and what arrives once a resize has reached the container.
+func (term *terminal) want(what string, enter bool) {
+	term.t.Helper()
+	if enter {
+		term.write('\r')
+	}
+	for {
+		select {
+		case l, ok := <-term.lines:
+			if !ok {
+				term.t.Fatalf("kubectl ended before printing %q: %q", what, term.seen)
 			}
+			term.seen = append(term.seen, l)
+			if l == what {
+				return
+			}
+			if enter {
+				term.write('\r')
+			}
+		case <-term.ctx.Done():
+			term.t.Fatalf("kubectl never printed %q: %q", what, term.seen)
 		}
 	}
-	want("37 111", nil)
-	setSize(20, 50)
-	// Each line typed prints the size again, until the resize has reached
-	// the container's terminal.
-	enter := func() { _, _ = master.Write([]byte("\r")) }
-	enter()
-	want("20 50", enter)
-	_, _ = master.Write([]byte{4}) // ^D: read fails, the shell exits
-	for range lines {
+}
+
+// wait waits for kubectl to exit.
+func (term *terminal) wait() error {
+	for range term.lines {
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("kubectl exec -it: %v", err)
-	}
+	return term.cmd.Wait()
 }
 
 // openPTY opens a pseudo-terminal pair.
@@ -240,6 +266,48 @@ func kubectlCp(t *testing.T, k *kubectlCLI) {
 	if b, err := os.ReadFile(filepath.Join(dir, "back")); err != nil || !bytes.Equal(b, data) {
 		t.Errorf("cp from the container: %v, %d bytes", err, len(b))
 	}
+}
+
+// attachPod's containers wait for input: once on its stdin (closed when
+// the first client attached closes its own), term on a terminal.
+const attachPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: attach-%s
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: once
+    image: busybox
+    imagePullPolicy: Never
+    command: [sh, -c, "while read l; do echo got $l; done; echo bye"]
+    stdin: true
+    stdinOnce: true
+  - name: term
+    image: busybox
+    imagePullPolicy: Never
+    command: [sh, -c, "while read x; do stty size; done"]
+    stdin: true
+    tty: true
+`
+
+// kubectlAttach attaches to a new pod's containers: stdin piped to one, a
+// terminal and its resize to the other.
+func kubectlAttach(t *testing.T, k *kubectlCLI, dir, suffix string) {
+	file := filepath.Join(dir, "attach-"+suffix+".yaml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(attachPod, suffix)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := "attach-" + suffix
+	k.run("apply", "-f", file)
+	k.run("wait", "--for=condition=Ready", "pod/"+name, "--timeout=60s")
+	if out, err := k.try("a\nb\n", "attach", "-i", name, "-c", "once"); err != nil || !strings.HasSuffix(out, "got a\ngot b\nbye\n") {
+		t.Errorf("attach -i: %v %q", err, out)
+	}
+	term := startTerminal(t, k, 25, 80, "attach", "-it", name, "-c", "term")
+	term.want("25 80", true)
+	term.resize(30, 100)
+	term.want("30 100", true)
 }
 
 var forwardingFrom = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) -> 8080`)

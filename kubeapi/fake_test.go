@@ -322,6 +322,14 @@ func (f *fake) Exec(ctx context.Context, ns, name string, q url.Values) (io.Read
 	return hostExec(q), nil
 }
 
+// Attach attaches to a container running cat: stdin comes back on stdout.
+func (f *fake) Attach(ctx context.Context, ns, name string, q url.Values) (io.ReadWriteCloser, error) {
+	if _, err := f.Get(api.Pods, ns, name); err != nil {
+		return nil, err
+	}
+	return hostExec(url.Values{"command": {"cat"}, "stdin": {q.Get("stdin")}}), nil
+}
+
 // PortForward connects to the port on the host's loopback.
 func (f *fake) PortForward(ctx context.Context, ns, name string, port int) (net.Conn, error) {
 	if _, err := f.Get(api.Pods, ns, name); err != nil {

@@ -477,7 +477,7 @@ func TestLegacyDiscovery(t *testing.T) {
 	for _, r := range l.APIResources {
 		names = append(names, r.Name)
 	}
-	if got := strings.Join(names, " "); got != "pods pods/log pods/exec pods/portforward pods/status configmaps secrets events namespaces nodes" {
+	if got := strings.Join(names, " "); got != "pods pods/log pods/exec pods/attach pods/portforward pods/status configmaps secrets events namespaces nodes" {
 		t.Errorf("/api/v1 resources: %s", got)
 	}
 	_, body = get("/apis", "")

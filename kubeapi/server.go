@@ -178,7 +178,7 @@ func (s *server) serveResource(w http.ResponseWriter, r *http.Request, t target)
 	case "log":
 		s.inner.ServeHTTP(w, r)
 		return
-	case "exec", "portforward":
+	case "exec", "attach", "portforward":
 		s.serveStream(w, r, t)
 		return
 	}

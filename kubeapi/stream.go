@@ -50,8 +50,8 @@ func (s *server) serveStream(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	switch t.sub {
-	case "exec":
-		s.exec(w, r, t)
+	case "exec", "attach":
+		s.remoteCommand(w, r, t)
 	case "portforward":
 		s.portForward(w, r, t)
 	}
@@ -71,16 +71,22 @@ func execOptions(q url.Values) (*remotecommand.Options, error) {
 	return o, nil
 }
 
-func (s *server) exec(w http.ResponseWriter, r *http.Request, t target) {
+// remoteCommand serves exec and attach.
+func (s *server) remoteCommand(w http.ResponseWriter, r *http.Request, t target) {
 	q := r.URL.Query()
 	opts, err := execOptions(q)
 	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
-	// The process starts before the upgrade, so that what is wrong (no such
-	// pod or container, not running) is answered as an API error.
-	up, err := s.b.Exec(r.Context(), t.ns, t.name, url.Values{"command": q["command"], "container": {q.Get("container")},
+	// The process starts (or the attachment begins) before the upgrade, so
+	// that what is wrong (no such pod or container, not running) is
+	// answered as an API error.
+	open, cmd := s.b.Exec, q["command"]
+	if t.sub == "attach" {
+		open, cmd = s.b.Attach, nil
+	}
+	up, err := open(r.Context(), t.ns, t.name, url.Values{"command": cmd, "container": {q.Get("container")},
 		"stdin": {fmt.Sprint(opts.Stdin)}, "stderr": {fmt.Sprint(opts.Stderr)}, "tty": {fmt.Sprint(opts.TTY)}})
 	if err != nil {
 		api.WriteError(w, err)
@@ -88,12 +94,16 @@ func (s *server) exec(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	defer up.Close()
 	e := &executor{up: up}
-	if wsstream.IsWebSocketRequest(r) {
-		s.execWebSocket(w, r, opts, e, q["command"])
-		return
+	switch {
+	case wsstream.IsWebSocketRequest(r):
+		s.execWebSocket(w, r, opts, e, cmd)
+	case t.sub == "attach":
+		remotecommand.ServeAttach(w, r, e, t.name, "", q.Get("container"), opts,
+			streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
+	default:
+		remotecommand.ServeExec(w, r, e, t.name, "", q.Get("container"), cmd, opts,
+			streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 	}
-	remotecommand.ServeExec(w, r, e, t.name, "", q.Get("container"), q["command"], opts,
-		streamIdleTimeout, streamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 }
 
 // Channels of the WebSocket remote command protocols.
@@ -105,7 +115,7 @@ const (
 	chanResize
 )
 
-// execWebSocket serves v5.channel.k8s.io and v4: one binary message per
+// execWebSocket serves exec and attach over v5.channel.k8s.io and v4: one binary message per
 // write, its first byte the channel; the error channel carries the
 // metav1.Status that ends the exec; v5 adds the client's close of a channel
 // (stdin's end).
@@ -256,6 +266,13 @@ func (e *executor) ExecInContainer(_ context.Context, _, _, _ string, cmd []stri
 			}
 		}
 	}
+}
+
+// AttachContainer implements remotecommand.Attacher: an attachment ends
+// with status 0.
+func (e *executor) AttachContainer(ctx context.Context, name, uid, container string, in io.Reader, out, errOut io.WriteCloser,
+	tty bool, resize <-chan remotecommand.TerminalSize) error {
+	return e.ExecInContainer(ctx, name, uid, container, nil, in, out, errOut, tty, resize, 0)
 }
 
 func (s *server) portForward(w http.ResponseWriter, r *http.Request, t target) {

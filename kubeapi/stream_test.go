@@ -96,6 +96,19 @@ func (u *upgrades) take() []string {
 	return got
 }
 
+const attachedPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: attached
+spec:
+  containers:
+  - name: app
+    image: busybox
+    command: [cat]
+    stdin: true
+    stdinOnce: true
+`
+
 // streamModes are kubectl's WebSocket transports (its default from 1.31
 // on) and its SPDY fallback.
 var streamModes = []struct{ name, env, upgrade string }{
@@ -114,13 +127,14 @@ func (c *testCluster) tryEnv(env []string, stdin string, args ...string) (string
 	return buf.String(), err
 }
 
-// TestKubectlExecCpPortForward drives kubectl exec, cp and port-forward
+// TestKubectlExecCpPortForward drives kubectl exec, attach, cp and port-forward
 // over each transport; the fake runs the commands on the host and
 // forwards to the host's loopback.
 func TestKubectlExecCpPortForward(t *testing.T) {
 	u := &upgrades{}
 	forEachKubectlWith(t, u.wrap, func(t *testing.T, c *testCluster) {
 		c.run(webPod, "apply", "-f", "-")
+		c.run(attachedPod, "apply", "-f", "-")
 		for _, m := range streamModes {
 			t.Run(m.name, func(t *testing.T) {
 				u.take() // what a failed subtest left
@@ -143,6 +157,10 @@ func TestKubectlExecCpPortForward(t *testing.T) {
 				}
 				if out := run("hello\nworld\n", "exec", "-i", "web", "-c", "app", "--", "tr", "a-z", "A-Z"); out != "HELLO\nWORLD\n" {
 					t.Errorf("exec -i: %q", out)
+				}
+				// The fake's containers run cat for attach.
+				if out := run("to the container\n", "attach", "-i", "attached", "-c", "app"); !strings.Contains(out, "to the container\n") {
+					t.Errorf("attach -i: %q", out)
 				}
 
 				dir := t.TempDir()
