@@ -286,7 +286,18 @@ func (s *server) portForward(w http.ResponseWriter, r *http.Request, t target) {
 		s.tunnelPortForward(w, r, t, f)
 		return
 	}
-	pfserver.ServePortForward(w, r, f, t.name, "", nil, streamIdleTimeout, streamCreationTimeout, portForwardProtocols)
+	// The older WebSocket protocol (v4.channel.k8s.io) takes ?ports=, as
+	// the kubelet's server takes ?port=: a data and an error channel each.
+	pr := r.Clone(r.Context())
+	q := pr.URL.Query()
+	q["port"] = q["ports"]
+	pr.URL.RawQuery = q.Encode()
+	opts, err := pfserver.NewV4Options(pr)
+	if err != nil {
+		api.WriteError(w, apierrors.NewBadRequest(err.Error()))
+		return
+	}
+	pfserver.ServePortForward(w, pr, f, t.name, "", opts, streamIdleTimeout, streamCreationTimeout, portForwardProtocols)
 }
 
 // tunnelPortForward serves SPDY/3.1+portforward.k8s.io: the WebSocket

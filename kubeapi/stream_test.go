@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	gwebsocket "github.com/gorilla/websocket"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podrun/podrun/api"
 )
@@ -248,5 +252,78 @@ func portForward(t *testing.T, c *testCluster, env []string) {
 		if err != nil || string(got) != msg {
 			t.Errorf("through the port-forward: %v %q, want %q\n%s", err, got, msg, stderr.String())
 		}
+	}
+}
+
+// dialWebSocket opens a WebSocket to the cluster with one subprotocol.
+func dialWebSocket(t *testing.T, c *testCluster, path, protocol string) *gwebsocket.Conn {
+	t.Helper()
+	d := gwebsocket.Dialer{TLSClientConfig: c.srv.Client().Transport.(*http.Transport).TLSClientConfig, Subprotocols: []string{protocol}}
+	ws, resp, err := d.Dial("wss"+strings.TrimPrefix(c.srv.URL, "https")+path, http.Header{"Authorization": {"Bearer " + c.creds.Token}})
+	if err != nil {
+		t.Fatalf("websocket %s: %v %v", path, err, resp)
+	}
+	if ws.Subprotocol() != protocol {
+		t.Fatalf("websocket %s: subprotocol %q", path, ws.Subprotocol())
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// read returns the next message as its channel and payload.
+func read(t *testing.T, ws *gwebsocket.Conn) (byte, []byte) {
+	t.Helper()
+	_, msg, err := ws.ReadMessage()
+	if err != nil || len(msg) == 0 {
+		t.Fatalf("websocket read: %v %q", err, msg)
+	}
+	return msg[0], msg[1:]
+}
+
+// TestWebSocketV4 speaks v4.channel.k8s.io as clients other than kubectl
+// do: exec's status for a non-zero exit, and port-forward's channel pair
+// per port of ?ports=.
+func TestWebSocketV4(t *testing.T) {
+	c := startCluster(t, "")
+	c.f.Create(context.Background(), api.Pods, "default", []byte(webPod))
+
+	ws := dialWebSocket(t, c, "/api/v1/namespaces/default/pods/web/exec?container=app&stdout=true&command=sh&command=-c&command=exit+3", "v4.channel.k8s.io")
+	for {
+		ch, p := read(t, ws)
+		if ch != chanError {
+			continue
+		}
+		var st metav1.Status
+		if err := json.Unmarshal(p, &st); err != nil || st.Status != metav1.StatusFailure || st.Reason != "NonZeroExitCode" ||
+			st.Details == nil || len(st.Details.Causes) != 1 || st.Details.Causes[0].Type != "ExitCode" || st.Details.Causes[0].Message != "3" {
+			t.Errorf("exec status: %v %s", err, p)
+		}
+		break
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			_, _ = io.Copy(conn, conn)
+			conn.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ws = dialWebSocket(t, c, "/api/v1/namespaces/default/pods/web/portforward?ports="+port, "v4.channel.k8s.io")
+	for range 2 { // each channel starts with its port, little-endian
+		if ch, p := read(t, ws); ch > 1 || len(p) != 2 || fmt.Sprint(int(p[0])|int(p[1])<<8) != port {
+			t.Fatalf("port-forward channel %d starts with %v, want port %s", ch, p, port)
+		}
+	}
+	if err := ws.WriteMessage(gwebsocket.BinaryMessage, append([]byte{0}, "ping\n"...)); err != nil {
+		t.Fatal(err)
+	}
+	if ch, p := read(t, ws); ch != 0 || string(p) != "ping\n" {
+		t.Errorf("through the port-forward: channel %d %q", ch, p)
 	}
 }
