@@ -141,6 +141,9 @@ func kubectlExec(t *testing.T, k *kubectlCLI) {
 	if out, err := k.try("", "exec", "streams", "-c", "nope", "--", "true"); err == nil || !strings.Contains(out, "container nope is not valid for pod streams") {
 		t.Errorf("exec in a container that does not exist: %v %q", err, out)
 	}
+	if out, err := k.try("", "exec", "streams", "-c", "side", "--", "/nope"); err == nil || !strings.Contains(out, "Internal error occurred: error executing command in container") {
+		t.Errorf("exec of a missing executable: %v %q", err, out)
+	}
 }
 
 // kubectlTTY runs kubectl exec -it on a terminal of 37 rows and 111
