@@ -144,6 +144,28 @@ func kubectlExec(t *testing.T, k *kubectlCLI) {
 	if out, err := k.try("", "exec", "streams", "-c", "side", "--", "/nope"); err == nil || !strings.Contains(out, "Internal error occurred: error executing command in container") {
 		t.Errorf("exec of a missing executable: %v %q", err, out)
 	}
+
+	// A client that goes away takes its process with it.
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := k.command(ctx, "exec", "streams", "-c", "side", "--", "sleep", "1001")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sleeping := func() bool { return strings.Contains(k.run("exec", "streams", "-c", "side", "--", "ps"), "sleep 1001") }
+	until(t, "the exec'd process runs", sleeping)
+	cancel() // SIGKILL
+	_ = cmd.Wait()
+	until(t, "the process of a client gone is killed", func() bool { return !sleeping() })
+}
+
+// until polls cond for at most 30 s.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
 }
 
 // kubectlTTY runs kubectl exec -it on a terminal of 37 rows and 111

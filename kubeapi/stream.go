@@ -94,6 +94,7 @@ func (s *server) remoteCommand(w http.ResponseWriter, r *http.Request, t target)
 	}
 	defer up.Close()
 	e := &executor{up: up}
+	w = clientWatch{ResponseWriter: w, gone: func() { up.Close() }}
 	switch {
 	case wsstream.IsWebSocketRequest(r):
 		s.execWebSocket(w, r, opts, e, cmd)
@@ -206,8 +207,8 @@ type executor struct {
 }
 
 // ExecInContainer implements remotecommand.Executor. A non-zero exit is a
-// utilexec.CodeExitError; closing the stream (when the client goes) kills
-// the process.
+// utilexec.CodeExitError; closing the stream kills the process (see
+// clientWatch).
 func (e *executor) ExecInContainer(_ context.Context, _, _, _ string, cmd []string, in io.Reader, out, errOut io.WriteCloser,
 	_ bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	fw := api.NewFrameWriter(e.up)
@@ -273,6 +274,38 @@ func (e *executor) ExecInContainer(_ context.Context, _, _, _ string, cmd []stri
 func (e *executor) AttachContainer(ctx context.Context, name, uid, container string, in io.Reader, out, errOut io.WriteCloser,
 	tty bool, resize <-chan remotecommand.TerminalSize) error {
 	return e.ExecInContainer(ctx, name, uid, container, nil, in, out, errOut, tty, resize, 0)
+}
+
+// clientWatch hands the upgraders a connection that calls gone when
+// reading from the client fails: the client went away, and the exec'd
+// process is killed, as when a kubelet's client goes.
+type clientWatch struct {
+	http.ResponseWriter
+	gone func()
+}
+
+// Hijack implements http.Hijacker. Both upgraders read through the
+// returned bufio.Reader.
+func (c clientWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(c.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	r := bufio.NewReader(readWatch{brw.Reader, c.gone})
+	return conn, bufio.NewReadWriter(r, brw.Writer), nil
+}
+
+type readWatch struct {
+	r    io.Reader
+	gone func()
+}
+
+func (r readWatch) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil {
+		r.gone()
+	}
+	return n, err
 }
 
 func (s *server) portForward(w http.ResponseWriter, r *http.Request, t target) {
