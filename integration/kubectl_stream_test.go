@@ -402,7 +402,8 @@ spec:
 var timestamped = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z line 3$`)
 
 // TestKubectlLogs drives kubectl logs' options against a daemon: -c,
-// --tail, --timestamps, --since, --previous and -f.
+// --tail, --timestamps, --since, --since-time, --limit-bytes,
+// --all-containers, --previous and -f.
 func TestKubectlLogs(t *testing.T) {
 	startDaemonWith(t, "--kube-listen", "127.0.0.1:0")
 	dir := t.TempDir()
@@ -437,6 +438,16 @@ func TestKubectlLogs(t *testing.T) {
 			}
 			if out := k.run("logs", "logs", "-c", "three", "--since=1h"); out != "line 1\nline 2\nline 3\n" {
 				t.Errorf("logs --since=1h: %q", out)
+			}
+			if out := k.run("logs", "logs", "-c", "three", "--since-time="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)); out != "" {
+				t.Errorf("logs --since-time in an hour: %q", out)
+			}
+			if out := k.run("logs", "logs", "-c", "three", "--limit-bytes=9"); out != "line 1\nli" {
+				t.Errorf("logs --limit-bytes=9: %q", out)
+			}
+			wantAll := "[pod/logs/three] line 1\n[pod/logs/three] line 2\n[pod/logs/three] line 3\n"
+			if out := k.run("logs", "logs", "--all-containers", "--prefix", "--tail=3"); !strings.Contains(out, wantAll) || !strings.Contains(out, "[pod/logs/ticks] tick") {
+				t.Errorf("logs --all-containers --prefix: %q", out)
 			}
 			prev := k.run("logs", "logs", "-c", "restarts", "--previous")
 			if cur := k.run("logs", "logs", "-c", "restarts"); !strings.HasPrefix(prev, "run at ") || prev == cur {
