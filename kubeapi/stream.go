@@ -310,13 +310,15 @@ func (r readWatch) Read(p []byte) (int, error) {
 
 func (s *server) portForward(w http.ResponseWriter, r *http.Request, t target) {
 	// Refuse a pod that cannot be forwarded to before the upgrade.
-	if _, err := s.b.Get(api.Pods, t.ns, t.name); err != nil {
+	p, err := s.b.Get(api.Pods, t.ns, t.name)
+	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
+	uid := string(p.GetUID()) // in the kubelet's error messages
 	f := forwarder{b: s.b, ns: t.ns}
 	if wsstream.IsWebSocketRequestWithTunnelingProtocol(r) {
-		s.tunnelPortForward(w, r, t, f)
+		s.tunnelPortForward(w, r, t, f, uid)
 		return
 	}
 	// The older WebSocket protocol (v4.channel.k8s.io) takes ?ports=, as
@@ -330,13 +332,13 @@ func (s *server) portForward(w http.ResponseWriter, r *http.Request, t target) {
 		api.WriteError(w, apierrors.NewBadRequest(err.Error()))
 		return
 	}
-	pfserver.ServePortForward(w, pr, f, t.name, "", opts, streamIdleTimeout, streamCreationTimeout, portForwardProtocols)
+	pfserver.ServePortForward(w, pr, f, t.name, uid, opts, streamIdleTimeout, streamCreationTimeout, portForwardProtocols)
 }
 
 // tunnelPortForward serves SPDY/3.1+portforward.k8s.io: the WebSocket
 // carries a SPDY connection in binary messages, which the kubelet's SPDY
 // server serves as if it had upgraded the request itself.
-func (s *server) tunnelPortForward(w http.ResponseWriter, r *http.Request, t target, f forwarder) {
+func (s *server) tunnelPortForward(w http.ResponseWriter, r *http.Request, t target, f forwarder, uid string) {
 	spdyReq := r.Clone(r.Context())
 	spdyReq.Header.Set(httpstream.HeaderUpgrade, "SPDY/3.1")
 	spdyReq.Header.Del(wsstream.WebSocketProtocolHeader)
@@ -347,7 +349,7 @@ func (s *server) tunnelPortForward(w http.ResponseWriter, r *http.Request, t tar
 		}
 	}
 	tw := &tunnelWriter{w: w, r: r, header: http.Header{}, log: s}
-	pfserver.ServePortForward(tw, spdyReq, f, t.name, "", nil, streamIdleTimeout, streamCreationTimeout, portForwardProtocols)
+	pfserver.ServePortForward(tw, spdyReq, f, t.name, uid, nil, streamIdleTimeout, streamCreationTimeout, portForwardProtocols)
 }
 
 // tunnelWriter is the ResponseWriter the SPDY server upgrades: its 101
