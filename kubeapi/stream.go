@@ -116,10 +116,10 @@ const (
 	chanResize
 )
 
-// execWebSocket serves exec and attach over v5.channel.k8s.io and v4: one binary message per
-// write, its first byte the channel; the error channel carries the
-// metav1.Status that ends the exec; v5 adds the client's close of a channel
-// (stdin's end).
+// execWebSocket serves exec and attach over v5.channel.k8s.io and v4: one
+// binary message per write, its first byte the channel; the error channel
+// carries the metav1.Status that ends the stream; v5 adds the client's
+// close of a channel (stdin's end).
 func (s *server) execWebSocket(w http.ResponseWriter, r *http.Request, opts *remotecommand.Options, e *executor, cmd []string) {
 	use := func(on bool, t wsstream.ChannelType) wsstream.ChannelType {
 		if on {
