@@ -8,8 +8,10 @@
 // columns of kubernetes' printers, watches that honour resourceVersion,
 // PATCH (JSON merge, strategic merge, JSON patch) and DELETE with
 // DeleteOptions, the synthesized Namespaces and Node, TLS credentials it
-// generates once, and client certificate or bearer token authentication.
-// Everything else (logs, the podrun apply path) is passed to api.Handler.
+// generates once, client certificate or bearer token authentication, and
+// kubectl's streaming protocols for exec, attach and port-forward (WebSocket
+// and SPDY, stream.go) over the backend's own streams. Everything else
+// (logs, the podrun apply path) is passed to api.Handler.
 //
 // It sits on api.Backend only: it never touches the daemon's state.
 package kubeapi

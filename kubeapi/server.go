@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/klog/v2"
 
 	"github.com/podrun/podrun/api"
 )
@@ -50,6 +51,8 @@ func Handler(b api.Backend, cfg Config) http.Handler {
 	if cfg.NodeName == "" {
 		cfg.NodeName = "localhost"
 	}
+	// The streaming libraries (stream.go) log through klog: into this log.
+	klog.SetSlogLogger(cfg.Log.With("component", "kubeapi"))
 	return &server{b: b, cfg: cfg, inner: api.Handler(b, cfg.Log), started: cfg.Now()}
 }
 
@@ -175,8 +178,11 @@ func resolve(gv schema.GroupVersion, rest []string) (target, bool) {
 
 func (s *server) serveResource(w http.ResponseWriter, r *http.Request, t target) {
 	switch t.sub {
-	case "log", "exec", "portforward":
+	case "log":
 		s.inner.ServeHTTP(w, r)
+		return
+	case "exec", "attach", "portforward":
+		s.serveStream(w, r, t)
 		return
 	}
 	verb := map[string]string{http.MethodGet: "get", http.MethodPost: "create", http.MethodPut: "update",
