@@ -36,9 +36,12 @@ var imageCommand = &cli.Command{
 			Action: imagePull,
 		},
 		{
-			Name:   "load",
-			Usage:  "load images from a docker save tarball, an OCI layout directory or an OCI archive",
-			Flags:  []cli.Flag{rootFlag(), &cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "the archive or layout directory (- or none: standard input, as docker load reads it)"}},
+			Name:  "load",
+			Usage: "load images from a docker save tarball, an OCI layout directory or an OCI archive, or by name from a local Docker Engine or podman",
+			Flags: []cli.Flag{rootFlag(),
+				&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "the archive or layout directory (- or none: standard input, as docker load reads it)"},
+				&cli.StringSliceFlag{Name: "from-daemon", Usage: "load this image by name from the Docker Engine API of DOCKER_HOST, else /var/run/docker.sock, else podman's /run/podman/podman.sock (as kind load docker-image does)"},
+			},
 			Action: imageLoad,
 		},
 		{
@@ -108,6 +111,12 @@ func imageLoad(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if names := c.StringSlice("from-daemon"); len(names) > 0 {
+		if c.IsSet("input") {
+			return errors.New("image load: --from-daemon and --input exclude each other")
+		}
+		return loadFromDaemon(c, s, names)
+	}
 	in := c.String("input")
 	if in == "" {
 		in = "-"
@@ -129,6 +138,24 @@ func imageLoad(c *cli.Context) error {
 		}
 	}
 	return err
+}
+
+func loadFromDaemon(c *cli.Context, s *image.Store, names []string) error {
+	d, err := image.OpenDaemon("")
+	if err != nil {
+		return fmt.Errorf("image load: %w", err)
+	}
+	defer d.Close()
+	for _, name := range names {
+		p := newProgressPrinter(c.App.ErrWriter)
+		img, err := s.LoadFromDaemon(c.Context, d, name, p.update)
+		p.finish()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "Loaded image: %s (from %s)\n", img.Ref, d.Host)
+	}
+	return nil
 }
 
 func imageImport(c *cli.Context) error {
