@@ -278,6 +278,7 @@ func (d *Daemon) putConfigMap(cm *corev1.ConfigMap) {
 	d.configMaps[k] = cm
 	d.saveObject(api.ConfigMaps, cm)
 	d.emit(api.ConfigMaps, typ, cm)
+	d.objectsChanged(cm.Namespace)
 }
 
 func (d *Daemon) putSecret(s *corev1.Secret) {
@@ -294,6 +295,7 @@ func (d *Daemon) putSecret(s *corev1.Secret) {
 	d.secrets[k] = s
 	d.saveObject(api.Secrets, s)
 	d.emit(api.Secrets, typ, s)
+	d.objectsChanged(s.Namespace)
 }
 
 // planPod decides what applying a bare pod does.
