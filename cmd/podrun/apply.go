@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/internal/filewatch"
 )
 
 func init() { commands = append(commands, applyCommand) }
@@ -21,12 +23,17 @@ var applyCommand = &cli.Command{
 	Name:      "apply",
 	Usage:     "create or update the objects of manifests in the daemon",
 	ArgsUsage: "-f FILE... (- for standard input; a directory for its .yaml, .yml and .json files)",
-	Description: "Prints \"<type>/<name> created|configured|unchanged\" per object. An existing pod may get new\n" +
+	Description: "Prints \"<type>/<name> created|configured|unchanged|replaced\" per object. An existing pod may get new\n" +
 		"images (that container restarts), labels and annotations; a Deployment may change (a new\n" +
-		"template rolls out); a suspended Job may be resumed; other changes are refused. Problems are printed like \"podrun validate\" prints them, and then\n" +
-		"nothing of that file is applied.",
+		"template rolls out); a suspended Job may be resumed; a changed ConfigMap or Secret reaches the\n" +
+		"running pods' volumes (not their env); other changes are refused, unless --force replaces the\n" +
+		"pod (deleted, then created once gone). Problems are printed like \"podrun validate\" prints them,\n" +
+		"and then nothing of that file is applied. --watch applies the files again at every change\n" +
+		"(with --force) until Ctrl-C.",
 	Flags: []cli.Flag{
 		&cli.StringSliceFlag{Name: "filename", Aliases: []string{"f"}, Usage: "manifest to apply"},
+		&cli.BoolFlag{Name: "force", Usage: "replace a pod that cannot be updated: delete it, then create it once it is gone"},
+		&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "apply the files again each time one changes (implies --force), until Ctrl-C"},
 		socketFlag(),
 	},
 	Action: func(c *cli.Context) error {
@@ -43,33 +50,73 @@ var applyCommand = &cli.Command{
 			return cli.Exit(err.Error(), 1)
 		}
 		cl := newClient(c)
-		failed := false
-		for _, f := range files {
-			data, err := readManifest(f)
-			if err != nil {
-				return cli.Exit(err.Error(), 1)
-			}
-			items, err := cl.Apply(c.Context, f, data)
-			if apierrors.IsInvalid(err) {
-				for _, p := range api.Problems(err) {
-					fmt.Fprintln(c.App.ErrWriter, p)
-				}
-				failed = true
-				continue
-			}
-			if err != nil {
-				return apiError(err)
-			}
-			for _, it := range items {
-				r, _ := kindResource(it.Kind)
-				fmt.Fprintf(c.App.Writer, "%s %s\n", typeName(r, it.Name), it.Action)
-			}
+		apply := cl.Apply
+		if c.Bool("force") || c.Bool("watch") {
+			apply = cl.ApplyForce
 		}
-		if failed {
-			return cli.Exit("", 1)
+		if !c.Bool("watch") {
+			return applyFiles(c, apply, files)
 		}
-		return nil
+		return watchApply(c, apply, c.StringSlice("filename"), files)
 	},
+}
+
+type applyFunc func(ctx context.Context, file string, data []byte) ([]api.Applied, error)
+
+// applyFiles applies each file; a file with problems is reported and the
+// others still applied (exit 1).
+func applyFiles(c *cli.Context, apply applyFunc, files []string) error {
+	failed := false
+	for _, f := range files {
+		data, err := readManifest(f)
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		items, err := apply(c.Context, f, data)
+		if apierrors.IsInvalid(err) {
+			for _, p := range api.Problems(err) {
+				fmt.Fprintln(c.App.ErrWriter, p)
+			}
+			failed = true
+			continue
+		}
+		if err != nil {
+			return apiError(err)
+		}
+		for _, it := range items {
+			r, _ := kindResource(it.Kind)
+			fmt.Fprintf(c.App.Writer, "%s %s\n", typeName(r, it.Name), it.Action)
+		}
+	}
+	if failed {
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+// watchApply applies the files, then again after each change, until
+// Ctrl-C; a failed round is reported and the loop goes on.
+func watchApply(c *cli.Context, apply applyFunc, paths, files []string) error {
+	w, err := filewatch.New(paths)
+	if err != nil {
+		return cli.Exit("apply --watch: "+err.Error(), 2)
+	}
+	defer w.Close()
+	changes := w.Changes(c.Context)
+	for {
+		if err := applyFiles(c, apply, files); err != nil && c.Context.Err() == nil {
+			if msg := err.Error(); msg != "" {
+				fmt.Fprintln(c.App.ErrWriter, msg)
+			}
+		}
+		fmt.Fprintln(c.App.ErrWriter, "apply --watch: waiting for changes (Ctrl-C to stop)")
+		if _, ok := <-changes; !ok {
+			return nil
+		}
+		if files, err = manifestFiles(paths); err != nil {
+			fmt.Fprintln(c.App.ErrWriter, err)
+		}
+	}
 }
 
 // manifestFiles expands directories into their manifests, as podrun run does.
