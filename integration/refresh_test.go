@@ -1,12 +1,16 @@
 package integration
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // configMap is the ConfigMap "conf" with one key, greeting.
@@ -18,11 +22,11 @@ func configMap(greeting string) *corev1.ConfigMap {
 	}
 }
 
-// readsConfig is a pod whose app logs "saw <greeting>" each time the
+// readsConfig is a pod whose app logs "start", then "saw <greeting>" each time the
 // configMap volume's file changes, and "sub <greeting>" for the same key
 // mounted with subPath (which a refresh does not reach, as on the kubelet).
 func readsConfig(t *testing.T, name string) *scenario {
-	app := container("app", `trap 'exit 0' TERM; last=; lastsub=
+	app := container("app", `trap 'exit 0' TERM; log start; last=; lastsub=
 while true; do
   v=$(cat /conf/greeting); if [ "$v" != "$last" ]; then log "saw $v"; last=$v; fi
   v=$(cat /sub/greeting); if [ "$v" != "$lastsub" ]; then log "sub $v"; lastsub=$v; fi
@@ -99,4 +103,76 @@ func TestDaemonConfigMapRefresh(t *testing.T) {
 		t.Errorf("the volume was emptied when its ConfigMap went")
 	}
 	d.must("delete", "pod", "refresh", "--now")
+}
+
+// save writes objects to file as an editor saves: a new file renamed over
+// the old one.
+func save(t *testing.T, file string, objs ...any) {
+	t.Helper()
+	var docs [][]byte
+	for _, o := range objs {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, b)
+	}
+	tmpf := file + ".tmp"
+	if err := os.WriteFile(tmpf, bytes.Join(docs, []byte("---\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmpf, file); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunWatchConfigMap: a ConfigMap edited under podrun run --watch
+// reaches the running pod's volume; the container is not restarted.
+func TestRunWatchConfigMap(t *testing.T) {
+	s := readsConfig(t, "watchcm")
+	file := filepath.Join(s.dir, "manifest.yaml")
+	save(t, file, configMap("hello"), s.pod)
+	bg := startFiles(t, s.dir, []string{file}, "--watch")
+	bg.waitEvent("app", "saw hello")
+	bg.waitStderr("run --watch: following")
+
+	save(t, file, configMap("hello again"), s.pod)
+	bg.waitEvent("app", "saw hello again")
+	r := bg.interrupt()
+	p := r.pod(t)
+	if cs := status(p, "app"); cs == nil || cs.RestartCount != 0 {
+		t.Errorf("app restarted: %+v", cs)
+	}
+	if n := len(r.ev.all("app", "start")); n != 1 {
+		t.Errorf("the app started %d times, want once:\n%s", n, r.ev)
+	}
+	if len(r.ev.all("app", "sub hello again")) != 0 {
+		t.Errorf("the subPath mount was refreshed; the kubelet leaves it:\n%s", r.ev)
+	}
+}
+
+// TestRunWatchReplacesPod: a pod changed under podrun run --watch is
+// replaced: the old one terminated, then the new one started.
+func TestRunWatchReplacesPod(t *testing.T) {
+	s := newScenario(t, "watchpod", corev1.RestartPolicyAlways)
+	app := container("app", `trap 'log "exit $V"; exit 0' TERM; log "start $V"; while true; do sleep 1 & wait; done`)
+	app.Env = append(app.Env, corev1.EnvVar{Name: "V", Value: "1"})
+	s.app(app)
+	file := filepath.Join(s.dir, "manifest.yaml")
+	save(t, file, s.pod)
+	bg := startFiles(t, s.dir, []string{file}, "--watch")
+	bg.waitEvent("app", "start 1")
+	bg.waitStderr("run --watch: following")
+
+	s.pod.Spec.Containers[0].Env[1].Value = "2"
+	save(t, file, s.pod)
+	bg.waitEvent("app", "start 2")
+	r := bg.interrupt()
+	r.ev.order(t, "app start 1", "app exit 1", "app start 2", "app exit 2")
+	if !strings.Contains(r.stderr, "Pod/default/watchpod changed: replacing its pods") {
+		t.Errorf("no note of the replacement:\n%s", r.stderr)
+	}
+	if p := r.pod(t); p.Spec.Containers[0].Env[1].Value != "2" {
+		t.Errorf("the final pod is not the new one: %+v", p.Spec.Containers[0].Env)
+	}
 }

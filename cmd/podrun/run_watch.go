@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/podrun/podrun/internal/filewatch"
+	"github.com/podrun/podrun/manifest"
+	"github.com/podrun/podrun/pod"
+)
+
+// watcher is `podrun run --watch`: the files are read again at every
+// change and what changed is applied as the controllers would: a changed
+// pod is replaced (a pod spec is immutable), a changed Deployment's pods
+// are replaced, new ConfigMaps and Secrets are projected into the running
+// pods' volumes. Jobs run once, as without --watch.
+type watcher struct {
+	r     *runner
+	paths []string
+	// the running units, by "<kind>/<namespace>/<name>" of the pod or the
+	// Deployment, with what they were started from
+	units map[string]*unit
+}
+
+// unit is a bare pod or a Deployment's pods.
+type unit struct {
+	spec any // the pod's or Deployment's metadata and spec, to compare
+	sups []*pod.Supervisor
+}
+
+// runWatch runs everything like run, then follows the files until ctx
+// ends; it reports whether a pod or Job failed.
+func (r *runner) runWatch(ctx context.Context, paths []string) (failed bool, err error) {
+	fw, err := filewatch.New(paths)
+	if err != nil {
+		return false, err
+	}
+	changes := fw.Changes(ctx)
+	w := &watcher{r: r, paths: paths, units: map[string]*unit{}}
+	var jobs sync.WaitGroup
+	finalJobs := r.startJobs(ctx, &jobs)
+	w.sync(ctx, r.bundle)
+	r.out.note("run --watch: following %v; save a file to apply it, Ctrl-C to stop", paths)
+	for range changes {
+		b, err := manifest.Load(paths...)
+		if err == nil {
+			err = b.Unsupported()
+		}
+		if err != nil {
+			r.out.manifestProblems(err)
+			continue
+		}
+		w.sync(ctx, b)
+	}
+	jobs.Wait()
+	for _, u := range w.units {
+		for _, s := range u.sups {
+			<-s.Done()
+		}
+	}
+	return r.collect(finalJobs), nil
+}
+
+// sync makes the running pods those of b.
+func (w *watcher) sync(ctx context.Context, b *manifest.Bundle) {
+	r := w.r
+	r.mu.Lock()
+	objectsChanged := !sameObjects(r.bundle, b)
+	r.bundle = b
+	r.mu.Unlock()
+
+	want := map[string]*unit{}
+	pods := map[string][]*corev1.Pod{}
+	for _, p := range b.Pods {
+		switch {
+		case p.Job != nil:
+		case p.Deployment != nil:
+			k := "Deployment/" + p.Deployment.Namespace + "/" + p.Deployment.Name
+			want[k] = &unit{spec: []any{p.Deployment.Labels, p.Deployment.Annotations, p.Deployment.Spec}}
+			pods[k] = append(pods[k], p.Pod)
+		default:
+			k := "Pod/" + p.Namespace + "/" + p.Name
+			want[k] = &unit{spec: []any{p.Labels, p.Annotations, p.Spec}}
+			pods[k] = []*corev1.Pod{p.Pod}
+		}
+	}
+	// What changed or went is deleted first, all at once; what replaces
+	// it starts once it is gone, as a pod of the same name must wait.
+	var stopping []*pod.Supervisor
+	for k, u := range w.units {
+		if n := want[k]; n != nil && equality.Semantic.DeepEqual(n.spec, u.spec) {
+			continue
+		}
+		if want[k] != nil {
+			r.out.note("%s changed: replacing its pods", k)
+		} else {
+			r.out.note("%s is no longer in the files: deleting its pods", k)
+		}
+		for _, s := range u.sups {
+			s.Delete(nil)
+			stopping = append(stopping, s)
+		}
+		delete(w.units, k)
+	}
+	if objectsChanged {
+		for _, u := range w.units {
+			for _, s := range u.sups {
+				s.Refresh(b)
+			}
+		}
+	}
+	for _, s := range stopping {
+		<-s.Done()
+	}
+	r.forget(stopping)
+	for k, u := range want {
+		if w.units[k] != nil {
+			continue
+		}
+		for _, p := range pods[k] {
+			u.sups = append(u.sups, r.start(ctx, p))
+		}
+		w.units[k] = u
+	}
+}
+
+// sameObjects reports whether a and b have the same ConfigMaps and Secrets.
+func sameObjects(a, b *manifest.Bundle) bool {
+	return equality.Semantic.DeepEqual(a.ConfigMaps, b.ConfigMaps) && equality.Semantic.DeepEqual(a.Secrets, b.Secrets)
+}
+
+// forget drops replaced pods from the run's pods.
+func (r *runner) forget(gone []*pod.Supervisor) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, g := range gone {
+		for i, s := range r.sups {
+			if s == g {
+				r.sups = append(r.sups[:i], r.sups[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+func (o *console) note(format string, args ...any) {
+	if o.quiet {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintf(o.errw, format+"\n", args...)
+}
+
+// manifestProblems prints what is wrong with the files, one per line.
+func (o *console) manifestProblems(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var errs manifest.Errors
+	if !errors.As(err, &errs) {
+		fmt.Fprintln(o.errw, err)
+		return
+	}
+	for _, e := range errs {
+		fmt.Fprintln(o.errw, e)
+	}
+	fmt.Fprintln(o.errw, "run --watch: the files were not applied; save them again once fixed")
+}
