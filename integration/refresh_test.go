@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,10 +43,13 @@ done`)
 }
 
 // waitLog waits until the scenario's event log has "<name> <what>".
-func (s *scenario) waitLog(name, what string) {
+func (s *scenario) waitLog(name, what string) { s.t.Helper(); s.waitLogN(name, what, 1) }
+
+// waitLogN waits until the scenario's event log has "<name> <what>" n times.
+func (s *scenario) waitLogN(name, what string, n int) {
 	s.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
-	for len(readEvents(s.t, filepath.Join(s.dir, "events")).all(name, what)) == 0 {
+	for len(readEvents(s.t, filepath.Join(s.dir, "events")).all(name, what)) < n {
 		if time.Now().After(deadline) {
 			s.t.Fatalf("no %q %q in the event log after 2 minutes:\n%s", name, what, readEvents(s.t, filepath.Join(s.dir, "events")))
 		}
@@ -175,4 +179,59 @@ func TestRunWatchReplacesPod(t *testing.T) {
 	if p := r.pod(t); p.Spec.Containers[0].Env[1].Value != "2" {
 		t.Errorf("the final pod is not the new one: %+v", p.Spec.Containers[0].Env)
 	}
+}
+
+// TestDaemonApplyWatch: podrun apply --watch against the daemon replaces a
+// pod whose spec changed and refreshes the volume of a ConfigMap that
+// changed, without restarting the container.
+func TestDaemonApplyWatch(t *testing.T) {
+	d := startDaemon(t)
+	s := readsConfig(t, "applywatch")
+	s.pod.Spec.Containers[0].Env = append(s.pod.Spec.Containers[0].Env, corev1.EnvVar{Name: "V", Value: "1"})
+	file := filepath.Join(s.dir, "manifest.yaml")
+	save(t, file, configMap("hello"), s.pod)
+	cmd := exec.Command(bin, "apply", "--socket", d.sock, "--watch", "-f", file)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := waitCmd(cmd)
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	first := d.waitPod("applywatch", "Running", running)
+	s.waitLog("app", "saw hello")
+
+	save(t, file, configMap("hello again"), s.pod)
+	s.waitLog("app", "saw hello again")
+	p, err := d.cl.Pod(t.Context(), "default", "applywatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameInstance(t, first, p)
+
+	s.pod.Spec.Containers[0].Env[1].Value = "2"
+	save(t, file, configMap("hello again"), s.pod)
+	second := d.waitPod("applywatch", "replaced", func(p *corev1.Pod) bool {
+		return p.UID != first.UID && running(p)
+	})
+	if v := second.Spec.Containers[0].Env[1].Value; v != "2" {
+		t.Errorf("the new pod has V=%s", v)
+	}
+	s.waitLogN("app", "start", 2) // the old pod's, then its replacement's
+	if n := len(readEvents(t, filepath.Join(s.dir, "events")).all("app", "start")); n != 2 {
+		t.Errorf("the app started %d times, want twice (the old pod, then its replacement)", n)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !strings.Contains(out.String(), "pod/applywatch replaced") || !strings.Contains(out.String(), "configmap/conf configured") {
+		t.Errorf("apply --watch printed:\n%s", out.String())
+	}
+	d.must("delete", "pod", "applywatch", "--now")
 }
