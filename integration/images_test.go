@@ -13,9 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/podrun/podrun/image/imagetest"
 	"github.com/podrun/podrun/internal/testutil"
 )
 
@@ -173,5 +177,61 @@ func TestImageLoadFromPodman(t *testing.T) {
 	}
 	if cs := status(got, "app"); cs == nil || cs.Image != "docker.io/podrun-it/fromdaemon:1" {
 		t.Errorf("container status image: %+v", cs)
+	}
+}
+
+// markedArchive is the test busybox with MARK=<mark> in its config (a new
+// image ID, the same layer), saved as ref.
+func markedArchive(t *testing.T, ref, mark string) []byte {
+	t.Helper()
+	img, err := imagetest.Busybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Config.Env = append(cfg.Config.Env, "MARK="+mark)
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := tarball.Write(tag, img, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestRunWatchImageMoved: under podrun run --watch, an image loaded from
+// podman whose tag podman then gives to a new build is loaded again and
+// the pod using it replaced, its container now on the new image.
+func TestRunWatchImageMoved(t *testing.T) {
+	testutil.RequiresRoot(t)
+	pm := startPodman(t)
+	const ref = "podrun-it/moving:1"
+	pm.do(t, http.MethodPost, "/images/load", markedArchive(t, ref, "1"))
+	t.Setenv("DOCKER_HOST", "unix://"+pm.sock)
+	t.Cleanup(func() { _ = exec.Command(bin, "image", "rm", "--root", nodeFlag("root"), ref).Run() })
+
+	s := newScenario(t, "moving", corev1.RestartPolicyAlways)
+	app := container("app", `trap 'exit 0' TERM; log "start $MARK"; while true; do sleep 1 & wait; done`)
+	app.Image, app.ImagePullPolicy = ref, corev1.PullNever
+	s.app(app)
+	bg := s.start("--watch")
+	bg.waitEvent("app", "start 1") // podrun lacked the image: loaded from podman first
+	bg.waitStderr("run --watch: following")
+
+	pm.do(t, http.MethodPost, "/images/load", markedArchive(t, ref, "2"))
+	bg.waitEvent("app", "start 2")
+	r := bg.interrupt()
+	r.ev.order(t, "app start 1", "app start 2")
+	if !strings.Contains(r.stderr, "Pod/default/moving uses ["+ref+"], which moved") {
+		t.Errorf("no note of the moved image:\n%s", r.stderr)
 	}
 }

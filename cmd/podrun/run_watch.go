@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -42,20 +43,31 @@ func (r *runner) runWatch(ctx context.Context, paths []string) (failed bool, err
 	}
 	changes := fw.Changes(ctx)
 	w := &watcher{r: r, paths: paths, units: map[string]*unit{}}
+	iw := newImageWatch(r.node.Images, r.out.note)
+	defer iw.Close()
+	var poll <-chan time.Time
+	if iw != nil {
+		t := time.NewTicker(imagePoll)
+		defer t.Stop()
+		poll = t.C
+		iw.reload(ctx, podImages(bundlePods(r.bundle)))
+	}
 	var jobs sync.WaitGroup
 	finalJobs := r.startJobs(ctx, &jobs)
 	w.sync(ctx, r.bundle)
 	r.out.note("run --watch: following %v; save a file to apply it, Ctrl-C to stop", paths)
-	for range changes {
-		b, err := manifest.Load(paths...)
-		if err == nil {
-			err = b.Unsupported()
+	for open := true; open; {
+		select {
+		case _, open = <-changes:
+			if open {
+				w.reread(ctx)
+			}
+		case <-poll:
+			if moved := iw.reload(ctx, podImages(w.pods())); len(moved) > 0 {
+				w.restartUsers(moved)
+				w.sync(ctx, r.bundle)
+			}
 		}
-		if err != nil {
-			r.out.manifestProblems(err)
-			continue
-		}
-		w.sync(ctx, b)
 	}
 	jobs.Wait()
 	for _, u := range w.units {
@@ -64,6 +76,53 @@ func (r *runner) runWatch(ctx context.Context, paths []string) (failed bool, err
 		}
 	}
 	return r.collect(finalJobs), nil
+}
+
+// reread loads the files again and applies them; a file with problems is
+// reported and nothing applied.
+func (w *watcher) reread(ctx context.Context) {
+	b, err := manifest.Load(w.paths...)
+	if err == nil {
+		err = b.Unsupported()
+	}
+	if err != nil {
+		w.r.out.manifestProblems(err)
+		return
+	}
+	w.sync(ctx, b)
+}
+
+// pods is every running unit's pods.
+func (w *watcher) pods() []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, u := range w.units {
+		for _, s := range u.sups {
+			out = append(out, s.Pod())
+		}
+	}
+	return out
+}
+
+// restartUsers has the next sync replace every unit with a pod using one
+// of refs: its containers start again, on the image the tag names now.
+func (w *watcher) restartUsers(refs []string) {
+	for k, u := range w.units {
+		for _, s := range u.sups {
+			if usesAny(s.Pod(), refs) {
+				w.r.out.note("%s uses %v, which moved", k, refs)
+				u.spec = nil
+				break
+			}
+		}
+	}
+}
+
+func bundlePods(b *manifest.Bundle) []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, p := range b.Pods {
+		out = append(out, p.Pod)
+	}
+	return out
 }
 
 // sync makes the running pods those of b.
