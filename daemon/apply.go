@@ -29,7 +29,7 @@ import (
 // would with a cluster, within what one node can do: a pod's images,
 // labels and annotations may change (a changed image restarts that
 // container); a Deployment may be scaled; ConfigMaps and Secrets may be
-// replaced (running pods keep what they were given). Anything else is
+// replaced (the running pods of the namespace get them in their volumes). Anything else is
 // refused, and then nothing of the manifest is applied.
 func (d *Daemon) Apply(ctx context.Context, file string, data []byte) ([]api.Applied, error) {
 	defer d.store.flush() // answered once what changed is on disk
