@@ -506,7 +506,7 @@ func (s *Supervisor) refresh(objs Objects) {
 	}
 	changed, err := s.o.Host.RefreshVolumes(s.st.pod, objs)
 	if len(changed) > 0 {
-		s.log.Info("volumes refreshed", "volumes", changed)
+		s.log.Debug("volumes refreshed", "volumes", changed)
 	}
 	if err != nil {
 		s.rec.record(nil, warning, "FailedMount", "MountVolume.SetUp failed: %v", err)

@@ -166,7 +166,8 @@ func (w *watcher) sync(ctx context.Context, b *manifest.Bundle) {
 		}
 		delete(w.units, k)
 	}
-	if objectsChanged {
+	if objectsChanged && len(w.units) > 0 {
+		r.out.note("ConfigMaps or Secrets changed: refreshing the running pods' volumes")
 		for _, u := range w.units {
 			for _, s := range u.sups {
 				s.Refresh(b)
