@@ -189,9 +189,20 @@ func (w *watcher) sync(ctx context.Context, b *manifest.Bundle) {
 	}
 }
 
-// sameObjects reports whether a and b have the same ConfigMaps and Secrets.
+// sameObjects reports whether a and b have the same ConfigMaps and Secrets
+// (names and content: every load gives them new UIDs).
 func sameObjects(a, b *manifest.Bundle) bool {
-	return equality.Semantic.DeepEqual(a.ConfigMaps, b.ConfigMaps) && equality.Semantic.DeepEqual(a.Secrets, b.Secrets)
+	content := func(x *manifest.Bundle) []any {
+		var out []any
+		for _, c := range x.ConfigMaps {
+			out = append(out, c.Namespace, c.Name, c.Data, c.BinaryData)
+		}
+		for _, s := range x.Secrets {
+			out = append(out, s.Namespace, s.Name, s.Type, s.Data, s.StringData)
+		}
+		return out
+	}
+	return equality.Semantic.DeepEqual(content(a), content(b))
 }
 
 // forget drops replaced pods from the run's pods.
