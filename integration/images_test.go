@@ -72,7 +72,13 @@ func startPodman(t *testing.T) *podmanService {
 	if _, err := exec.LookPath("podman"); err != nil {
 		t.Fatal("the image load --from-daemon test needs podman (apt-get install podman; hack/deps.sh installs it)")
 	}
-	dir := t.TempDir()
+	// podman refuses a runroot path of more than 50 characters, which a
+	// t.TempDir() of a long test name passes.
+	dir, err := os.MkdirTemp("", "pm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "api.sock")
 	podman := fmt.Sprintf("podman --root %[1]s/root --runroot %[1]s/runroot --tmpdir %[1]s/tmp --storage-driver vfs"+
 		" --cgroup-manager cgroupfs --events-backend file system service --time=0 unix://%[2]s", dir, sock)
@@ -234,4 +240,56 @@ func TestRunWatchImageMoved(t *testing.T) {
 	if !strings.Contains(r.stderr, "Pod/default/moving uses ["+ref+"], which moved") {
 		t.Errorf("no note of the moved image:\n%s", r.stderr)
 	}
+}
+
+// TestDaemonApplyWatchImageMoved: under podrun apply --watch, a bare pod
+// on an image loaded from podman is replaced once the tag moves there.
+func TestDaemonApplyWatchImageMoved(t *testing.T) {
+	d := startDaemon(t)
+	pm := startPodman(t)
+	const ref = "podrun-it/applymoving:1"
+	pm.do(t, http.MethodPost, "/images/load", markedArchive(t, ref, "1"))
+	t.Setenv("DOCKER_HOST", "unix://"+pm.sock)
+	root := nodeFlag("root")
+	t.Cleanup(func() { _ = exec.Command(bin, "image", "rm", "--root", root, ref).Run() })
+	if out, err := exec.Command(bin, "image", "load", "--root", root, "--from-daemon", ref).CombinedOutput(); err != nil {
+		t.Fatalf("image load --from-daemon: %v\n%s", err, out)
+	}
+
+	s := newScenario(t, "applymoving", corev1.RestartPolicyAlways)
+	app := container("app", `trap 'exit 0' TERM; log "start $MARK"; while true; do sleep 1 & wait; done`)
+	app.Image, app.ImagePullPolicy = ref, corev1.PullNever
+	s.app(app)
+	file := filepath.Join(s.dir, "manifest.yaml")
+	save(t, file, s.pod)
+	cmd := exec.Command(bin, "apply", "--socket", d.sock, "--root", root, "--watch", "-f", file)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := waitCmd(cmd)
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	first := d.waitPod("applymoving", "Running", running)
+	s.waitLog("app", "start 1")
+
+	pm.do(t, http.MethodPost, "/images/load", markedArchive(t, ref, "2"))
+	s.waitLog("app", "start 2")
+	second := d.waitPod("applymoving", "replaced", func(p *corev1.Pod) bool { return p.UID != first.UID && running(p) })
+	if id := status(second, "app").ImageID; id == status(first, "app").ImageID {
+		t.Errorf("the new pod runs the old image %s", id)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !strings.Contains(out.String(), "moved to") || !strings.Contains(out.String(), "pod/applymoving replaced") {
+		t.Errorf("apply --watch printed:\n%s", out.String())
+	}
+	d.must("delete", "pod", "applymoving", "--now")
 }
