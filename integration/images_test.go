@@ -70,7 +70,11 @@ type podmanService struct {
 func startPodman(t *testing.T) *podmanService {
 	t.Helper()
 	if _, err := exec.LookPath("podman"); err != nil {
-		t.Fatal("the image load --from-daemon test needs podman (apt-get install podman; hack/deps.sh installs it)")
+		if os.Getenv("PODRUN_TEST_BIN") != "" {
+			// The VM guests (hack/vmtest) run a prebuilt suite and have no podman.
+			t.Skip("no podman in this guest: the image load --from-daemon tests run on the build machine")
+		}
+		t.Fatal("the image load --from-daemon tests need podman (apt-get install podman; make test installs it)")
 	}
 	// podman refuses a runroot path of more than 50 characters, which a
 	// t.TempDir() of a long test name passes.
