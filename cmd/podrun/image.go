@@ -107,15 +107,15 @@ func imagePull(c *cli.Context) error {
 }
 
 func imageLoad(c *cli.Context) error {
-	s, err := openStore(c)
-	if err != nil {
-		return err
-	}
 	if names := c.StringSlice("from-daemon"); len(names) > 0 {
 		if c.IsSet("input") {
 			return errors.New("image load: --from-daemon and --input exclude each other")
 		}
-		return loadFromDaemon(c, s, names)
+		return loadFromDaemon(c, names)
+	}
+	s, err := openStore(c)
+	if err != nil {
+		return err
 	}
 	in := c.String("input")
 	if in == "" {
@@ -140,12 +140,18 @@ func imageLoad(c *cli.Context) error {
 	return err
 }
 
-func loadFromDaemon(c *cli.Context, s *image.Store, names []string) error {
+// loadFromDaemon loads images by name from a Docker Engine API, found
+// before the store is opened: a missing daemon leaves nothing behind.
+func loadFromDaemon(c *cli.Context, names []string) error {
 	d, err := image.OpenDaemon("")
 	if err != nil {
 		return fmt.Errorf("image load: %w", err)
 	}
 	defer d.Close()
+	s, err := openStore(c)
+	if err != nil {
+		return err
+	}
 	for _, name := range names {
 		p := newProgressPrinter(c.App.ErrWriter)
 		img, err := s.LoadFromDaemon(c.Context, d, name, p.update)
