@@ -173,8 +173,13 @@ func TestRunWatchReplacesPod(t *testing.T) {
 	bg.waitEvent("app", "start 2")
 	r := bg.interrupt()
 	r.ev.order(t, "app start 1", "app exit 1", "app start 2", "app exit 2")
-	if !strings.Contains(r.stderr, "Pod/default/watchpod changed: replacing its pods") {
+	_, after, ok := strings.Cut(r.stderr, "Pod/default/watchpod changed: replacing its pods")
+	if !ok {
 		t.Errorf("no note of the replacement:\n%s", r.stderr)
+	}
+	// The status lines go on with the new pod.
+	if !regexpMatch(`(?m)^watchpod +0/1 +ContainerCreating[^\n]*\n(.*\n)*watchpod +1/1 +Running`, after) {
+		t.Errorf("no status lines of the new pod after the replacement:\n%s", after)
 	}
 	if p := r.pod(t); p.Spec.Containers[0].Env[1].Value != "2" {
 		t.Errorf("the final pod is not the new one: %+v", p.Spec.Containers[0].Env)

@@ -8,8 +8,9 @@
 // code or a log pipe (containerd's shim model, one shim per pod). It
 // serves GET /state, GET /watch (one JSON State per change), POST /delete,
 // PUT /pod (an update), PUT /objects (the namespace's ConfigMaps and
-// Secrets changed: the pod's volumes are refreshed) and POST /exec (an
-// upgraded stream) on shim.sock,
+// Secrets changed: the pod's volumes are refreshed; a shim of an older
+// build answers 404, and the daemon logs it) and POST /exec (an upgraded
+// stream) on shim.sock,
 // checkpoints the supervisor after every change, and writes final.json
 // when the pod finished.
 //
