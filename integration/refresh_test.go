@@ -27,10 +27,11 @@ func configMap(greeting string) *corev1.ConfigMap {
 // configMap volume's file changes, and "sub <greeting>" for the same key
 // mounted with subPath (which a refresh does not reach, as on the kubelet).
 func readsConfig(t *testing.T, name string) *scenario {
-	app := container("app", `trap 'exit 0' TERM; log start; last=; lastsub=
+	app := container("app", `trap 'exit 0' TERM; log start; last=; lastsub=; lastsec=
 while true; do
   v=$(cat /conf/greeting); if [ "$v" != "$last" ]; then log "saw $v"; last=$v; fi
   v=$(cat /sub/greeting); if [ "$v" != "$lastsub" ]; then log "sub $v"; lastsub=$v; fi
+  if [ -d /secret ]; then v=$(cat /secret/token); if [ "$v" != "$lastsec" ]; then log "secret $v"; lastsec=$v; fi; fi
   sleep 0.05 & wait
 done`)
 	app.VolumeMounts = append(app.VolumeMounts,
@@ -74,15 +75,26 @@ func sameInstance(t *testing.T, before, after *corev1.Pod) {
 func TestDaemonConfigMapRefresh(t *testing.T) {
 	d := startDaemon(t)
 	s := readsConfig(t, "refresh")
-	d.apply(configMap("hello"), s.pod)
+	secret := func(token string) *corev1.Secret {
+		return &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: "creds"},
+			StringData: map[string]string{"token": token}}
+	}
+	s.pod.Spec.Volumes = append(s.pod.Spec.Volumes, corev1.Volume{Name: "creds", VolumeSource: corev1.VolumeSource{
+		Secret: &corev1.SecretVolumeSource{SecretName: "creds"}}})
+	app := &s.pod.Spec.Containers[0]
+	app.VolumeMounts = append(app.VolumeMounts, corev1.VolumeMount{Name: "creds", MountPath: "/secret"})
+	d.apply(configMap("hello"), secret("s1"), s.pod)
 	before := d.waitPod("refresh", "Running", running)
 	s.waitLog("app", "saw hello")
 	s.waitLog("app", "sub hello")
+	s.waitLog("app", "secret s1")
 
 	if out := d.apply(configMap("hello again")); out != "configmap/conf configured\n" {
 		t.Errorf("apply printed %q", out)
 	}
 	s.waitLog("app", "saw hello again")
+	d.apply(secret("s2"))
+	s.waitLog("app", "secret s2")
 	p, err := d.cl.Pod(t.Context(), "default", "refresh")
 	if err != nil {
 		t.Fatal(err)
