@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 
@@ -26,6 +27,7 @@ type watcher struct {
 	// the running units, by "<kind>/<namespace>/<name>" of the pod or the
 	// Deployment, with what they were started from
 	units map[string]*unit
+	jobs  map[string]any // the Jobs started, by "<namespace>/<name>": their spec
 }
 
 // unit is a bare pod or a Deployment's pods.
@@ -42,7 +44,10 @@ func (r *runner) runWatch(ctx context.Context, paths []string) (failed bool, err
 		return false, err
 	}
 	changes := fw.Changes(ctx)
-	w := &watcher{r: r, paths: paths, units: map[string]*unit{}}
+	w := &watcher{r: r, paths: paths, units: map[string]*unit{}, jobs: map[string]any{}}
+	for _, j := range r.bundle.Jobs {
+		w.jobs[j.Namespace+"/"+j.Name] = jobSpec(j)
+	}
 	iw := newImageWatch(r.node.Images, r.out.note)
 	defer iw.Close()
 	var poll <-chan time.Time
@@ -89,7 +94,25 @@ func (w *watcher) reread(ctx context.Context) {
 		w.r.out.manifestProblems(err)
 		return
 	}
+	for _, j := range b.Jobs {
+		if old, ok := w.jobs[j.Namespace+"/"+j.Name]; !ok || !equality.Semantic.DeepEqual(old, jobSpec(j)) {
+			w.r.out.note("job.batch/%s changed: podrun run --watch runs each Job once, as it started; run podrun run again for the new one", j.Name)
+		}
+	}
 	w.sync(ctx, b)
+}
+
+// jobSpec is what the file says of a Job: its spec without the selector
+// and labels each load makes from a fresh UID.
+func jobSpec(j *batchv1.Job) *batchv1.JobSpec {
+	s := j.Spec.DeepCopy()
+	s.Selector = nil
+	for k, v := range s.Template.Labels {
+		if v == string(j.UID) {
+			delete(s.Template.Labels, k)
+		}
+	}
+	return s
 }
 
 // pods is every running unit's pods.

@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
+
 	"github.com/podrun/podrun/manifest"
 )
 
@@ -35,5 +37,35 @@ func TestSameObjects(t *testing.T) {
 	b.ConfigMaps[0].Data["greeting"] = "bonjour"
 	if sameObjects(a, b) {
 		t.Error("a changed key is not a change")
+	}
+}
+
+const watchJob = `apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: app, image: busybox}]
+`
+
+// jobSpec is the same for two loads of one Job (each load gives it a new
+// UID, which its selector and template labels carry).
+func TestJobSpecStable(t *testing.T) {
+	a, err := manifest.Parse("j.yaml", []byte(watchJob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := manifest.Parse("j.yaml", []byte(watchJob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(jobSpec(a.Jobs[0]), jobSpec(b.Jobs[0])) {
+		t.Errorf("two loads differ:\n%+v\n%+v", jobSpec(a.Jobs[0]), jobSpec(b.Jobs[0]))
+	}
+	b.Jobs[0].Spec.Template.Spec.Containers[0].Image = "busybox:2"
+	if equality.Semantic.DeepEqual(jobSpec(a.Jobs[0]), jobSpec(b.Jobs[0])) {
+		t.Error("a changed image is no change")
 	}
 }
