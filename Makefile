@@ -8,7 +8,7 @@ export CGO_ENABLED := 1
 # run time. Every go command below (build, test, vet, run) gets the tag.
 export GOFLAGS := -tags=seccomp $(GOFLAGS)
 
-.PHONY: build deps test unit unit-norace root-test lint testimage demo bench conformance leakcheck vmtest vmtest-ci clean
+.PHONY: build deps test-deps test unit unit-norace root-test lint testimage demo bench conformance leakcheck vmtest vmtest-ci clean
 
 build:
 	$(GO) build -ldflags "-s -w -X github.com/podrun/podrun/internal/buildinfo.Version=$(VERSION)" -o $(BIN) ./cmd/podrun
@@ -18,12 +18,16 @@ build:
 # integration suite builds the binary and the busybox test image itself).
 # Afterwards the leak check fails the run if any pod left a cgroup, netns,
 # mount, link or process behind.
-test: deps lint unit-norace root-test
+test: test-deps lint unit-norace root-test
 	hack/leakcheck.sh
 
 # What building and testing need, installed as root or named otherwise.
 deps:
 	@hack/deps.sh
+
+# deps, and what only the tests use (podman, for image load --from-daemon).
+test-deps:
+	@hack/deps.sh test
 
 # The packages whose tests can need root: those importing internal/testutil.
 # Only they accept -test.root; the others would refuse the flag.

@@ -36,6 +36,12 @@ type Event struct {
 	Object Object
 }
 
+// ForceApplier is a Backend whose apply can also replace the pods it
+// cannot update (POST ApplyPath?force=true, kubectl apply --force).
+type ForceApplier interface {
+	ApplyForce(ctx context.Context, file string, data []byte) ([]Applied, error)
+}
+
 // Backend is what the API serves: the daemon, or a fake in tests. Errors
 // that are *apierrors.StatusError keep their code; others are 500s.
 type Backend interface {
@@ -344,7 +350,16 @@ func (s *server) apply(w http.ResponseWriter, r *http.Request) {
 	if file == "" {
 		file = "-"
 	}
-	items, err := s.b.Apply(r.Context(), file, data)
+	apply := s.b.Apply
+	if isTrue(r.URL.Query().Get("force")) {
+		fa, ok := s.b.(ForceApplier)
+		if !ok {
+			WriteError(w, apierrors.NewBadRequest("force: this server cannot replace objects"))
+			return
+		}
+		apply = fa.ApplyForce
+	}
+	items, err := apply(r.Context(), file, data)
 	if err != nil {
 		WriteError(w, err)
 		return

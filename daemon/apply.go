@@ -29,20 +29,28 @@ import (
 // would with a cluster, within what one node can do: a pod's images,
 // labels and annotations may change (a changed image restarts that
 // container); a Deployment may be scaled; ConfigMaps and Secrets may be
-// replaced (running pods keep what they were given). Anything else is
+// replaced (the running pods of the namespace get them in their volumes). Anything else is
 // refused, and then nothing of the manifest is applied.
 func (d *Daemon) Apply(ctx context.Context, file string, data []byte) ([]api.Applied, error) {
 	defer d.store.flush() // answered once what changed is on disk
-	return d.apply(file, data, false)
+	return d.apply(file, data, false, false)
+}
+
+// ApplyForce is Apply that replaces a bare pod it cannot update (kubectl
+// apply --force): the old pod is deleted with its grace period and the new
+// one created once the old is gone, as a pod spec is immutable.
+func (d *Daemon) ApplyForce(ctx context.Context, file string, data []byte) ([]api.Applied, error) {
+	defer d.store.flush()
+	return d.apply(file, data, false, true)
 }
 
 // ApplyDryRun is Apply that only plans: the same answer, refusals
 // included, and nothing changed (the Kubernetes API's dryRun=All).
 func (d *Daemon) ApplyDryRun(ctx context.Context, file string, data []byte) ([]api.Applied, error) {
-	return d.apply(file, data, true)
+	return d.apply(file, data, true, false)
 }
 
-func (d *Daemon) apply(file string, data []byte, dry bool) ([]api.Applied, error) {
+func (d *Daemon) apply(file string, data []byte, dry, force bool) ([]api.Applied, error) {
 	b, err := d.parse(file, data)
 	if err != nil {
 		return nil, invalid(err, "")
@@ -98,7 +106,7 @@ func (d *Daemon) apply(file string, data []byte, dry bool) ([]api.Applied, error
 	}
 	for _, p := range b.Pods {
 		if p.Job == nil && p.Deployment == nil {
-			pl.add("Pod", p.Namespace, p.Name)(d.planPod(p.Pod))
+			pl.add("Pod", p.Namespace, p.Name)(d.planPod(p.Pod, force))
 		}
 	}
 	if len(pl.problems) > 0 {
@@ -278,6 +286,7 @@ func (d *Daemon) putConfigMap(cm *corev1.ConfigMap) {
 	d.configMaps[k] = cm
 	d.saveObject(api.ConfigMaps, cm)
 	d.emit(api.ConfigMaps, typ, cm)
+	d.objectsChanged(cm.Namespace)
 }
 
 func (d *Daemon) putSecret(s *corev1.Secret) {
@@ -294,10 +303,12 @@ func (d *Daemon) putSecret(s *corev1.Secret) {
 	d.secrets[k] = s
 	d.saveObject(api.Secrets, s)
 	d.emit(api.Secrets, typ, s)
+	d.objectsChanged(s.Namespace)
 }
 
-// planPod decides what applying a bare pod does.
-func (d *Daemon) planPod(p *corev1.Pod) (action string, step func(), problem string) {
+// planPod decides what applying a bare pod does; with force, a pod that
+// cannot be updated is replaced.
+func (d *Daemon) planPod(p *corev1.Pod, force bool) (action string, step func(), problem string) {
 	d.mu.Lock()
 	rec := d.pods[keyOf(p.Namespace, p.Name)]
 	var old *corev1.Pod
@@ -313,12 +324,20 @@ func (d *Daemon) planPod(p *corev1.Pod) (action string, step func(), problem str
 			}
 		}, ""
 	}
+	replace := func() { d.replacePodWith(rec, p) }
+	if deleting && force {
+		return "replaced", replace, ""
+	}
 	if deleting {
 		return "", nil, fmt.Sprintf("pod %q is being deleted; apply it again once it is gone", p.Name)
 	}
 	n := p.DeepCopy()
 	n.Spec.NodeName = old.Spec.NodeName
-	if diffs := specDiff(withoutImages(&old.Spec), withoutImages(&n.Spec)); len(diffs) > 0 {
+	diffs := specDiff(withoutImages(&old.Spec), withoutImages(&n.Spec))
+	if force && (len(diffs) > 0 || finished && imagesDiffer(old, n)) {
+		return "replaced", replace, ""
+	}
+	if len(diffs) > 0 {
 		return "", nil, fmt.Sprintf("pod %q: podrun can change only the images, labels and annotations of an existing pod, not %s; delete the pod and apply it again",
 			p.Name, strings.Join(diffs, ", "))
 	}
@@ -331,6 +350,20 @@ func (d *Daemon) planPod(p *corev1.Pod) (action string, step func(), problem str
 		return "", nil, fmt.Sprintf("pod %q has finished: its images cannot change; delete it and apply it again", p.Name)
 	}
 	return "configured", func() { d.updatePodSpec(rec, n) }, ""
+}
+
+// replacePodWith deletes rec's pod (its own grace period) and creates p
+// once it is gone.
+func (d *Daemon) replacePodWith(rec *podRec, p *corev1.Pod) {
+	d.mu.Lock()
+	d.deleteRec(rec, nil)
+	d.mu.Unlock()
+	go func() {
+		<-rec.gone
+		if _, err := d.createPod(p); err != nil {
+			d.log.Error("creating the pod that replaces another", "pod", p.Namespace+"/"+p.Name, "err", err)
+		}
+	}()
 }
 
 // withoutImages is a pod spec with what an update may change blanked.

@@ -184,6 +184,7 @@ func (d *Daemon) Delete(r api.Resource, ns, name string, grace *int64) (api.Obje
 		}
 		d.forget(r, ns, name)
 		d.emit(r, "DELETED", o)
+		d.objectsChanged(ns)
 		return o, nil
 	}
 	return nil, apierrors.NewMethodNotSupported(r.GroupResource(), "delete")

@@ -39,6 +39,7 @@ type podRec struct {
 	shimPod   *corev1.Pod // the pod as the shim last reported it
 	sentPod   *corev1.Pod // the pod last sent to this shim process as an update
 	sentDel   bool        // the deletion was sent to this shim process
+	objsStale bool        // the namespace's ConfigMaps or Secrets changed since the shim was told
 }
 
 func newPodRec(p *corev1.Pod, dir shim.Dir) *podRec {
@@ -188,18 +189,8 @@ func (d *Daemon) spawnShim(rec *podRec) (started bool, retErr error) {
 func (d *Daemon) shimSpec(rec *podRec) *shim.Spec {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := &shim.Spec{Pod: rec.pod, Node: d.cfg.Node}
-	for k, c := range d.configMaps {
-		if k.ns == rec.pod.Namespace {
-			s.ConfigMaps = append(s.ConfigMaps, c)
-		}
-	}
-	for k, c := range d.secrets {
-		if k.ns == rec.pod.Namespace {
-			s.Secrets = append(s.Secrets, c)
-		}
-	}
-	return s
+	o := d.namespaceObjects(rec.pod.Namespace)
+	return &shim.Spec{Pod: rec.pod, Node: d.cfg.Node, ConfigMaps: o.ConfigMaps, Secrets: o.Secrets}
 }
 
 // follow connects to rec's shim and follows its state until the stream
@@ -242,13 +233,19 @@ func (d *Daemon) follow(rec *podRec) error {
 }
 
 // sendWanted tells the shim what the user asked for that it does not
-// know yet: the deletion, or images other than those it reported.
+// know yet: the deletion, or images other than those it reported, or the
+// namespace's ConfigMaps and Secrets once they changed.
 func (d *Daemon) sendWanted(ctx context.Context, rec *podRec, sc *shim.Client) {
 	d.mu.Lock()
 	del := rec.deleting && !rec.sentDel
 	grace := rec.grace
 	want := rec.pod
 	update := !rec.deleting && want != rec.sentPod && rec.shimPod != nil && imagesDiffer(want, rec.shimPod)
+	var objs *shim.Objects
+	if !rec.deleting && rec.objsStale {
+		objs = d.namespaceObjects(want.Namespace)
+		rec.objsStale = false
+	}
 	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -269,6 +266,46 @@ func (d *Daemon) sendWanted(ctx context.Context, rec *podRec, sc *shim.Client) {
 	}
 	if err != nil {
 		d.log.Warn("telling the pod shim", "pod", rec.key(), "err", err)
+	}
+	if objs != nil && !del {
+		if err := sc.UpdateObjects(ctx, objs); err != nil {
+			d.log.Warn("telling the pod shim its namespace's ConfigMaps and Secrets", "pod", rec.key(), "err", err)
+			d.mu.Lock()
+			rec.objsStale = true // sent again at the next change, or to its next shim
+			d.mu.Unlock()
+		}
+	}
+}
+
+// namespaceObjects is every ConfigMap and Secret of ns (d.mu held).
+func (d *Daemon) namespaceObjects(ns string) *shim.Objects {
+	o := &shim.Objects{}
+	for k, c := range d.configMaps {
+		if k.ns == ns {
+			o.ConfigMaps = append(o.ConfigMaps, c)
+		}
+	}
+	for k, c := range d.secrets {
+		if k.ns == ns {
+			o.Secrets = append(o.Secrets, c)
+		}
+	}
+	return o
+}
+
+// objectsChanged has every running pod of ns told of its namespace's
+// ConfigMaps and Secrets, which changed (d.mu held): the kubelet refreshes
+// a running pod's configMap, secret and projected volumes.
+func (d *Daemon) objectsChanged(ns string) {
+	for _, rec := range d.pods {
+		if rec.pod.Namespace != ns || rec.finished {
+			continue
+		}
+		rec.objsStale = true
+		select {
+		case rec.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 

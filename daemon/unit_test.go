@@ -113,6 +113,15 @@ func TestApplyChangesOnlyWhatANodeCan(t *testing.T) {
 	if img := rec.pod.Spec.Containers[0].Image; img != "busybox:2" {
 		t.Errorf("a refused apply changed the pod (image %s)", img)
 	}
+	// With force the same change replaces the pod: deleted now, created
+	// again once the old one is gone.
+	got, err = d.ApplyForce(ctx, "pod.yaml", []byte(strings.Replace(podYAML, `"3600"`, `"60"`, 1)))
+	if err != nil || got[0].Action != "replaced" {
+		t.Fatalf("forced apply of a changed command: %v %v, want replaced", got, err)
+	}
+	if !rec.deleting {
+		t.Error("the old pod was not deleted")
+	}
 }
 
 func TestSpecDiff(t *testing.T) {

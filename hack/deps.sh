@@ -11,6 +11,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v iptables-nft >/dev/null || need+=(iptables) # the FORWARD DROP test (a Docker-style host)
+# hack/deps.sh test: also what only the tests use.
+[ "${1:-}" = test ] && { command -v podman >/dev/null || need+=(podman); } # the image load --from-daemon tests (podman system service)
 dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
 	echo "podrun needs Go >= 1.26 (https://go.dev/dl/, installed as /usr/local/go): not found on PATH" >&2

@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,64 +36,74 @@ func (s *Store) Load(ctx context.Context, path string, progress func(Progress)) 
 		return nil, err
 	}
 	defer unlock()
-	dir := false
-	if path != "-" {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("load: %w", err)
-		}
-		dir = fi.IsDir()
+	if path == "-" {
+		return s.loadArchive(ctx, os.Stdin, path, "", progress)
 	}
-	var b bundle
-	if dir {
-		root, err := os.OpenRoot(path)
-		if err != nil {
-			return nil, fmt.Errorf("load: %w", err)
-		}
-		defer root.Close()
-		b = dirBundle{root}
-	} else {
-		tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "load-")
-		if err != nil {
-			return nil, fmt.Errorf("load: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		in := io.Reader(os.Stdin)
-		if path != "-" {
-			f, err := os.Open(path)
-			if err != nil {
-				return nil, fmt.Errorf("load: %w", err)
-			}
-			defer f.Close()
-			in = f
-		}
-		tb, err := extract(ctx, in, tmp)
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", path, err)
-		}
-		b = tb
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
 	}
+	if !fi.IsDir() {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("load: %w", err)
+		}
+		defer f.Close()
+		return s.loadArchive(ctx, f, path, "", progress)
+	}
+	root, err := os.OpenRoot(path)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	defer root.Close()
+	return s.loadBundle(ctx, dirBundle{root}, path, "", progress)
+}
 
+// loadArchive loads the images of an archive read from in (what names it
+// in errors); ref, when not "", also names the archive's only image.
+func (s *Store) loadArchive(ctx context.Context, in io.Reader, what, ref string, progress func(Progress)) ([]*Image, error) {
+	tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "load-")
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	tb, err := extract(ctx, in, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", what, err)
+	}
+	return s.loadBundle(ctx, tb, what, ref, progress)
+}
+
+func (s *Store) loadBundle(ctx context.Context, b bundle, what, ref string, progress func(Progress)) ([]*Image, error) {
 	var pending []*pendingImage
-	if _, err := b.read("manifest.json"); err == nil {
+	var err error
+	if _, err = b.read("manifest.json"); err == nil {
 		pending, err = s.dockerSave(b)
 		if err != nil {
-			return nil, fmt.Errorf("load %s (docker save): %w", path, err)
+			return nil, fmt.Errorf("load %s (docker save): %w", what, err)
 		}
-	} else if _, err := b.read("oci-layout"); err == nil {
+	} else if _, err = b.read("oci-layout"); err == nil {
 		pending, err = s.ociLayout(b)
 		if err != nil {
-			return nil, fmt.Errorf("load %s (OCI layout): %w", path, err)
+			return nil, fmt.Errorf("load %s (OCI layout): %w", what, err)
 		}
 	} else {
-		return nil, fmt.Errorf("load %s: neither a docker save archive (manifest.json) nor an OCI layout (oci-layout, index.json)", path)
+		return nil, fmt.Errorf("load %s: neither a docker save archive (manifest.json) nor an OCI layout (oci-layout, index.json)", what)
+	}
+	if ref != "" {
+		if len(pending) != 1 {
+			return nil, fmt.Errorf("load %s: %d images, want one", what, len(pending))
+		}
+		if !slices.Contains(pending[0].refs, ref) {
+			pending[0].refs = append(pending[0].refs, ref)
+		}
 	}
 	report := syncReport(progress)
 	var out []*Image
 	for _, p := range pending {
 		img, err := s.commit(ctx, p, report)
 		if err != nil {
-			return out, fmt.Errorf("load %s: %w", path, err)
+			return out, fmt.Errorf("load %s: %w", what, err)
 		}
 		out = append(out, img)
 	}

@@ -336,6 +336,18 @@ func (n *Node) RestoreSandbox(ctx context.Context, p *corev1.Pod, objs pod.Objec
 	return &pod.Sandbox{PodIP: podIP, HostIP: n.hostIP, Dial: netns.Dialer(att.NSPath)}, nil
 }
 
+// RefreshVolumes projects objs into the pod's running configMap, secret
+// and projected volumes (volumes.Refresh) and keeps objs for the pod's
+// later pulls; it returns the volumes it rewrote.
+func (n *Node) RefreshVolumes(p *corev1.Pod, objs pod.Objects) ([]string, error) {
+	nsb, err := n.sandbox(string(p.UID))
+	if err != nil {
+		return nil, err
+	}
+	nsb.objs = objs
+	return volumes.Refresh(filepath.Join(nsb.dir, "volumes"), p, objs)
+}
+
 // memSize sizes a pod's memory-backed volumes: the smallest of the node's
 // memory, the pod's memory limit and the volume's sizeLimit.
 func (n *Node) memSize(limits corev1.ResourceList) func(v *corev1.Volume) int64 {

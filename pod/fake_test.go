@@ -36,6 +36,7 @@ type fakeHost struct {
 	script   map[string]behaviour     // by container name
 	nextID   int
 	live     map[string]*fakeContainer // what AttachContainer finds, by ID
+	refresh  error                     // what RefreshVolumes returns
 }
 
 func newFakeHost(script map[string]behaviour) *fakeHost {
@@ -79,6 +80,13 @@ func (h *fakeHost) CreateSandbox(ctx context.Context, p *corev1.Pod, objs Object
 func (h *fakeHost) RestoreSandbox(ctx context.Context, p *corev1.Pod, objs Objects, podIP string) (*Sandbox, error) {
 	h.log("restore sandbox")
 	return &Sandbox{PodIP: podIP}, nil
+}
+
+func (h *fakeHost) RefreshVolumes(p *corev1.Pod, objs Objects) ([]string, error) {
+	h.log("refresh volumes")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return nil, h.refresh
 }
 
 func (h *fakeHost) AttachContainer(ctx context.Context, p *corev1.Pod, c *corev1.Container, restarts int32, id string) (Container, error) {

@@ -28,6 +28,10 @@ type Host interface {
 	PullImage(ctx context.Context, p *corev1.Pod, ref string) (*image.Image, error)
 	// RestoreSandbox takes over the sandbox an earlier process created.
 	RestoreSandbox(ctx context.Context, p *corev1.Pod, objs Objects, podIP string) (*Sandbox, error)
+	// RefreshVolumes brings the running pod's configMap, secret and
+	// projected volumes up to date with objs, as the kubelet refreshes
+	// them; it returns the volumes it rewrote.
+	RefreshVolumes(p *corev1.Pod, objs Objects) ([]string, error)
 	// AttachContainer re-attaches to a container an earlier process started.
 	AttachContainer(ctx context.Context, p *corev1.Pod, c *corev1.Container, restartCount int32, id string) (Container, error)
 	// StartContainer creates and starts one container instance. A

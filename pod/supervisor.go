@@ -64,6 +64,7 @@ type Supervisor struct {
 	events  chan any
 	deletes chan *int64
 	updates chan *corev1.Pod
+	objects chan Objects
 	snap    atomic.Pointer[corev1.Pod]
 	running atomic.Pointer[map[string]Container] // running instances by container name
 	done    chan struct{}
@@ -79,6 +80,7 @@ type Supervisor struct {
 	lastStatus *corev1.PodStatus
 	restored   []target    // running instances Restore re-attached
 	pending    *corev1.Pod // an update waiting for the running sync to end
+	newObjects Objects     // objects waiting for the running sync to end
 }
 
 // New returns the supervisor of p; it does nothing until Run.
@@ -92,6 +94,7 @@ func New(p *corev1.Pod, o Options) *Supervisor {
 		events:  make(chan any, 64),
 		deletes: make(chan *int64, 4),
 		updates: make(chan *corev1.Pod, 4),
+		objects: make(chan Objects, 4),
 		done:    make(chan struct{}),
 		workers: map[*instance]map[probes.Kind]*probes.Worker{},
 	}
@@ -149,6 +152,18 @@ func (s *Supervisor) Running(container string) (Container, bool) {
 func (s *Supervisor) Update(p *corev1.Pod) {
 	select {
 	case s.updates <- p.DeepCopy():
+	case <-s.done:
+	}
+}
+
+// Refresh hands the supervisor new ConfigMaps and Secrets: the running
+// pod's configMap, secret and projected volumes are brought up to date
+// (the kubelet's remount of those volumes; containers keep running) and
+// containers started from now on take their env from them, as on a node.
+// It happens between syncs, as the supervisor applies an update.
+func (s *Supervisor) Refresh(objs Objects) {
+	select {
+	case s.objects <- objs:
 	case <-s.done:
 	}
 }
@@ -248,6 +263,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case p := <-s.updates:
 			s.pending = p
 			s.dirty = true
+		case o := <-s.objects:
+			s.newObjects = o
+			s.dirty = true
 		case <-ctxDone:
 			ctxDone = nil
 			s.delete(nil, "")
@@ -289,6 +307,10 @@ func (s *Supervisor) sync() (changed bool) {
 		s.applyUpdate(s.pending)
 		s.pending = nil
 		changed = true
+	}
+	if s.newObjects != nil {
+		s.refresh(s.newObjects)
+		s.newObjects = nil
 	}
 	s.dirty = false
 	st := s.st
@@ -484,6 +506,23 @@ func (s *Supervisor) applyUpdate(p *corev1.Pod) {
 		return
 	}
 	podspec.SetImages(&s.st.pod.Spec, &p.Spec)
+}
+
+// refresh takes objs for the pod and projects them into its volumes. It
+// runs between syncs, when no executor goroutine reads the objects. A
+// terminating pod's volumes are left as they are, as on the kubelet.
+func (s *Supervisor) refresh(objs Objects) {
+	s.o.Objects = objs
+	if s.sb == nil || s.st.life >= terminating {
+		return
+	}
+	changed, err := s.o.Host.RefreshVolumes(s.st.pod, objs)
+	if len(changed) > 0 {
+		s.log.Debug("volumes refreshed", "volumes", changed)
+	}
+	if err != nil {
+		s.rec.record(nil, warning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+	}
 }
 
 // publishRunning hands out the running instances for Exec.

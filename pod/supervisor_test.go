@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -194,5 +195,43 @@ func TestUpdateImageRestartsContainer(t *testing.T) {
 	}
 	if kill != "Container a1 definition changed, will be restarted" {
 		t.Errorf("kill event %q", kill)
+	}
+}
+
+// objectsOf is a fixed Objects for Refresh.
+type objectsOf map[string]*corev1.ConfigMap
+
+func (o objectsOf) ConfigMap(_, name string) *corev1.ConfigMap { return o[name] }
+func (o objectsOf) Secret(_, _ string) *corev1.Secret          { return nil }
+
+func TestRefreshKeepsContainersRunning(t *testing.T) {
+	h := newFakeHost(map[string]behaviour{"a1": forever()})
+	p := testPod("Always", "| a1")
+	var objs Objects = objectsOf{"conf": {}}
+	s := runPod(t, h, p, func(s *Supervisor) {
+		waitFor(t, "running", func() bool { return len(h.events("start ")) == 1 })
+		s.Refresh(objs)
+		waitFor(t, "refresh", func() bool { return len(h.events("refresh volumes")) == 1 })
+		h.mu.Lock()
+		h.refresh = errors.New(`volume "conf": configMap "conf" not found in namespace "default"`)
+		h.mu.Unlock()
+		s.Refresh(objectsOf{})
+		waitFor(t, "failed refresh", func() bool {
+			for _, e := range s.Events() {
+				if e.Reason == "FailedMount" {
+					return true
+				}
+			}
+			return false
+		})
+		s.Delete(nil)
+	})
+	if got := h.events("start "); len(got) != 1 {
+		t.Errorf("starts %v: a refresh must not restart a container", got)
+	}
+	for _, e := range s.Events() {
+		if e.Reason == "FailedMount" && e.Message != `MountVolume.SetUp failed: volume "conf": configMap "conf" not found in namespace "default"` {
+			t.Errorf("FailedMount: %q", e.Message)
+		}
 	}
 }

@@ -93,6 +93,20 @@ func (c *Client) Update(ctx context.Context, p *corev1.Pod) error {
 	return resp.Body.Close()
 }
 
+// UpdateObjects hands the shim the namespace's current ConfigMaps and
+// Secrets, for the pod's volumes.
+func (c *Client) UpdateObjects(ctx context.Context, o *Objects) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	resp, err := c.uc.Do(ctx, http.MethodPut, "/objects", nil, b)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
 // Exec opens an exec stream with the shim; the frames pass through.
 func (c *Client) Exec(ctx context.Context, query url.Values) (net.Conn, error) {
 	return c.upgrade(ctx, "/exec", query)

@@ -68,6 +68,13 @@ func (d Dir) WriteSpec(s *Spec) error {
 	return writeJSON(d.path(specFile), s)
 }
 
+// updateObjects rewrites spec.json with the namespace's current ConfigMaps
+// and Secrets, so that a shim taking over after a crash projects these.
+func (d Dir) updateObjects(s *Spec) error {
+	s.Version = Version
+	return writeJSON(d.path(specFile), s)
+}
+
 // ReadSpec reads what the shim runs.
 func (d Dir) ReadSpec() (*Spec, error) {
 	var s Spec

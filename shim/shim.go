@@ -7,7 +7,10 @@
 // so the daemon can crash or be upgraded without losing a pod, an exit
 // code or a log pipe (containerd's shim model, one shim per pod). It
 // serves GET /state, GET /watch (one JSON State per change), POST /delete,
-// PUT /pod (an update) and POST /exec (an upgraded stream) on shim.sock,
+// PUT /pod (an update), PUT /objects (the namespace's ConfigMaps and
+// Secrets changed: the pod's volumes are refreshed; a shim of an older
+// build answers 404, and the daemon logs it) and POST /exec (an upgraded
+// stream) on shim.sock,
 // checkpoints the supervisor after every change, and writes final.json
 // when the pod finished.
 //
@@ -70,6 +73,13 @@ func (s *Spec) Secret(namespace, name string) *corev1.Secret {
 	return nil
 }
 
+// Objects is the body of PUT /objects: every ConfigMap and Secret of the
+// pod's namespace, as they are now.
+type Objects struct {
+	ConfigMaps []*corev1.ConfigMap `json:"configMaps,omitempty"`
+	Secrets    []*corev1.Secret    `json:"secrets,omitempty"`
+}
+
 // State is what a shim reports: the pod with its status and events;
 // Final once the pod finished (also the content of final.json).
 type State struct {
@@ -86,6 +96,8 @@ type shim struct {
 	sup atomic.Pointer[pod.Supervisor]
 
 	attached attachments // clients of kubectl attach
+	specMu   sync.Mutex  // guards spec
+	spec     *Spec
 
 	mu      sync.Mutex    // guards changed
 	changed chan struct{} // closed and replaced at every change
@@ -114,7 +126,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("opening the node's stores: %w", err)
 	}
-	sh := &shim{dir: dir, log: log, changed: make(chan struct{}), done: make(chan struct{})}
+	sh := &shim{dir: dir, log: log, spec: spec, changed: make(chan struct{}), done: make(chan struct{})}
 	notify := func(*corev1.Pod) { sh.notify() }
 	opts := pod.Options{
 		Host: n, Objects: spec, Log: log,
@@ -271,9 +283,36 @@ func (sh *shim) routes() http.Handler {
 		sh.sup.Load().Update(&p)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("PUT /objects", sh.objects)
 	mux.HandleFunc("POST /exec", sh.exec)
 	mux.HandleFunc("POST /attach", sh.attach)
 	return mux
+}
+
+// objects takes the namespace's new ConfigMaps and Secrets: spec.json is
+// rewritten with them and the supervisor refreshes the pod's volumes.
+func (sh *shim) objects(w http.ResponseWriter, r *http.Request) {
+	data, err := api.ReadBody(w, r, 64<<20)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	var o Objects
+	if err := json.Unmarshal(data, &o); err != nil {
+		api.WriteError(w, apierrors.NewBadRequest("objects: "+err.Error()))
+		return
+	}
+	sh.specMu.Lock()
+	defer sh.specMu.Unlock()
+	spec := *sh.spec
+	spec.ConfigMaps, spec.Secrets = o.ConfigMaps, o.Secrets
+	if err := sh.dir.updateObjects(&spec); err != nil {
+		api.WriteError(w, apierrors.NewInternalError(err))
+		return
+	}
+	sh.spec = &spec
+	sh.sup.Load().Refresh(&spec)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // watch streams the state, one JSON line per change (changes in between

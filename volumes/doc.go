@@ -4,7 +4,9 @@
 // kubelet's AtomicWriter (secrets, downwardAPI and projected on a tmpfs), all
 // living as long as the pod and surviving container restarts; with the pod's
 // fsGroup, given to that group as the kubelet's SetVolumeOwnership does
-// (ownership.go, by file descriptors). Teardown needs
+// (ownership.go, by file descriptors). Refresh brings a running pod's
+// configMap, secret and projected volumes up to date with new objects, one
+// ..data swap per changed volume, as the kubelet's remount does. Teardown needs
 // only the pod's volumes directory, so it also cleans up after a crash.
 //
 // subPath mounts (PrepareSubPath) are opened inside the volume with openat2

@@ -61,6 +61,14 @@ func (c *Client) Apply(ctx context.Context, file string, data []byte) ([]api.App
 	return res.Items, err
 }
 
+// ApplyForce is Apply that replaces the pods the daemon cannot update
+// (their spec is immutable): deleted, then created again once gone.
+func (c *Client) ApplyForce(ctx context.Context, file string, data []byte) ([]api.Applied, error) {
+	var res api.ApplyResult
+	err := c.getJSON(ctx, http.MethodPost, api.ApplyPath, url.Values{"file": {file}, "force": {"true"}}, data, &res)
+	return res.Items, err
+}
+
 // Selector narrows a list or a watch, as kubectl's -l and --field-selector.
 type Selector struct {
 	Label, Field string

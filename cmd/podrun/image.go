@@ -36,9 +36,12 @@ var imageCommand = &cli.Command{
 			Action: imagePull,
 		},
 		{
-			Name:   "load",
-			Usage:  "load images from a docker save tarball, an OCI layout directory or an OCI archive",
-			Flags:  []cli.Flag{rootFlag(), &cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "the archive or layout directory (- or none: standard input, as docker load reads it)"}},
+			Name:  "load",
+			Usage: "load images from a docker save tarball, an OCI layout directory or an OCI archive, or by name from a local Docker Engine or podman",
+			Flags: []cli.Flag{rootFlag(),
+				&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "the archive or layout directory (- or none: standard input, as docker load reads it)"},
+				&cli.StringSliceFlag{Name: "from-daemon", Usage: "load this image by name from the Docker Engine API of DOCKER_HOST, else /var/run/docker.sock, else podman's /run/podman/podman.sock (as kind load docker-image does)"},
+			},
 			Action: imageLoad,
 		},
 		{
@@ -104,6 +107,12 @@ func imagePull(c *cli.Context) error {
 }
 
 func imageLoad(c *cli.Context) error {
+	if names := c.StringSlice("from-daemon"); len(names) > 0 {
+		if c.IsSet("input") {
+			return errors.New("image load: --from-daemon and --input exclude each other")
+		}
+		return loadFromDaemon(c, names)
+	}
 	s, err := openStore(c)
 	if err != nil {
 		return err
@@ -129,6 +138,30 @@ func imageLoad(c *cli.Context) error {
 		}
 	}
 	return err
+}
+
+// loadFromDaemon loads images by name from a Docker Engine API, found
+// before the store is opened: a missing daemon leaves nothing behind.
+func loadFromDaemon(c *cli.Context, names []string) error {
+	d, err := image.OpenDaemon("")
+	if err != nil {
+		return fmt.Errorf("image load: %w", err)
+	}
+	defer d.Close()
+	s, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		p := newProgressPrinter(c.App.ErrWriter)
+		img, err := s.LoadFromDaemon(c.Context, d, name, p.update)
+		p.finish()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "Loaded image: %s (from %s)\n", img.Ref, d.Host)
+	}
+	return nil
 }
 
 func imageImport(c *cli.Context) error {

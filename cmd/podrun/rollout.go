@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -61,13 +62,7 @@ var rolloutCommand = &cli.Command{
 				if err != nil {
 					return err
 				}
-				return changeDeployment(c, name, "restarted", func(d *appsv1.Deployment, _ []appsv1.ReplicaSet) error {
-					if d.Spec.Template.Annotations == nil {
-						d.Spec.Template.Annotations = map[string]string{}
-					}
-					d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = time.Now().Format(time.RFC3339)
-					return nil
-				})
+				return changeDeployment(c, name, "restarted", restartedAt)
 			},
 		},
 		{
@@ -114,14 +109,41 @@ func deploymentArg(c *cli.Context) (string, error) {
 // changeDeployment gets the Deployment and its ReplicaSets, changes it
 // and applies it again.
 func changeDeployment(c *cli.Context, name, did string, change func(*appsv1.Deployment, []appsv1.ReplicaSet) error) error {
-	cl, ns := newClient(c), c.String("namespace")
-	var d appsv1.Deployment
-	if err := cl.Get(c.Context, api.Deployments, ns, name, &d); err != nil {
+	err := modifyDeployment(c.Context, newClient(c), c.String("namespace"), name, change)
+	var ce changeError
+	if errors.As(err, &ce) {
+		return cli.Exit(c.Command.FullName()+": "+ce.err.Error(), 1)
+	}
+	if err != nil {
 		return apiError(err)
 	}
+	fmt.Fprintf(c.App.Writer, "%s %s\n", typeName(api.Deployments, name), did)
+	return nil
+}
+
+// changeError is a refusal of a change function, not of the API.
+type changeError struct{ err error }
+
+func (e changeError) Error() string { return e.err.Error() }
+
+// restartedAt is rollout restart's change: a new template annotation.
+func restartedAt(d *appsv1.Deployment, _ []appsv1.ReplicaSet) error {
+	if d.Spec.Template.Annotations == nil {
+		d.Spec.Template.Annotations = map[string]string{}
+	}
+	d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = time.Now().Format(time.RFC3339)
+	return nil
+}
+
+// modifyDeployment applies change to the Deployment (given its ReplicaSets).
+func modifyDeployment(ctx context.Context, cl *client.Client, ns, name string, change func(*appsv1.Deployment, []appsv1.ReplicaSet) error) error {
+	var d appsv1.Deployment
+	if err := cl.Get(ctx, api.Deployments, ns, name, &d); err != nil {
+		return err
+	}
 	var sets appsv1.ReplicaSetList
-	if err := cl.List(c.Context, api.ReplicaSets, ns, client.Selector{}, &sets); err != nil {
-		return apiError(err)
+	if err := cl.List(ctx, api.ReplicaSets, ns, client.Selector{}, &sets); err != nil {
+		return err
 	}
 	var own []appsv1.ReplicaSet
 	for _, rs := range sets.Items {
@@ -135,17 +157,14 @@ func changeDeployment(c *cli.Context, name, did string, change func(*appsv1.Depl
 		Spec:       *d.Spec.DeepCopy(),
 	}
 	if err := change(n, own); err != nil {
-		return cli.Exit(c.Command.FullName()+": "+err.Error(), 1)
+		return changeError{err}
 	}
 	data, err := json.Marshal(n)
 	if err != nil {
 		return err
 	}
-	if _, err := cl.Apply(c.Context, "deployment/"+name, data); err != nil {
-		return apiError(err)
-	}
-	fmt.Fprintf(c.App.Writer, "%s %s\n", typeName(api.Deployments, name), did)
-	return nil
+	_, err = cl.Apply(ctx, "deployment/"+name, data)
+	return err
 }
 
 // revisionOf is the ReplicaSet of revision rev, or of the one before the

@@ -48,6 +48,7 @@ var runCommand = &cli.Command{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "yaml or json: print the final pods (or with --dry-run the defaulted ones)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "terminate the pods after this long (0: no limit)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print status changes and events"},
+		&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "read the files again at each change and apply it (changed pods replaced, ConfigMaps and Secrets projected into the running pods' volumes) until Ctrl-C"},
 		&cli.DurationFlag{Name: "top", Usage: "every this long, print each running container's CPU and memory use (like kubectl top pod --containers) on stderr"},
 	}, nodeFlags()...),
 	Action: runAction,
@@ -114,7 +115,14 @@ func runAction(c *cli.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	failed := r.run(ctx)
+	var failed bool
+	if c.Bool("watch") {
+		if failed, err = r.runWatch(ctx, c.Args().Slice()); err != nil {
+			return cli.Exit("run --watch: "+err.Error(), 2)
+		}
+	} else {
+		failed = r.run(ctx)
+	}
 	if ctx.Err() != nil && c.Context.Err() == nil {
 		timedOut = true
 	}
@@ -153,7 +161,7 @@ type runner struct {
 	bundle *manifest.Bundle
 	out    *console
 
-	mu   sync.Mutex // guards sups and jobs
+	mu   sync.Mutex // guards sups, jobs and bundle (which --watch replaces)
 	sups []*pod.Supervisor
 	jobs []*batchv1.Job
 }
@@ -162,10 +170,8 @@ type runner struct {
 // whether anything failed.
 func (r *runner) run(ctx context.Context) (failed bool) {
 	var wg sync.WaitGroup
-	jobPods := map[*batchv1.Job][]*corev1.Pod{}
 	for _, p := range r.bundle.Pods {
 		if p.Job != nil {
-			jobPods[p.Job] = append(jobPods[p.Job], p.Pod)
 			continue
 		}
 		s := r.start(ctx, p.Pod)
@@ -175,7 +181,22 @@ func (r *runner) run(ctx context.Context) (failed bool) {
 			<-s.Done()
 		}()
 	}
+	finalJobs := r.startJobs(ctx, &wg)
+	wg.Wait()
+	return r.collect(finalJobs)
+}
+
+// startJobs runs a controller per Job; each sends its final Job on the
+// channel, closed once wg is done.
+func (r *runner) startJobs(ctx context.Context, wg *sync.WaitGroup) <-chan *batchv1.Job {
+	jobPods := map[*batchv1.Job][]*corev1.Pod{}
+	for _, p := range r.bundle.Pods {
+		if p.Job != nil {
+			jobPods[p.Job] = append(jobPods[p.Job], p.Pod)
+		}
+	}
 	finalJobs := make(chan *batchv1.Job, len(r.bundle.Jobs))
+	var jobs sync.WaitGroup
 	for _, j := range r.bundle.Jobs {
 		jc := &job.Controller{
 			Job:    j,
@@ -187,13 +208,23 @@ func (r *runner) run(ctx context.Context) (failed bool) {
 			},
 		}
 		wg.Add(1)
+		jobs.Add(1)
 		go func() {
 			defer wg.Done()
+			defer jobs.Done()
 			finalJobs <- jc.Run(ctx)
 		}()
 	}
-	wg.Wait()
-	close(finalJobs)
+	go func() {
+		jobs.Wait()
+		close(finalJobs)
+	}()
+	return finalJobs
+}
+
+// collect records the final Jobs and reports whether a Job or a pod of
+// its own failed.
+func (r *runner) collect(finalJobs <-chan *batchv1.Job) (failed bool) {
 	for j := range finalJobs {
 		r.jobs = append(r.jobs, j)
 		for _, c := range j.Status.Conditions {
@@ -218,9 +249,12 @@ func (r *runner) run(ctx context.Context) (failed bool) {
 
 // start runs one pod; cancelling ctx deletes it.
 func (r *runner) start(ctx context.Context, p *corev1.Pod) *pod.Supervisor {
+	r.mu.Lock()
+	objs := r.bundle
+	r.mu.Unlock()
 	s := pod.New(p, pod.Options{
 		Host:     r.node,
-		Objects:  r.bundle,
+		Objects:  objs,
 		Log:      slog.Default(),
 		OnEvent:  r.out.event,
 		OnStatus: r.out.status,
