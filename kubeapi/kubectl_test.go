@@ -477,7 +477,41 @@ func TestLegacyDiscovery(t *testing.T) {
 	if typ != aggregatedType {
 		t.Errorf("aggregated discovery answered %q", typ)
 	}
-	if _, body := get("/api/v1/namespaces/default/pods", "application/vnd.kubernetes.protobuf"); !bytes.Contains(body, []byte(`"reason":"NotAcceptable"`)) {
-		t.Errorf("protobuf only: %s", body)
+	if _, body := get("/api/v1/namespaces/default/pods", "application/cbor"); !bytes.Contains(body, []byte(`"reason":"NotAcceptable"`)) {
+		t.Errorf("CBOR only: %s", body)
 	}
+	if typ, body := get("/api/v1/namespaces/default/pods", "application/vnd.kubernetes.protobuf"); typ != "application/vnd.kubernetes.protobuf" ||
+		!bytes.HasPrefix(body, []byte("k8s\x00")) {
+		t.Errorf("protobuf: %s %q", typ, body)
+	}
+	if typ, _ := get("/api/v1/namespaces/default/pods", "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io, application/json"); typ != "application/json" {
+		t.Errorf("a protobuf Table: answered %s, want the JSON list", typ)
+	}
+}
+
+// TestKubectlCreateConfigMapSecret: kubectl's typed create commands send
+// protobuf bodies.
+func TestKubectlCreateConfigMapSecret(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		if out := c.run("", "create", "configmap", "conf", "--from-literal=a=1", "--from-literal=b=2"); strings.TrimSpace(out) != "configmap/conf created" {
+			t.Errorf("create configmap: %s", out)
+		}
+		if out, err := c.try("", "create", "configmap", "conf", "--from-literal=a=1"); err == nil || !strings.Contains(out, `configmaps "conf" already exists`) {
+			t.Errorf("second create configmap: %v %s", err, out)
+		}
+		if out := c.run("", "create", "secret", "generic", "pw", "--from-literal=password=s3cret"); strings.TrimSpace(out) != "secret/pw created" {
+			t.Errorf("create secret: %s", out)
+		}
+		o, err := c.f.Get(api.ConfigMaps, "default", "conf")
+		if err != nil || o.(*corev1.ConfigMap).Data["b"] != "2" {
+			t.Errorf("the configmap: %v %v", err, o)
+		}
+		s, err := c.f.Get(api.Secrets, "default", "pw")
+		if err != nil || string(s.(*corev1.Secret).Data["password"]) != "s3cret" {
+			t.Errorf("the secret: %v %v", err, s)
+		}
+		if out := c.run("", "create", "configmap", "dry", "--from-literal=a=1", "--dry-run=server"); strings.TrimSpace(out) != "configmap/dry created (server dry run)" {
+			t.Errorf("create --dry-run=server: %s", out)
+		}
+	})
 }

@@ -2,7 +2,6 @@ package kubeapi
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -263,7 +262,7 @@ func maxRV(objs []api.Object) int64 {
 
 func (s *server) list(w http.ResponseWriter, r *http.Request, t target, watch bool) {
 	q := r.URL.Query()
-	out, err := negotiate(r)
+	out, err := negotiate(r, watch)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -290,19 +289,19 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, t target, watch bo
 	}
 	rv := strconv.FormatInt(maxRV(all), 10)
 	if out.table {
-		writeJSON(w, http.StatusOK, s.table(t.k, items, rv, out))
+		writeObject(w, out, http.StatusOK, s.table(t.k, items, rv, out))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"apiVersion": t.k.APIVersion(),
-		"kind":       t.k.Kind + "List",
-		"metadata":   map[string]string{"resourceVersion": rv},
-		"items":      items,
-	})
+	l, err := listOf(t.k, items, rv)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	writeObject(w, out, http.StatusOK, l)
 }
 
 func (s *server) get(w http.ResponseWriter, r *http.Request, t target) {
-	out, err := negotiate(r)
+	out, err := negotiate(r, false)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -313,73 +312,14 @@ func (s *server) get(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	if t.sub == "scale" {
-		writeJSON(w, http.StatusOK, scaleOf(o))
+		writeObject(w, out, http.StatusOK, scaleOf(o))
 		return
 	}
 	if out.table {
-		writeJSON(w, http.StatusOK, s.table(t.k, []api.Object{o}, o.GetResourceVersion(), out))
+		writeObject(w, out, http.StatusOK, s.table(t.k, []api.Object{o}, o.GetResourceVersion(), out))
 		return
 	}
-	writeJSON(w, http.StatusOK, o)
-}
-
-// output is what the client accepts: an object, or a Table of it.
-type output struct {
-	table   bool
-	tableGV string // meta.k8s.io/v1 or v1beta1
-	include metav1.IncludeObjectPolicy
-}
-
-type mediaType struct {
-	typ    string
-	params map[string]string
-}
-
-func parseAccept(h string) []mediaType {
-	var out []mediaType
-	for _, part := range strings.Split(h, ",") {
-		fields := strings.Split(part, ";")
-		m := mediaType{typ: strings.ToLower(strings.TrimSpace(fields[0])), params: map[string]string{}}
-		for _, f := range fields[1:] {
-			if k, v, ok := strings.Cut(f, "="); ok {
-				m.params[strings.TrimSpace(k)] = strings.TrimSpace(v)
-			}
-		}
-		if m.typ != "" {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// negotiate picks the first media type of Accept podrun can answer: JSON,
-// or a JSON meta.k8s.io Table. Protobuf, YAML and PartialObjectMetadata
-// are not served (406 when nothing else is accepted).
-func negotiate(r *http.Request) (output, error) {
-	accept := parseAccept(r.Header.Get("Accept"))
-	out := output{include: metav1.IncludeMetadata}
-	if v := r.URL.Query().Get("includeObject"); v != "" {
-		out.include = metav1.IncludeObjectPolicy(v)
-		if out.include != metav1.IncludeNone && out.include != metav1.IncludeMetadata && out.include != metav1.IncludeObject {
-			return out, apierrors.NewBadRequest(fmt.Sprintf("includeObject: unsupported value %q", v))
-		}
-	}
-	if len(accept) == 0 {
-		return out, nil
-	}
-	for _, m := range accept {
-		switch {
-		case m.typ == "application/json" && m.params["as"] == "Table" && m.params["g"] == "meta.k8s.io" &&
-			(m.params["v"] == "v1" || m.params["v"] == "v1beta1"):
-			out.table, out.tableGV = true, "meta.k8s.io/"+m.params["v"]
-			return out, nil
-		case (m.typ == "application/json" || m.typ == "application/*" || m.typ == "*/*") && m.params["as"] == "":
-			return out, nil
-		}
-	}
-	return out, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusNotAcceptable,
-		Reason: metav1.StatusReasonNotAcceptable, Message: fmt.Sprintf("only the following media types are accepted: %s",
-			"application/json, application/json;as=Table;v=v1;g=meta.k8s.io")}}
+	writeObject(w, out, http.StatusOK, o)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) { writeJSONType(w, "application/json", code, v) }

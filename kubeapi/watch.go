@@ -2,14 +2,15 @@ package kubeapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/podrun/podrun/api"
 )
@@ -65,22 +66,19 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request, t target, match f
 		api.WriteError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", watchContentType(out.info))
 	w.Header().Set("Transfer-Encoding", "chunked")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
-	enc := json.NewEncoder(w)
+	enc := watchEncoder(w, out.info)
 	newest := since
-	send := func(typ string, obj any) bool {
-		return enc.Encode(map[string]any{"type": typ, "object": obj}) == nil && rc.Flush() == nil
+	send := func(typ string, obj runtime.Object) bool {
+		return enc(typ, obj) == nil && rc.Flush() == nil
 	}
 	bookmark := func(end bool) bool {
-		meta := map[string]any{"resourceVersion": strconv.FormatInt(newest, 10)}
-		if end {
-			meta["annotations"] = map[string]string{metav1.InitialEventsAnnotationKey: "true"}
-		}
-		return send("BOOKMARK", map[string]any{"apiVersion": t.k.APIVersion(), "kind": t.k.Kind, "metadata": meta})
+		o, err := bookmarkOf(t.k, newest, end)
+		return err == nil && send("BOOKMARK", o)
 	}
 	if sendInitial && initial == 0 && !bookmark(true) {
 		return
@@ -107,7 +105,7 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request, t target, match f
 			// An object already there at the client's resourceVersion.
 			skip := ev.Type == "ADDED" && since > 0 && rv <= since
 			if !skip && match(ev.Object) {
-				var obj any = ev.Object
+				var obj runtime.Object = ev.Object
 				if out.table {
 					obj = s.table(t.k, []api.Object{ev.Object}, ev.Object.GetResourceVersion(), out)
 				}
@@ -142,4 +140,23 @@ func (s *server) events(ctx context.Context, t target) (<-chan api.Event, int, e
 		ch <- api.Event{Type: "ADDED", Object: o}
 	}
 	return ch, len(objs), nil
+}
+
+// bookmarkOf is the object of a BOOKMARK event: an empty object of k with
+// only a resourceVersion (and the end-of-initial-events annotation).
+func bookmarkOf(k *kind, rv int64, end bool) (runtime.Object, error) {
+	o, err := scheme.New(k.gvk())
+	if err != nil {
+		return nil, err
+	}
+	o.GetObjectKind().SetGroupVersionKind(k.gvk())
+	m, err := meta.Accessor(o)
+	if err != nil {
+		return nil, err
+	}
+	m.SetResourceVersion(strconv.FormatInt(rv, 10))
+	if end {
+		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	return o, nil
 }

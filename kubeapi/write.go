@@ -34,12 +34,32 @@ type DryRunner interface {
 // maxBody bounds a request body.
 const maxBody = 16 << 20
 
-func readBody(r *http.Request) ([]byte, error) {
+// readBody reads a request body as JSON, and what the response is to be
+// encoded as.
+func readBody(r *http.Request) ([]byte, output, error) {
+	out, err := negotiate(r, false)
+	if err != nil {
+		return nil, out, err
+	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+		return nil, out, apierrors.NewBadRequest(err.Error())
 	}
-	return data, nil
+	if r.Method == http.MethodPatch {
+		return data, out, nil // a patch, in its own media type
+	}
+	data, err = bodyJSON(r, data)
+	return data, out, err
+}
+
+// respond writes v, an object or the JSON map of one of t's kind.
+func respond(w http.ResponseWriter, out output, t target, code int, v any) {
+	o, err := typed(t.k, v)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	writeObject(w, out, code, o)
 }
 
 // dryRun reads the dryRun parameter: only "All" exists.
@@ -55,7 +75,7 @@ func dryRun(r *http.Request) (bool, error) {
 }
 
 func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
-	data, err := readBody(r)
+	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -71,7 +91,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
 			api.WriteError(w, s.invalid(t, "", err))
 			return
 		}
-		writeJSON(w, http.StatusCreated, o)
+		respond(w, out, t, http.StatusCreated, o)
 		return
 	}
 	m, err := decodeObject(data, t)
@@ -94,7 +114,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
 		api.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, m)
+	respond(w, out, t, http.StatusCreated, m)
 }
 
 // decodeObject reads a body that must be one object of t's kind.
@@ -114,22 +134,22 @@ func decodeObject(data []byte, t target) (map[string]any, error) {
 
 // put replaces an object (kubectl replace, edit).
 func (s *server) put(w http.ResponseWriter, r *http.Request, t target) {
-	data, err := readBody(r)
+	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
 	if t.sub == "scale" {
-		s.writeScale(w, r, t, func([]byte) ([]byte, error) { return data, nil })
+		s.writeScale(w, r, t, out, func([]byte) ([]byte, error) { return data, nil })
 		return
 	}
-	s.modify(w, r, t, func([]byte) ([]byte, error) { return data, nil })
+	s.modify(w, r, t, out, func([]byte) ([]byte, error) { return data, nil })
 }
 
 // patch applies a JSON patch, a JSON merge patch or a strategic merge
 // patch to the object and updates it with the result.
 func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
-	data, err := readBody(r)
+	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -177,10 +197,10 @@ func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
 		return out, nil
 	}
 	if t.sub == "scale" {
-		s.writeScale(w, r, t, apply)
+		s.writeScale(w, r, t, out, apply)
 		return
 	}
-	s.modify(w, r, t, apply)
+	s.modify(w, r, t, out, apply)
 }
 
 // current is the object a write to t changes, and whether the write is a
@@ -195,7 +215,7 @@ func (s *server) current(r *http.Request, t target) (api.Object, bool, error) {
 }
 
 // modify updates an object with what change makes of its JSON.
-func (s *server) modify(w http.ResponseWriter, r *http.Request, t target, change func([]byte) ([]byte, error)) {
+func (s *server) modify(w http.ResponseWriter, r *http.Request, t target, out output, change func([]byte) ([]byte, error)) {
 	cur, dry, err := s.current(r, t)
 	if err != nil {
 		api.WriteError(w, err)
@@ -206,7 +226,7 @@ func (s *server) modify(w http.ResponseWriter, r *http.Request, t target, change
 		api.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, o)
+	respond(w, out, t, http.StatusOK, o)
 }
 
 // update checks and applies the new version of cur, through the backend's
@@ -326,7 +346,7 @@ func causeField(msg string) string {
 
 func (s *server) delete(w http.ResponseWriter, r *http.Request, t target) {
 	var opts metav1.DeleteOptions
-	data, err := readBody(r)
+	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -388,10 +408,10 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	if o.GetDeletionTimestamp() != nil {
-		writeJSON(w, http.StatusOK, o) // being deleted: the object, as the API server answers
+		writeObject(w, out, http.StatusOK, o) // being deleted: the object, as the API server answers
 		return
 	}
-	writeJSON(w, http.StatusOK, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess,
+	writeObject(w, out, http.StatusOK, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess,
 		Details: &metav1.StatusDetails{Name: t.name, Group: t.k.Group, Kind: t.k.Name, UID: o.GetUID()}})
 }
 
@@ -413,7 +433,7 @@ func scaleOf(o api.Object) *autoscalingv1.Scale {
 }
 
 // writeScale changes a Deployment's replicas through its scale.
-func (s *server) writeScale(w http.ResponseWriter, r *http.Request, t target, change func([]byte) ([]byte, error)) {
+func (s *server) writeScale(w http.ResponseWriter, r *http.Request, t target, out output, change func([]byte) ([]byte, error)) {
 	cur, dry, err := s.current(r, t)
 	if err != nil {
 		api.WriteError(w, err)
@@ -447,9 +467,10 @@ func (s *server) writeScale(w http.ResponseWriter, r *http.Request, t target, ch
 		return
 	}
 	if d, ok := o.(api.Object); ok {
-		writeJSON(w, http.StatusOK, scaleOf(d))
+		writeObject(w, out, http.StatusOK, scaleOf(d))
 		return
 	}
 	sc.Spec.Replicas = max(sc.Spec.Replicas, 0)
-	writeJSON(w, http.StatusOK, &sc)
+	sc.APIVersion, sc.Kind = "autoscaling/v1", "Scale"
+	writeObject(w, out, http.StatusOK, &sc)
 }
