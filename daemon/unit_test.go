@@ -279,3 +279,44 @@ func TestLogLinesBoundPartialLines(t *testing.T) {
 		t.Errorf("lines of %v bytes, want two of %d then \"end\"", lens, maxJoinedLine)
 	}
 }
+
+// TestResourceVersionNeverGoesBack: a deletion has its own
+// resourceVersion, and a restarted daemon (whose newest object may be
+// gone) hands out higher ones than before.
+func TestResourceVersionNeverGoesBack(t *testing.T) {
+	dir := t.TempDir()
+	d := testDaemon(t)
+	d.store = newStore(dir, slog.Default().Error)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := d.Watch(ctx, api.ConfigMaps, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "default", ResourceVersion: d.nextRV()}}
+	d.configMaps[keyOf("default", "c")] = cm
+	d.mu.Unlock()
+	if _, err := d.Delete(api.ConfigMaps, "default", "c", nil); err != nil {
+		t.Fatal(err)
+	}
+	ev := <-ch
+	if ev.Type != "DELETED" || ev.Object.GetResourceVersion() == cm.ResourceVersion || cm.ResourceVersion != "1" {
+		t.Errorf("DELETED at %s, the object was at %s", ev.Object.GetResourceVersion(), cm.ResourceVersion)
+	}
+	last := d.ResourceVersion()
+	d.store.flush()
+
+	d2 := testDaemon(t)
+	d2.store = newStore(dir, slog.Default().Error)
+	if err := d2.load(); err != nil {
+		t.Fatal(err)
+	}
+	d2.mu.Lock()
+	next, _ := parseRV(d2.nextRV())
+	d2.mu.Unlock()
+	if next <= last {
+		t.Errorf("after a restart: resourceVersion %d, the last one before was %d", next, last)
+	}
+}

@@ -1,6 +1,7 @@
 package kubeapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -45,7 +46,7 @@ func startCluster(t *testing.T, bin string) *testCluster {
 		t.Fatal(err)
 	}
 	f := newFake()
-	srv := httptest.NewUnstartedServer(creds.Authenticate(Handler(f, Config{NodeName: "testnode"})))
+	srv := httptest.NewUnstartedServer(creds.Authenticate(Handler(f, Config{NodeName: "testnode", Context: t.Context()})))
 	if srv.TLS, err = creds.TLSConfig(); err != nil {
 		t.Fatal(err)
 	}
@@ -279,30 +280,103 @@ func TestKubectlApplyGetDescribeLogsDelete(t *testing.T) {
 	})
 }
 
+// watchFor is how long TestKubectlGetWatch watches.
+const watchFor = time.Minute
+
 // TestKubectlGetWatch: kubectl get -w prints each object once, then each
-// change once.
+// change once, for a minute.
 func TestKubectlGetWatch(t *testing.T) {
 	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		t.Parallel() // each version watches for a minute, at the same time
 		c.run(webPod, "apply", "-f", "-")
 		c.run(strings.ReplaceAll(webPod, "web", "db"), "apply", "-f", "-")
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), watchFor)
 		defer cancel()
-		var buf bytes.Buffer
 		cmd := c.cmd(ctx, "", "get", "pods", "-w")
-		cmd.Stdout, cmd.Stderr = &buf, &buf
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1500 * time.Millisecond)
-		c.run(strings.Replace(webPod, "app: web", "app: web\n    v: two", 1), "apply", "-f", "-")
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		var out []string
+		read := func(n int) { // the next n lines
+			for len(out) < n {
+				l, ok := <-lines
+				if !ok {
+					t.Fatalf("kubectl get -w ended: %s\n%s", strings.Join(out, "\n"), stderr.String())
+				}
+				out = append(out, l)
+			}
+		}
+		read(3) // the header and the two pods
+		changes := []struct {
+			change func()
+			rows   int
+		}{
+			{func() { c.run("", "label", "pod", "web", "v=two") }, 1},
+			{func() { c.run(strings.ReplaceAll(webPod, "web", "cache"), "apply", "-f", "-") }, 1},
+			{func() { c.run("", "delete", "pod", "db") }, 2}, // Terminating, then gone
+		}
+		for _, ch := range changes {
+			time.Sleep(watchFor / time.Duration(len(changes)+1)) // spread over the minute
+			ch.change()
+			read(len(out) + ch.rows)
+		}
+		for l := range lines { // until the minute is over: nothing more
+			out = append(out, l)
+		}
 		_ = cmd.Wait()
-		rs := rows(buf.String())
 		var names []string
-		for _, r := range rs[1:] {
+		for _, r := range rows(strings.Join(out[1:], "\n")) {
 			names = append(names, r[0])
 		}
-		if strings.Join(rs[0], " ") != "NAME READY STATUS RESTARTS AGE" || strings.Join(names, " ") != "db web web" {
-			t.Errorf("get -w printed:\n%s", buf.String())
+		if strings.Join(rows(out[0])[0], " ") != "NAME READY STATUS RESTARTS AGE" || strings.Join(names, " ") != "db web web cache db db" {
+			t.Errorf("get -w printed:\n%s", strings.Join(out, "\n"))
+		}
+	})
+}
+
+// TestKubectlWaitWatchList: kubectl wait, with client-go's WatchList
+// (sendInitialEvents, the initial-events-end bookmark) and without.
+func TestKubectlWaitWatchList(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		c.run(webPod, "apply", "-f", "-")
+		for _, watchList := range []string{"true", "false"} {
+			env := "KUBE_FEATURE_WatchListClient=" + watchList
+			wait := func(args ...string) string {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				cmd := c.cmd(ctx, "", append([]string{"wait", "--timeout=20s"}, args...)...)
+				cmd.Env = append(cmd.Env, env)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s kubectl wait %v: %v\n%s", env, args, err, out)
+				}
+				return strings.TrimSpace(string(out))
+			}
+			if out := wait("--for=condition=Ready", "pod/web"); out != "pod/web condition met" {
+				t.Errorf("%s wait Ready: %s", env, out)
+			}
+			c.run("", "delete", "pod", "web", "--wait=false")
+			if out := wait("--for=delete", "pod/web"); out != "pod/web condition met" && out != "" {
+				t.Errorf("%s wait delete: %s", env, out)
+			}
+			if _, err := c.f.Get(api.Pods, "default", "web"); err == nil {
+				t.Errorf("%s: kubectl wait --for=delete returned before the pod was gone", env)
+			}
+			c.run(webPod, "apply", "-f", "-")
 		}
 	})
 }

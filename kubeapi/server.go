@@ -1,12 +1,14 @@
 package kubeapi
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +30,9 @@ type Config struct {
 	Log      *slog.Logger
 	// Now is the clock of ages and synthesized timestamps; default time.Now.
 	Now func() time.Time
+	// Context ends the watches of the backend the adapter keeps (its
+	// watch histories); default: they run as long as the process.
+	Context context.Context
 }
 
 type server struct {
@@ -35,6 +40,9 @@ type server struct {
 	cfg     Config
 	inner   http.Handler // the podrun API: logs, exec, port-forward, apply
 	started time.Time
+
+	histMu sync.Mutex
+	hist   map[api.Resource]*history // started at a kind's first list or watch
 }
 
 // Handler serves b's objects as a Kubernetes API server would. It does
@@ -49,7 +57,10 @@ func Handler(b api.Backend, cfg Config) http.Handler {
 	if cfg.NodeName == "" {
 		cfg.NodeName = "localhost"
 	}
-	return &server{b: b, cfg: cfg, inner: api.Handler(b, cfg.Log), started: cfg.Now()}
+	if cfg.Context == nil {
+		cfg.Context = context.Background()
+	}
+	return &server{b: b, cfg: cfg, inner: api.Handler(b, cfg.Log), started: cfg.Now(), hist: map[api.Resource]*history{}}
 }
 
 // target is what a resource path names.
@@ -233,6 +244,25 @@ func (s *server) objects(k *kind, ns string) ([]api.Object, error) {
 	return s.b.List(k.Resource, ns)
 }
 
+// watched is whether k's lists and watches come from its history.
+func (k *kind) watched() bool { return !k.synthetic && contains(k.Verbs, "watch") }
+
+// listed is what a list of k in ns answers and its resourceVersion: from
+// k's history when it has one, so that a watch from that resourceVersion
+// misses nothing and repeats nothing.
+func (s *server) listed(k *kind, ns string) ([]api.Object, int64, error) {
+	if k.watched() {
+		h, err := s.historyOf(k)
+		if err != nil {
+			return nil, 0, err
+		}
+		objs, rv := h.list(ns)
+		return objs, rv, nil
+	}
+	objs, err := s.objects(k, ns)
+	return objs, maxRV(objs), err
+}
+
 func (s *server) object(t target) (api.Object, error) {
 	if !t.k.synthetic {
 		return s.b.Get(t.k.Resource, t.ns, t.name)
@@ -276,7 +306,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, t target, watch bo
 		s.watch(w, r, t, match, out)
 		return
 	}
-	all, err := s.objects(t.k, t.ns)
+	all, listRV, err := s.listed(t.k, t.ns)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -287,7 +317,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, t target, watch bo
 			items = append(items, o)
 		}
 	}
-	rv := strconv.FormatInt(maxRV(all), 10)
+	rv := strconv.FormatInt(listRV, 10)
 	if out.table {
 		writeObject(w, out, http.StatusOK, s.table(t.k, items, rv, out))
 		return

@@ -91,6 +91,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
 			api.WriteError(w, s.invalid(t, "", err))
 			return
 		}
+		s.settled(t.k, o, false)
 		respond(w, out, t, http.StatusCreated, o)
 		return
 	}
@@ -272,7 +273,11 @@ func (s *server) update(ctx context.Context, t target, cur api.Object, change fu
 	if _, err := s.b.Apply(ctx, t.k.Name+"/"+t.name, body); err != nil {
 		return nil, s.invalid(t, t.name, err)
 	}
-	return s.b.Get(t.k.Resource, t.ns, t.name)
+	o, err := s.b.Get(t.k.Resource, t.ns, t.name)
+	if err == nil {
+		s.settled(t.k, o, false)
+	}
+	return o, err
 }
 
 func (s *server) dryApply(ctx context.Context, t target, name string, m map[string]any) error {
@@ -406,6 +411,11 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request, t target) {
 	} else if o, err = s.b.Delete(t.k.Resource, t.ns, t.name, opts.GracePeriodSeconds); err != nil {
 		api.WriteError(w, err)
 		return
+	}
+	if !dry && o.GetDeletionTimestamp() == nil {
+		s.settled(t.k, cur, true)
+	} else if !dry && rvOf(o) > rvOf(cur) {
+		s.settled(t.k, o, false)
 	}
 	if o.GetDeletionTimestamp() != nil {
 		writeObject(w, out, http.StatusOK, o) // being deleted: the object, as the API server answers
