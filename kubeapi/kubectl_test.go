@@ -589,3 +589,34 @@ func TestKubectlCreateConfigMapSecret(t *testing.T) {
 		}
 	})
 }
+
+// TestKubectlExplain: the OpenAPI v3 schemas are there for kubectl explain.
+func TestKubectlExplain(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		wantContains(t, c.run("", "explain", "pod.spec.containers"), "KIND:", "Pod", "FIELD: containers", "List of containers belonging to the pod.",
+			"image", "livenessProbe", "restartPolicy")
+		wantContains(t, c.run("", "explain", "deployment.spec.replicas"), "GROUP:", "apps", "FIELD: replicas", "integer")
+		wantContains(t, c.run("", "explain", "configmaps", "--recursive"), "data", "binaryData", "immutable")
+		wantContains(t, c.run("", "explain", "jobs.spec.template.spec.restartPolicy"), "batch", "restartPolicy")
+		if out, err := c.try("", "explain", "pod.spec.nosuchfield"); err == nil || !strings.Contains(out, `field "nosuchfield" does not exist`) {
+			t.Errorf("explain of a missing field: %v %s", err, out)
+		}
+	})
+}
+
+// TestKubectlValidates: with the schemas served, kubectl validates as
+// against an API server: an unknown field is refused, naming it.
+func TestKubectlValidates(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		bad := strings.Replace(webPod, "    image: busybox\n", "    image: busybox\n    imagePolicy: Always\n", 1)
+		for _, verb := range []string{"apply", "create"} {
+			out, err := c.try(bad, verb, "-f", "-")
+			if err == nil || !strings.Contains(out, "imagePolicy") {
+				t.Errorf("%s with an unknown field: %v %s", verb, err, out)
+			}
+		}
+		if _, err := c.f.Get(api.Pods, "default", "web"); err == nil {
+			t.Errorf("a pod with an unknown field was created")
+		}
+	})
+}

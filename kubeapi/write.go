@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/podrun/podrun/api"
 )
@@ -81,6 +83,9 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	dry, err := dryRun(r)
+	if err == nil {
+		err = validateFields(w, r, t.k, data)
+	}
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -131,6 +136,42 @@ func decodeObject(data []byte, t target) (map[string]any, error) {
 		m["metadata"] = map[string]any{}
 	}
 	return m, nil
+}
+
+// validateFields does what fieldValidation asks of a body of k (JSON), as
+// the API server does: Strict refuses unknown and duplicate fields (400),
+// Warn (the default) says them in Warning headers, Ignore does nothing.
+// podrun's backend decodes manifests strictly: it refuses unknown fields
+// whatever fieldValidation says.
+func validateFields(w http.ResponseWriter, r *http.Request, k *kind, data []byte) error {
+	mode := r.URL.Query().Get("fieldValidation")
+	switch mode {
+	case "", "Warn", "Strict":
+	case "Ignore":
+		return nil
+	default:
+		return apierrors.NewBadRequest(fmt.Sprintf("fieldValidation: invalid value %q: the values are Ignore, Warn and Strict", mode))
+	}
+	o, err := scheme.New(k.gvk())
+	if err != nil {
+		return err
+	}
+	problems, err := sigsjson.UnmarshalStrict(data, o, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+	if err != nil || len(problems) == 0 {
+		return nil // a body that does not decode is refused later, with the decoder's error
+	}
+	var msgs []string
+	for _, p := range problems {
+		msgs = append(msgs, p.Error())
+	}
+	if mode == "Strict" {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: strict decoding error: %s",
+			k.Kind, k.Version, k.Kind, strings.Join(msgs, ", ")))
+	}
+	for _, m := range msgs {
+		w.Header().Add("Warning", "299 - "+strconv.Quote(m))
+	}
+	return nil
 }
 
 // put replaces an object (kubectl replace, edit).
@@ -222,7 +263,14 @@ func (s *server) modify(w http.ResponseWriter, r *http.Request, t target, out ou
 		api.WriteError(w, err)
 		return
 	}
-	o, err := s.update(r.Context(), t, cur, change, dry)
+	checked := func(b []byte) ([]byte, error) {
+		out, err := change(b)
+		if err == nil {
+			err = validateFields(w, r, t.k, out)
+		}
+		return out, err
+	}
+	o, err := s.update(r.Context(), t, cur, checked, dry)
 	if err != nil {
 		api.WriteError(w, err)
 		return
