@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -318,5 +319,28 @@ func TestResourceVersionNeverGoesBack(t *testing.T) {
 	d2.mu.Unlock()
 	if next <= last {
 		t.Errorf("after a restart: resourceVersion %d, the last one before was %d", next, last)
+	}
+}
+
+// TestApplyKeepsManagedFields: the managedFields kubeapi's field manager
+// writes are stored, and a manifest without any keeps them.
+func TestApplyKeepsManagedFields(t *testing.T) {
+	d := testDaemon(t)
+	ctx := context.Background()
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n%sdata: {a: \"1\"}\n"
+	managed := "  managedFields:\n  - manager: kubectl\n    operation: Apply\n    apiVersion: v1\n    fieldsType: FieldsV1\n    fieldsV1: {f:data: {f:a: {}}}\n"
+	if _, err := d.Apply(ctx, "cm.yaml", fmt.Appendf(nil, cm, "")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Apply(ctx, "cm.yaml", fmt.Appendf(nil, cm, managed))
+	if err != nil || got[0].Action != "configured" {
+		t.Fatalf("apply with managedFields: %v %v, want configured", got, err)
+	}
+	if got, err = d.Apply(ctx, "cm.yaml", fmt.Appendf(nil, cm, "")); err != nil || got[0].Action != "unchanged" {
+		t.Fatalf("apply without managedFields: %v %v, want unchanged", got, err)
+	}
+	o, _ := d.Get(api.ConfigMaps, "default", "c")
+	if m := o.GetManagedFields(); len(m) != 1 || m[0].Manager != "kubectl" {
+		t.Errorf("managedFields %v", m)
 	}
 }

@@ -122,6 +122,12 @@ func (f *fake) apply(data []byte, dry bool) ([]api.Applied, error) {
 		action := "created"
 		if old != nil {
 			action = "unchanged"
+			if len(o.GetManagedFields()) == 0 { // as the daemon: a manifest without them keeps them
+				o.SetManagedFields(old.GetManagedFields())
+			}
+			if !equality.Semantic.DeepEqual(old.GetManagedFields(), o.GetManagedFields()) {
+				action = "configured"
+			}
 			if p, ok := o.(*corev1.Pod); ok {
 				a, b := old.(*corev1.Pod).Spec.DeepCopy(), p.Spec.DeepCopy()
 				a.NodeName, b.NodeName = "", ""

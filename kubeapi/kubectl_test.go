@@ -620,3 +620,62 @@ func TestKubectlValidates(t *testing.T) {
 		}
 	})
 }
+
+// TestKubectlServerSideApply: apply --server-side over a client-side
+// apply keeps the object (kubectl's annotation-only second apply
+// included), records managedFields, answers a conflict with another
+// manager with 409 unless forced, and creates what does not exist.
+func TestKubectlServerSideApply(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		c.run(webPod, "apply", "-f", "-")
+		if out := c.run(webPod, "apply", "--server-side", "-f", "-"); strings.TrimSpace(out) != "pod/web serverside-applied" {
+			t.Errorf("apply --server-side: %s", out)
+		}
+		o, _ := c.f.Get(api.Pods, "default", "web")
+		p := o.(*corev1.Pod)
+		var managers []string
+		for _, m := range p.ManagedFields {
+			managers = append(managers, m.Manager+"/"+string(m.Operation))
+		}
+		if len(p.Spec.Containers) != 2 || p.Labels["app"] != "web" || p.Annotations[corev1.LastAppliedConfigAnnotation] == "" ||
+			!strings.Contains(strings.Join(managers, " "), "kubectl/Apply") {
+			t.Errorf("after apply --server-side: containers %d labels %v managers %v annotations %v", len(p.Spec.Containers), p.Labels, managers, p.Annotations)
+		}
+		wantContains(t, c.run("", "get", "pod", "web", "-o", "yaml", "--show-managed-fields"), "managedFields:", "manager: kubectl", "operation: Apply", "f:containers:")
+
+		c.run("", "label", "pod", "web", "app=other", "--overwrite")
+		out, err := c.try(webPod, "apply", "--server-side", "-f", "-")
+		if err == nil || !strings.Contains(out, `Apply failed with 1 conflict: conflict with "kubectl-label"`) || !strings.Contains(out, ".metadata.labels.app") {
+			t.Errorf("a conflicting apply: %v %s", err, out)
+		}
+		if o, _ := c.f.Get(api.Pods, "default", "web"); o.GetLabels()["app"] != "other" {
+			t.Errorf("a refused apply changed the label: %v", o.GetLabels())
+		}
+		if out := c.run(webPod, "apply", "--server-side", "--force-conflicts", "-f", "-"); strings.TrimSpace(out) != "pod/web serverside-applied" {
+			t.Errorf("apply --force-conflicts: %s", out)
+		}
+		if o, _ := c.f.Get(api.Pods, "default", "web"); o.GetLabels()["app"] != "web" {
+			t.Errorf("after a forced apply: %v", o.GetLabels())
+		}
+
+		cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata: {a: \"1\"}\n"
+		if out := c.run(cm, "apply", "--server-side", "-f", "-"); strings.TrimSpace(out) != "configmap/ssa serverside-applied" {
+			t.Errorf("apply --server-side of a new object: %s", out)
+		}
+		c.run(strings.Replace(cm, `a: "1"`, `a: "2", b: "3"`, 1), "apply", "--server-side", "-f", "-")
+		if o, err := c.f.Get(api.ConfigMaps, "default", "ssa"); err != nil || o.(*corev1.ConfigMap).Data["a"] != "2" || o.(*corev1.ConfigMap).Data["b"] != "3" {
+			t.Errorf("after a second server-side apply: %v %v", err, o)
+		}
+		// Fields the manager no longer applies are removed.
+		c.run(strings.Replace(cm, `a: "1"`, `a: "2"`, 1), "apply", "--server-side", "-f", "-")
+		if o, _ := c.f.Get(api.ConfigMaps, "default", "ssa"); o.(*corev1.ConfigMap).Data["b"] != "" {
+			t.Errorf("a field no longer applied stayed: %v", o.(*corev1.ConfigMap).Data)
+		}
+		if out := c.run(strings.Replace(cm, `a: "1"`, `a: "9"`, 1), "apply", "--server-side", "--dry-run=server", "-f", "-"); !strings.Contains(out, "(server dry run)") {
+			t.Errorf("apply --server-side --dry-run=server: %s", out)
+		}
+		if o, _ := c.f.Get(api.ConfigMaps, "default", "ssa"); o.(*corev1.ConfigMap).Data["a"] != "2" {
+			t.Errorf("a dry run changed the configmap: %v", o.(*corev1.ConfigMap).Data)
+		}
+	})
+}

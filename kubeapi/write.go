@@ -86,10 +86,18 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
 	if err == nil {
 		err = validateFields(w, r, t.k, data)
 	}
+	if err == nil {
+		data, err = tracked(r, t.k, nil, data)
+	}
 	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
+	s.createJSON(w, r, t, out, data, dry)
+}
+
+// createJSON creates the object of data (JSON), or checks that it could.
+func (s *server) createJSON(w http.ResponseWriter, r *http.Request, t target, out output, data []byte, dry bool) {
 	if !dry {
 		o, err := s.b.Create(r.Context(), t.k.Resource, t.ns, data)
 		if err != nil {
@@ -226,9 +234,6 @@ func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
 			out, err = jsonpatch.MergePatch(cur, data)
 		case types.StrategicMergePatchType:
 			out, err = strategicpatch.StrategicMergePatch(cur, data, schemaOf)
-		case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-			return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", t.k.GroupResource(), t.name,
-				"podrun does not implement server-side apply: use kubectl apply without --server-side", 0, false)
 		default:
 			return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", t.k.GroupResource(), t.name,
 				fmt.Sprintf("the patch type %q is not supported", typ), 0, false)
@@ -237,6 +242,10 @@ func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch could not be applied: %v", err))
 		}
 		return out, nil
+	}
+	if types.PatchType(typ) == types.ApplyYAMLPatchType && t.sub == "" {
+		s.applyPatch(w, r, t, out, data)
+		return
 	}
 	if t.sub == "scale" {
 		s.writeScale(w, r, t, out, apply)
@@ -267,6 +276,9 @@ func (s *server) modify(w http.ResponseWriter, r *http.Request, t target, out ou
 		out, err := change(b)
 		if err == nil {
 			err = validateFields(w, r, t.k, out)
+		}
+		if err == nil {
+			out, err = tracked(r, t.k, cur, out)
 		}
 		return out, err
 	}
@@ -357,7 +369,7 @@ func withoutSystemFields(m map[string]any) map[string]any {
 	delete(m, "status")
 	meta := m["metadata"].(map[string]any)
 	for _, f := range []string{"uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-		"deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences"} {
+		"deletionGracePeriodSeconds", "selfLink", "ownerReferences"} {
 		delete(meta, f)
 	}
 	return m
