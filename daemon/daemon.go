@@ -189,7 +189,7 @@ func (d *Daemon) serveKubeAPI(errc chan<- error) (*http.Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	h := creds.Authenticate(kubeapi.Handler(d, kubeapi.Config{NodeName: pod.NodeName(), Log: d.log}))
+	h := creds.Authenticate(kubeapi.Handler(d, kubeapi.Config{NodeName: pod.NodeName(), Log: d.log, StateDir: creds.Dir}))
 	srv := &http.Server{Handler: h, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second}
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	d.log.Info("serving the Kubernetes API", "url", url, "credentials", creds.Dir)

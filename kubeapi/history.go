@@ -61,6 +61,9 @@ func rvOf(o api.Object) int64 {
 
 // historyOf is k's history, started at its first use.
 func (s *server) historyOf(k *kind) (*history, error) {
+	if k.Resource == namespacesResource {
+		return s.ns.h, nil
+	}
 	s.histMu.Lock()
 	defer s.histMu.Unlock()
 	if h := s.hist[k.Resource]; h != nil {

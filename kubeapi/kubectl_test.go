@@ -16,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podrun/podrun/api"
@@ -46,7 +47,7 @@ func startCluster(t *testing.T, bin string) *testCluster {
 		t.Fatal(err)
 	}
 	f := newFake()
-	srv := httptest.NewUnstartedServer(creds.Authenticate(Handler(f, Config{NodeName: "testnode", Context: t.Context()})))
+	srv := httptest.NewUnstartedServer(creds.Authenticate(Handler(f, Config{NodeName: "testnode", Context: t.Context(), StateDir: filepath.Join(dir, "kubeapi")})))
 	if srv.TLS, err = creds.TLSConfig(); err != nil {
 		t.Fatal(err)
 	}
@@ -678,4 +679,77 @@ func TestKubectlServerSideApply(t *testing.T) {
 			t.Errorf("a dry run changed the configmap: %v", o.(*corev1.ConfigMap).Data)
 		}
 	})
+}
+
+// TestKubectlNamespaces: create, list, and delete, which terminates the
+// namespace: what is in it is deleted, then the namespace.
+func TestKubectlNamespaces(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		if out := c.run("", "create", "namespace", "dev"); strings.TrimSpace(out) != "namespace/dev created" {
+			t.Errorf("create namespace: %s", out)
+		}
+		if out, err := c.try("", "create", "namespace", "dev"); err == nil || !strings.Contains(out, `namespaces "dev" already exists`) {
+			t.Errorf("create it again: %v %s", err, out)
+		}
+		if out, err := c.try("", "create", "namespace", "Bad_Name"); err == nil || !strings.Contains(out, "is invalid") {
+			t.Errorf("create namespace Bad_Name: %v %s", err, out)
+		}
+		rs := rows(c.run("", "get", "ns"))
+		if len(rs) != 3 || strings.Join(rs[0], " ") != "NAME STATUS AGE" || strings.Join(rs[2][:2], " ") != "dev Active" {
+			t.Errorf("get ns: %q", rs)
+		}
+		c.run(webPod, "apply", "-n", "dev", "-f", "-")
+		c.run("", "create", "configmap", "-n", "dev", "conf", "--from-literal=a=1")
+		if out := c.run("", "delete", "namespace", "dev"); strings.TrimSpace(out) != `namespace "dev" deleted` {
+			t.Errorf("delete namespace: %s", out)
+		}
+		for _, r := range []api.Resource{api.Pods, api.ConfigMaps} {
+			if objs, _ := c.f.List(r, "dev"); len(objs) != 0 {
+				t.Errorf("after the namespace's deletion: %d %s left", len(objs), r.Name)
+			}
+		}
+		if out, err := c.try("", "get", "ns", "dev"); err == nil || !strings.Contains(out, `namespaces "dev" not found`) {
+			t.Errorf("get ns dev after its deletion: %v %s", err, out)
+		}
+		if out, err := c.try("", "delete", "namespace", "default"); err == nil || !strings.Contains(out, "Forbidden") {
+			t.Errorf("delete namespace default: %v %s", err, out)
+		}
+	})
+}
+
+// TestNamespaceTerminating: nothing can be created in a namespace being
+// deleted; created namespaces are kept in StateDir.
+func TestNamespaceTerminating(t *testing.T) {
+	c := startCluster(t, "")
+	cs, _ := c.protobufClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kept"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dev"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A pod lingers 300 ms after its deletion in the fake: the namespace
+	// terminates at least that long.
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}
+	if _, err := cs.CoreV1().Pods("dev").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().Namespaces().Delete(ctx, "dev", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cs.CoreV1().ConfigMaps("dev").Create(ctx, configMap("late", nil), metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "because it is being terminated") {
+		t.Errorf("a create in a terminating namespace: %v", err)
+	}
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, "dev", metav1.GetOptions{})
+	if err != nil || ns.Status.Phase != corev1.NamespaceTerminating || ns.DeletionTimestamp == nil {
+		t.Errorf("a namespace being deleted: %v %+v", err, ns)
+	}
+
+	again, err := newNSStore(filepath.Join(c.home, "kubeapi"))
+	if err != nil || again.get("kept") == nil || again.get("kept").Status.Phase != corev1.NamespaceActive {
+		t.Errorf("namespaces.json: %v %v", err, again)
+	}
 }

@@ -33,6 +33,9 @@ type Config struct {
 	// Context ends the watches of the backend the adapter keeps (its
 	// watch histories); default: they run as long as the process.
 	Context context.Context
+	// StateDir keeps the namespaces created through this API; "" keeps
+	// them in memory.
+	StateDir string
 }
 
 type server struct {
@@ -43,6 +46,7 @@ type server struct {
 
 	histMu sync.Mutex
 	hist   map[api.Resource]*history // started at a kind's first list or watch
+	ns     *nsStore
 }
 
 // Handler serves b's objects as a Kubernetes API server would. It does
@@ -60,7 +64,14 @@ func Handler(b api.Backend, cfg Config) http.Handler {
 	if cfg.Context == nil {
 		cfg.Context = context.Background()
 	}
-	return &server{b: b, cfg: cfg, inner: api.Handler(b, cfg.Log), started: cfg.Now(), hist: map[api.Resource]*history{}}
+	ns, err := newNSStore(cfg.StateDir)
+	if err != nil { // kept on disk as it is; the namespaces made now are in memory only
+		cfg.Log.Error("the namespaces created through the Kubernetes API are lost", "err", err)
+		ns, _ = newNSStore("")
+	}
+	s := &server{b: b, cfg: cfg, inner: api.Handler(b, cfg.Log), started: cfg.Now(), hist: map[api.Resource]*history{}, ns: ns}
+	s.resumeTerminating(cfg.Context)
+	return s
 }
 
 // target is what a resource path names.
@@ -237,7 +248,8 @@ func contains(list []string, s string) bool {
 func (s *server) objects(k *kind, ns string) ([]api.Object, error) {
 	switch k.Resource {
 	case namespacesResource:
-		return s.namespaces()
+		objs, _, err := s.allNamespaces()
+		return objs, err
 	case nodesResource:
 		return []api.Object{s.node()}, nil
 	}
@@ -245,12 +257,17 @@ func (s *server) objects(k *kind, ns string) ([]api.Object, error) {
 }
 
 // watched is whether k's lists and watches come from its history.
-func (k *kind) watched() bool { return !k.synthetic && contains(k.Verbs, "watch") }
+func (k *kind) watched() bool {
+	return k.Resource == namespacesResource || !k.synthetic && contains(k.Verbs, "watch")
+}
 
 // listed is what a list of k in ns answers and its resourceVersion: from
 // k's history when it has one, so that a watch from that resourceVersion
 // misses nothing and repeats nothing.
 func (s *server) listed(k *kind, ns string) ([]api.Object, int64, error) {
+	if k.Resource == namespacesResource {
+		return s.allNamespaces()
+	}
 	if k.watched() {
 		h, err := s.historyOf(k)
 		if err != nil {

@@ -176,7 +176,7 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request, t target, match f
 // history; stop ends the subscription.
 func (s *server) watchSource(t target, o watchOptions) (first []change, rv int64, live <-chan change, stop func(), expired, err error) {
 	stop = func() {}
-	if t.k.synthetic {
+	if !t.k.watched() {
 		objs, err := s.objects(t.k, "")
 		if err != nil {
 			return nil, 0, nil, stop, nil, err

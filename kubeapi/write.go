@@ -77,6 +77,10 @@ func dryRun(r *http.Request) (bool, error) {
 }
 
 func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
+	if t.k.Resource == namespacesResource {
+		s.createNamespace(w, r, t)
+		return
+	}
 	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
@@ -98,6 +102,10 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
 
 // createJSON creates the object of data (JSON), or checks that it could.
 func (s *server) createJSON(w http.ResponseWriter, r *http.Request, t target, out output, data []byte, dry bool) {
+	if err := s.terminating(t, ""); err != nil {
+		api.WriteError(w, err)
+		return
+	}
 	if !dry {
 		o, err := s.b.Create(r.Context(), t.k.Resource, t.ns, data)
 		if err != nil {
@@ -410,6 +418,10 @@ func causeField(msg string) string {
 }
 
 func (s *server) delete(w http.ResponseWriter, r *http.Request, t target) {
+	if t.k.Resource == namespacesResource {
+		s.deleteNamespace(w, r, t)
+		return
+	}
 	var opts metav1.DeleteOptions
 	data, out, err := readBody(r)
 	if err != nil {
