@@ -753,3 +753,19 @@ func TestNamespaceTerminating(t *testing.T) {
 		t.Errorf("namespaces.json: %v %v", err, again)
 	}
 }
+
+// TestKindsNotServed: a kind podrun does not run is refused, naming what
+// it serves; kubectl refuses it before sending anything (no such kind in
+// discovery).
+func TestKindsNotServed(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		svc := "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n"
+		if out, err := c.try(svc, "apply", "-f", "-"); err == nil || !strings.Contains(out, `no matches for kind "Service" in version "v1"`) {
+			t.Errorf("apply a Service: %v %s", err, out)
+		}
+		out, err := c.try("", "get", "--raw", "/api/v1/namespaces/default/services")
+		if err == nil || !strings.Contains(out, "podrun serves pods, configmaps") || !strings.Contains(out, "not services") {
+			t.Errorf("GET services: %v %s", err, out)
+		}
+	})
+}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	openapiv2 "github.com/google/gnostic-models/openapiv2"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -114,7 +116,38 @@ func gvPath(gv schema.GroupVersion) string {
 	return "/apis/" + gv.Group + "/" + gv.Version
 }
 
-func (s *server) serveOpenAPI(w http.ResponseWriter, p string) {
+// openAPIV2 is /openapi/v2: a Swagger 2.0 document without paths or
+// definitions (the schemas are in v3, which kubectl reads since 1.27).
+// kubectl validates a kind it finds in no v3 document against v2: with
+// this one, a kind podrun does not serve gets kubectl's own "no matches
+// for kind" instead of "failed to download openapi".
+func openAPIV2(w http.ResponseWriter, r *http.Request) {
+	doc := &openapiv2.Document{Swagger: "2.0", Info: &openapiv2.Info{Title: "Kubernetes (podrun)", Version: KubernetesVersion},
+		Paths: &openapiv2.Paths{}}
+	for _, m := range parseAccept(r.Header.Get("Accept")) {
+		if m.typ == openAPIV2Proto {
+			b, err := proto.Marshal(doc)
+			if err != nil {
+				api.WriteError(w, err)
+				return
+			}
+			// The API server answers with "." for "@": a media type parsers take.
+			w.Header().Set("Content-Type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+			_, _ = w.Write(b)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"swagger": doc.Swagger, "info": map[string]string{"title": doc.Info.Title, "version": doc.Info.Version},
+		"paths": map[string]any{}})
+}
+
+const openAPIV2Proto = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+func (s *server) serveOpenAPI(w http.ResponseWriter, r *http.Request, p string) {
+	if p == "/openapi/v2" {
+		openAPIV2(w, r)
+		return
+	}
 	if p == "/openapi/v3" {
 		writeJSON(w, http.StatusOK, openAPIIndex())
 		return

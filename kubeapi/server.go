@@ -3,6 +3,7 @@ package kubeapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -86,6 +87,25 @@ func notFoundPath() error {
 		Reason: metav1.StatusReasonNotFound, Message: "the server could not find the requested resource"}}
 }
 
+// notServed is the 404 of a resource podrun does not serve: the API
+// server's NotFound, naming what podrun serves instead.
+func notServed(gv schema.GroupVersion, rest []string) error {
+	if len(rest) >= 3 && rest[0] == "namespaces" {
+		rest = rest[2:]
+	}
+	if kindFor(gv.Group, gv.Version, rest[0]) != nil {
+		return notFoundPath() // a kind served, a path that is not
+	}
+	var served []string
+	for _, k := range kinds {
+		served = append(served, k.GroupResource().String())
+	}
+	err := notFoundPath().(*apierrors.StatusError)
+	err.ErrStatus.Message += fmt.Sprintf(": podrun serves %s, not %s", strings.Join(served, ", "),
+		schema.GroupResource{Group: gv.Group, Resource: rest[0]})
+	return err
+}
+
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimSuffix(r.URL.Path, "/")
 	switch p {
@@ -103,8 +123,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveDiscovery(w, r, false)
 		return
 	}
-	if p == "/openapi/v3" || strings.HasPrefix(p, "/openapi/v3/") {
-		s.serveOpenAPI(w, p)
+	if p == "/openapi/v2" || p == "/openapi/v3" || strings.HasPrefix(p, "/openapi/v3/") {
+		s.serveOpenAPI(w, r, p)
 		return
 	}
 	if strings.HasPrefix(p, "/apis/podrun.dev/") || strings.HasPrefix(p, "/apis/metrics.k8s.io/") {
@@ -122,7 +142,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t, ok := resolve(gv, rest)
 	if !ok {
-		api.WriteError(w, notFoundPath())
+		api.WriteError(w, notServed(gv, rest))
 		return
 	}
 	s.serveResource(w, r, t)
