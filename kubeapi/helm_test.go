@@ -87,8 +87,8 @@ data:
   replicas: "{{ .Values.replicas }}"
 `
 
-// TestHelm: a chart of kinds podrun runs installs, lists, upgrades and
-// uninstalls (Helm keeps its releases in Secrets); a chart with a kind
+// TestHelm: a chart of kinds podrun runs installs, lists, upgrades, rolls
+// back and uninstalls (Helm keeps its releases in Secrets); a chart with a kind
 // podrun does not run is refused before anything is made.
 func TestHelm(t *testing.T) {
 	bin := helmBin(t)
@@ -111,6 +111,13 @@ func TestHelm(t *testing.T) {
 	}
 	if o, _ := c.f.Get(api.Deployments, "default", "demo-web"); o == nil || *o.(*appsv1.Deployment).Spec.Replicas != 3 {
 		t.Errorf("after helm upgrade: %v", o)
+	}
+
+	if out, err := c.helm(t, bin, "rollback", "demo", "1"); err != nil || !strings.Contains(out, "Rollback was a success") {
+		t.Errorf("helm rollback: %v\n%s", err, out)
+	}
+	if o, _ := c.f.Get(api.Deployments, "default", "demo-web"); o == nil || *o.(*appsv1.Deployment).Spec.Replicas != 1 {
+		t.Errorf("after helm rollback: %v", o)
 	}
 
 	svc := "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n"
