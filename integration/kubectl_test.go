@@ -95,6 +95,17 @@ func TestKubectl(t *testing.T) {
 		t.Errorf("after the namespace's deletion: %s", out)
 	}
 	run("delete", "configmap", "conf")
+	// A Deployment's ReplicaSets: get, describe, rollout status.
+	run("apply", "-f", "../examples/deployment-logshipper.yaml")
+	run("rollout", "status", "deployment/myapp", "--timeout=60s")
+	if rs := strings.Fields(strings.Split(strings.TrimSpace(run("get", "rs")), "\n")[1]); len(rs) < 4 || !strings.HasPrefix(rs[0], "myapp-") || strings.Join(rs[1:4], " ") != "1 1 1" {
+		t.Errorf("get rs: %v", rs)
+	}
+	if out := run("describe", "deployment", "myapp"); !strings.Contains(out, "NewReplicaSet:") || !strings.Contains(out, "myapp-") {
+		t.Errorf("describe deployment:\n%s", out)
+	}
+	helmWait(t, kubeconfig, home)
+	run("delete", "deployment", "myapp")
 	out := run("get", "pods")
 	if f := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1]); len(f) < 3 || f[0] != "sidecars" || f[1] != "3/3" || f[2] != "Running" {
 		t.Errorf("get pods:\n%s", out)
@@ -183,4 +194,43 @@ func clientGoProtobuf(t *testing.T, kubeconfig string) {
 		t.Fatal(err)
 	}
 	want("delete from-client-go")
+}
+
+// helmWait: helm install --wait of a chart with a Deployment returns once
+// it is ready (Helm reads its ReplicaSets), when bin/helm is built
+// (hack/build-helm.sh).
+func helmWait(t *testing.T, kubeconfig, home string) {
+	helm, _ := filepath.Abs("../bin/helm")
+	if _, err := os.Stat(helm); err != nil {
+		t.Logf("no Helm CLI, helm install --wait untested: %v", err)
+		return
+	}
+	dir := filepath.Join(t.TempDir(), "web")
+	dep, err := os.ReadFile("../examples/deployment-logshipper.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+		"templates/deployment.yaml": strings.ReplaceAll(string(dep), "myapp", "helmapp")} {
+		_ = os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	helmRun := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, helm, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "HELM_CACHE_HOME=" + home + "/helm", "HELM_CONFIG_HOME=" + home + "/helm",
+			"HELM_DATA_HOME=" + home + "/helm"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := helmRun("install", "web", dir, "--wait", "--timeout", "60s"); !strings.Contains(out, "STATUS: deployed") {
+		t.Errorf("helm install --wait: %s", out)
+	}
+	helmRun("uninstall", "web", "--wait", "--timeout", "60s")
 }

@@ -180,7 +180,7 @@ func TestKubectlDiscoveryAndVersion(t *testing.T) {
 			}
 		}
 		out = c.run("", "api-resources", "--categories=all", "-o", "name")
-		if got := strings.Fields(out); strings.Join(got, " ") != "pods deployments.apps jobs.batch" {
+		if got := strings.Fields(out); strings.Join(got, " ") != "pods deployments.apps replicasets.apps jobs.batch" {
 			t.Errorf("category all: %v", got)
 		}
 		out = c.run("", "get", "ns,nodes")

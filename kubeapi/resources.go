@@ -56,6 +56,7 @@ var kinds = []*kind{
 			{Name: "scale", Kind: schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}, Verbs: []string{"get", "patch", "update"}},
 			{Name: "status", Kind: appsGVK("Deployment"), Verbs: []string{"get"}},
 		}},
+	{Resource: api.ReplicaSets, Singular: "replicaset", Namespaced: true, Verbs: readVerbs, ShortNames: []string{"rs"}, Categories: []string{"all"}},
 	{Resource: api.Jobs, Singular: "job", Namespaced: true, Verbs: rwVerbs, Categories: []string{"all"},
 		Subs: []subresource{{Name: "status", Kind: schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, Verbs: []string{"get"}}}},
 }
