@@ -698,6 +698,24 @@ func TestKubectlNamespaces(t *testing.T) {
 		if len(rs) != 3 || strings.Join(rs[0], " ") != "NAME STATUS AGE" || strings.Join(rs[2][:2], " ") != "dev Active" {
 			t.Errorf("get ns: %q", rs)
 		}
+		if out := c.run("", "label", "ns", "dev", "team=a"); strings.TrimSpace(out) != "namespace/dev labeled" {
+			t.Errorf("label ns: %s", out)
+		}
+		nsYAML := "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: applied\n  labels: {team: b}\n"
+		c.run(nsYAML, "apply", "-f", "-")
+		if out := c.run(strings.Replace(nsYAML, "team: b", "team: c", 1), "apply", "-f", "-"); strings.TrimSpace(out) != "namespace/applied configured" {
+			t.Errorf("apply a namespace again: %s", out)
+		}
+		if out := c.run(strings.Replace(nsYAML, "team: b", "team: d", 1), "apply", "--server-side", "-f", "-"); strings.TrimSpace(out) != "namespace/applied serverside-applied" {
+			t.Errorf("apply a namespace server-side: %s", out)
+		}
+		if out := c.run("", "get", "ns", "-l", "team=d", "-o", "name"); strings.TrimSpace(out) != "namespace/applied" {
+			t.Errorf("get ns -l team=d: %s", out)
+		}
+		if out, err := c.try("", "patch", "ns", "applied", "-p", `{"spec":{"finalizers":[]}}`); err == nil || !strings.Contains(out, "podrun changes only the labels and annotations of a namespace") {
+			t.Errorf("patch a namespace's spec: %v %s", err, out)
+		}
+		c.run("", "delete", "ns", "applied")
 		c.run(webPod, "apply", "-n", "dev", "-f", "-")
 		c.run("", "create", "configmap", "-n", "dev", "conf", "--from-literal=a=1")
 		if out := c.run("", "delete", "namespace", "dev"); strings.TrimSpace(out) != `namespace "dev" deleted` {

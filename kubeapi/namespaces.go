@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -143,20 +144,9 @@ func (s *server) terminating(t target, name string) error {
 	return nil
 }
 
-func (s *server) createNamespace(w http.ResponseWriter, r *http.Request, t target) {
-	data, out, err := readBody(r)
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
-	dry, err := dryRun(r)
-	if err == nil {
-		err = validateFields(w, r, t.k, data)
-	}
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
+// createNamespace makes the namespace of data (JSON), or checks that it
+// could (dry).
+func (s *server) createNamespace(w http.ResponseWriter, r *http.Request, t target, out output, data []byte, dry bool) {
 	var ns corev1.Namespace
 	if err := json.Unmarshal(data, &ns); err != nil || ns.Kind != "Namespace" {
 		api.WriteError(w, apierrors.NewBadRequest(fmt.Sprintf("the body must be a Namespace (%v)", err)))
@@ -181,6 +171,7 @@ func (s *server) createNamespace(w http.ResponseWriter, r *http.Request, t targe
 		ns.Labels = map[string]string{}
 	}
 	ns.Labels[corev1.LabelMetadataName] = ns.Name
+	ns.ResourceVersion, ns.Finalizers, ns.DeletionTimestamp = "", nil, nil
 	ns.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}
 	ns.UID, ns.CreationTimestamp = uuid.NewUUID(), metav1.NewTime(s.cfg.Now())
 	ns.Spec = corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{corev1.FinalizerKubernetes}}
@@ -192,6 +183,42 @@ func (s *server) createNamespace(w http.ResponseWriter, r *http.Request, t targe
 		}
 	}
 	writeObject(w, out, http.StatusCreated, &ns)
+}
+
+// updateNamespace takes a namespace's new labels, annotations and
+// managedFields from m, the JSON of the whole object: podrun changes
+// nothing else of a namespace (422).
+func (s *server) updateNamespace(cur api.Object, m map[string]any, dry bool) (api.Object, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var n corev1.Namespace
+	if err := json.Unmarshal(b, &n); err != nil {
+		return nil, apierrors.NewBadRequest("the body is not a Namespace: " + err.Error())
+	}
+	old := cur.(*corev1.Namespace)
+	if !equality.Semantic.DeepEqual(n.Spec, old.Spec) {
+		return nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Namespace"}, old.Name, field.ErrorList{field.Forbidden(field.NewPath("spec"),
+			"podrun changes only the labels and annotations of a namespace")})
+	}
+	ns := old.DeepCopy()
+	ns.Labels, ns.Annotations = n.Labels, n.Annotations
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[corev1.LabelMetadataName] = ns.Name
+	if len(n.ManagedFields) > 0 {
+		ns.ManagedFields = n.ManagedFields
+	}
+	if dry {
+		return ns, nil
+	}
+	typ := "MODIFIED"
+	if s.ns.get(ns.Name) == nil {
+		typ = "ADDED" // an implicit namespace: stored from now on
+	}
+	return ns, s.ns.put(typ, ns)
 }
 
 func (s *server) deleteNamespace(w http.ResponseWriter, r *http.Request, t target) {

@@ -14,8 +14,6 @@ import (
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -77,10 +75,6 @@ func dryRun(r *http.Request) (bool, error) {
 }
 
 func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
-	if t.k.Resource == namespacesResource {
-		s.createNamespace(w, r, t)
-		return
-	}
 	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
@@ -102,6 +96,10 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
 
 // createJSON creates the object of data (JSON), or checks that it could.
 func (s *server) createJSON(w http.ResponseWriter, r *http.Request, t target, out output, data []byte, dry bool) {
+	if t.k.Resource == namespacesResource {
+		s.createNamespace(w, r, t, out, data, dry)
+		return
+	}
 	if err := s.terminating(t, ""); err != nil {
 		api.WriteError(w, err)
 		return
@@ -213,18 +211,10 @@ func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	typ, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var schemaOf any
-	switch t.k.Resource {
-	case api.Pods:
-		schemaOf = &corev1.Pod{}
-	case api.ConfigMaps:
-		schemaOf = &corev1.ConfigMap{}
-	case api.Secrets:
-		schemaOf = &corev1.Secret{}
-	case api.Deployments:
-		schemaOf = &appsv1.Deployment{}
-	case api.Jobs:
-		schemaOf = &batchv1.Job{}
+	schemaOf, err := scheme.New(t.k.gvk()) // the struct strategic merge patches read their strategies from
+	if err != nil {
+		api.WriteError(w, err)
+		return
 	}
 	if t.sub == "scale" {
 		schemaOf = &autoscalingv1.Scale{}
@@ -268,6 +258,10 @@ func (s *server) current(r *http.Request, t target) (api.Object, bool, error) {
 	dry, err := dryRun(r)
 	if err != nil {
 		return nil, false, err
+	}
+	if t.k.synthetic {
+		cur, err := s.object(t)
+		return cur, dry, err
 	}
 	cur, err := s.b.Get(t.k.Resource, t.ns, t.name)
 	return cur, dry, err
@@ -326,6 +320,9 @@ func (s *server) update(ctx context.Context, t target, cur api.Object, change fu
 	}
 	if uid, _ := meta["uid"].(string); uid != "" && uid != string(cur.GetUID()) {
 		return nil, apierrors.NewConflict(t.k.GroupResource(), t.name, fmt.Errorf("the UID in the object (%s) is not the object's (%s)", uid, cur.GetUID()))
+	}
+	if t.k.Resource == namespacesResource {
+		return s.updateNamespace(cur, m, dry)
 	}
 	meta["namespace"] = t.ns
 	if dry {
