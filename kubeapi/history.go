@@ -89,9 +89,13 @@ func (h *history) start(ctx context.Context, b api.Backend, r api.Resource) (<-c
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.objs, h.changes, h.rv = map[string]api.Object{}, nil, 0
-	for n := len(ch); n > 0; n-- { // the existing objects, sent before Watch returned
+	for n := len(ch); n > 0; n-- { // the existing objects, sent before Watch returned (and maybe a change)
 		ev := <-ch
-		h.objs[objKey(ev.Object)] = ev.Object
+		if ev.Type == "DELETED" {
+			delete(h.objs, objKey(ev.Object))
+		} else {
+			h.objs[objKey(ev.Object)] = ev.Object
+		}
 		h.rv = max(h.rv, rvOf(ev.Object))
 	}
 	if v, ok := b.(Versioned); ok {
