@@ -787,3 +787,27 @@ func TestKindsNotServed(t *testing.T) {
 		}
 	})
 }
+
+// TestKubectlDiff: kubectl diff, client- and server-side, shows a change
+// and makes none.
+func TestKubectlDiff(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		c.run(webPod, "apply", "-f", "-")
+		changed := strings.Replace(webPod, "app: web", "app: web\n    tier: front", 1)
+		for _, args := range [][]string{{"diff", "-f", "-"}, {"diff", "--server-side", "-f", "-"}} {
+			if args[1] == "--server-side" { // its diff of the client-side apply's annotation is the API server's too
+				c.run(webPod, "apply", "--server-side", "-f", "-")
+			}
+			out, err := c.try(changed, args...)
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out, "+    tier: front") {
+				t.Errorf("kubectl %v: %v\n%s", args, err, out)
+			}
+			if out, err := c.try(webPod, args...); err != nil || strings.TrimSpace(out) != "" {
+				t.Errorf("kubectl %v without a change: %v\n%s", args, err, out)
+			}
+		}
+		if o, _ := c.f.Get(api.Pods, "default", "web"); o.GetLabels()["tier"] != "" {
+			t.Errorf("kubectl diff changed the pod: %v", o.GetLabels())
+		}
+	})
+}
