@@ -104,6 +104,12 @@ func TestKubectl(t *testing.T) {
 	if out := run("describe", "deployment", "myapp"); !strings.Contains(out, "NewReplicaSet:") || !strings.Contains(out, "myapp-") {
 		t.Errorf("describe deployment:\n%s", out)
 	}
+	if out := run("apply", "--server-side", "-f", "../examples/deployment-logshipper.yaml"); strings.TrimSpace(out) != "deployment.apps/myapp serverside-applied" {
+		t.Errorf("apply --server-side of the Deployment: %s", out)
+	}
+	if out := run("get", "deploy", "myapp", "-o", "jsonpath={.spec.replicas} {.metadata.managedFields[*].manager}"); !strings.HasPrefix(out, "1 ") || !strings.Contains(out, "kubectl") {
+		t.Errorf("the Deployment after apply --server-side: %s", out)
+	}
 	helmWait(t, kubeconfig, home)
 	run("delete", "deployment", "myapp")
 	out := run("get", "pods")
