@@ -36,8 +36,8 @@
 // (a JSON TerminalSize), StreamStdout and StreamStderr from the server, and
 // last StreamStatus (a JSON ExecStatus) before the server closes. This is
 // the channel-prefixed shape of kubectl's v4/v5 streaming protocols on a
-// plain upgrade instead of WebSocket or SPDY, so kubectl itself cannot exec
-// or port-forward through it yet.
+// plain upgrade instead of WebSocket or SPDY; package kubeapi translates
+// kubectl's protocols to it (Backend.Attach uses the same framing).
 //
 // May import: the standard library, k8s.io/api, k8s.io/apimachinery.
 package api

@@ -57,6 +57,10 @@ type Backend interface {
 	Logs(ctx context.Context, namespace, name string, o *corev1.PodLogOptions, w io.Writer) error
 	// Exec opens an exec stream to the pod (already past its upgrade).
 	Exec(ctx context.Context, namespace, name string, query url.Values) (io.ReadWriteCloser, error)
+	// Attach opens a stream to a running container's output (and stdin,
+	// terminal) with Exec's framing; it ends with status 0 when the
+	// container exits.
+	Attach(ctx context.Context, namespace, name string, query url.Values) (io.ReadWriteCloser, error)
 	// PortForward connects to a port on the pod's loopback.
 	PortForward(ctx context.Context, namespace, name string, port int) (net.Conn, error)
 	Metrics(ctx context.Context, namespace, name string) (*PodMetrics, error)

@@ -229,6 +229,25 @@ func (d *Daemon) runningPod(ns, name string) (*podRec, *corev1.Pod, error) {
 
 // Exec implements api.Backend: the shim runs it; frames pass through.
 func (d *Daemon) Exec(ctx context.Context, ns, name string, q url.Values) (io.ReadWriteCloser, error) {
+	rec, err := d.streamTo(ns, name, q)
+	if err != nil {
+		return nil, err
+	}
+	return rec.dir.Connect().Exec(ctx, q)
+}
+
+// Attach implements api.Backend: the shim serves it; frames pass through.
+func (d *Daemon) Attach(ctx context.Context, ns, name string, q url.Values) (io.ReadWriteCloser, error) {
+	rec, err := d.streamTo(ns, name, q)
+	if err != nil {
+		return nil, err
+	}
+	return rec.dir.Connect().Attach(ctx, q)
+}
+
+// streamTo finds the running pod of an exec or attach and names its only
+// container in q when q names none.
+func (d *Daemon) streamTo(ns, name string, q url.Values) (*podRec, error) {
 	rec, p, err := d.runningPod(ns, name)
 	if err != nil {
 		return nil, err
@@ -239,7 +258,7 @@ func (d *Daemon) Exec(ctx context.Context, ns, name string, q url.Values) (io.Re
 		}
 		q.Set("container", p.Spec.Containers[0].Name)
 	}
-	return rec.dir.Connect().Exec(ctx, q)
+	return rec, nil
 }
 
 func containerNames(cs []corev1.Container) []string {

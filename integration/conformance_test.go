@@ -143,7 +143,8 @@ stubborn() { log Starting; log Started; while true; do sleep 1; done; }
 # run secs code: log Starting, sleep, log Exiting, exit code
 run() { log Starting; sleep $1; log Exiting; exit $2; }
 # attempt: N becomes this container's run number (1, 2, ...), kept in /log across restarts
-attempt() { N=$(( $(cat /log/attempt.$NAME 2>/dev/null || echo 0) + 1 )); echo $N > /log/attempt.$NAME; }
+# (shell builtins only: a fork here would let the next container log before this one)
+attempt() { N=0; [ -f /log/attempt.$NAME ] && read N < /log/attempt.$NAME; N=$((N + 1)); echo $N > /log/attempt.$NAME; }
 `
 
 // prepare fills in what every scenario container shares: the busybox

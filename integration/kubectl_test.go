@@ -23,48 +23,23 @@ import (
 // the kubeconfig `podrun kubeconfig` writes, then apply, wait, get, logs
 // and delete of examples/pod-sidecars.yaml.
 func TestKubectl(t *testing.T) {
-	kubectl := "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
-	if _, err := os.Stat(kubectl); err != nil {
-		t.Skipf("no kubectl 1.32: %v", err)
-	}
 	startDaemonWith(t, "--kube-listen", "127.0.0.1:0")
-	root := nodeFlag("root")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(root, "kubeapi", "server")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the daemon did not serve the Kubernetes API")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	home := t.TempDir()
-	kubeconfig := filepath.Join(home, "kubeconfig")
-	if out, err := exec.Command(bin, "kubeconfig", "--root", root, "--path", kubeconfig).CombinedOutput(); err != nil {
-		t.Fatalf("podrun kubeconfig: %v\n%s", err, out)
-	}
-	if fi, err := os.Stat(kubeconfig); err != nil || fi.Mode().Perm() != 0o600 {
+	k := newKubectl(t, "1.32")
+	if fi, err := os.Stat(k.kubeconfig); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("the kubeconfig: %v %v", fi.Mode(), err)
 	}
 	for _, f := range []string{"ca.key", "server.key", "client.key", "token"} {
-		if fi, err := os.Stat(filepath.Join(root, "kubeapi", f)); err != nil || fi.Mode().Perm() != 0o600 {
+		if fi, err := os.Stat(filepath.Join(nodeFlag("root"), "kubeapi", f)); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v %v", f, fi.Mode(), err)
 		}
 	}
-	runEnv := func(env []string, args ...string) string {
+	run := k.run
+	runEnv := func(env []string, args ...string) string { // k.run with more environment
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-		cmd.Env = append([]string{"HOME=" + home, "PATH=/usr/bin:/bin"}, env...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
+		with := *k
+		with.env = append(append([]string{}, k.env...), env...)
+		return with.run(args...)
 	}
-	run := func(args ...string) string { t.Helper(); return runEnv(nil, args...) }
 	if out := run("apply", "-f", "../examples/pod-sidecars.yaml"); strings.TrimSpace(out) != "pod/sidecars created" {
 		t.Fatalf("apply: %s", out)
 	}
@@ -85,7 +60,7 @@ func TestKubectl(t *testing.T) {
 	if out := run("create", "configmap", "conf", "--from-literal=a=1"); strings.TrimSpace(out) != "configmap/conf created" {
 		t.Errorf("create configmap: %s", out)
 	}
-	clientGoProtobuf(t, kubeconfig)
+	clientGoProtobuf(t, k.kubeconfig)
 	run("create", "namespace", "scratch")
 	run("create", "configmap", "-n", "scratch", "left", "--from-literal=a=1")
 	if out := run("delete", "namespace", "scratch"); strings.TrimSpace(out) != `namespace "scratch" deleted` {
@@ -110,7 +85,7 @@ func TestKubectl(t *testing.T) {
 	if out := run("get", "deploy", "myapp", "-o", "jsonpath={.spec.replicas} {.metadata.managedFields[*].manager}"); !strings.HasPrefix(out, "1 ") || !strings.Contains(out, "kubectl") {
 		t.Errorf("the Deployment after apply --server-side: %s", out)
 	}
-	helmWait(t, kubeconfig, home)
+	helmWait(t, k.kubeconfig, k.home)
 	run("delete", "deployment", "myapp")
 	out := run("get", "pods")
 	if f := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1]); len(f) < 3 || f[0] != "sidecars" || f[1] != "3/3" || f[2] != "Running" {

@@ -111,9 +111,10 @@ while true; do sleep 1 & wait; done`)
 
 func TestExecProbeTimeoutLeavesNothing(t *testing.T) {
 	// A readiness probe that sleeps past its 1 s timeout fails, and its
-	// processes are killed: no "sleep 30" may survive in the container.
+	// processes are killed: no "sleep 3031" may survive in the container
+	// (a duration no other process on the machine sleeps).
 	app := container("app", `trap 'log Exiting; exit 0' TERM; log Starting; while true; do sleep 1 & wait; done`)
-	app.ReadinessProbe = execProbe("sleep 30 & sleep 30", 2, 1)
+	app.ReadinessProbe = execProbe("sleep 3031 & sleep 3031", 2, 1)
 	app.ReadinessProbe.TimeoutSeconds = 1
 	s := newScenario(t, "probe-timeout", corev1.RestartPolicyAlways).app(app)
 	bg := s.start()
@@ -123,7 +124,7 @@ func TestExecProbeTimeoutLeavesNothing(t *testing.T) {
 	if !strings.Contains(r.stderr, "timed out") && !strings.Contains(r.stderr, "timeout") {
 		t.Errorf("the failure does not say it timed out:\n%s", r.stderr)
 	}
-	if n := countProcs("sleep 30"); n != 0 {
+	if n := countProcs("sleep 3031"); n != 0 {
 		t.Errorf("%d probe processes survived", n)
 	}
 }

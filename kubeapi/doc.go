@@ -14,8 +14,10 @@
 // schemas kube-openapi generates from k8s.io/api (openapi.go), DELETE
 // with DeleteOptions, Namespaces that can be created and are terminated
 // when deleted (namespaces.go), the synthesized Node, TLS credentials it
-// generates once, and client certificate or bearer token authentication.
-// Everything else (logs, the podrun apply path) is passed to api.Handler.
+// generates once, client certificate or bearer token authentication, and
+// kubectl's streaming protocols for exec, attach and port-forward (WebSocket
+// and SPDY, stream.go) over the backend's own streams. Everything else
+// (logs, the podrun apply path) is passed to api.Handler.
 //
 // It sits on api.Backend only: it never touches the daemon's state.
 package kubeapi

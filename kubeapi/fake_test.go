@@ -331,12 +331,28 @@ func (f *fake) Logs(ctx context.Context, ns, name string, o *corev1.PodLogOption
 	return nil
 }
 
+// Exec runs the command on the host (see hostExec).
 func (f *fake) Exec(ctx context.Context, ns, name string, q url.Values) (io.ReadWriteCloser, error) {
-	return nil, apierrors.NewBadRequest("no exec in the fake")
+	if _, err := f.Get(api.Pods, ns, name); err != nil {
+		return nil, err
+	}
+	return hostExec(q), nil
 }
 
+// Attach attaches to a container running cat: stdin comes back on stdout.
+func (f *fake) Attach(ctx context.Context, ns, name string, q url.Values) (io.ReadWriteCloser, error) {
+	if _, err := f.Get(api.Pods, ns, name); err != nil {
+		return nil, err
+	}
+	return hostExec(url.Values{"command": {"cat"}, "stdin": {q.Get("stdin")}}), nil
+}
+
+// PortForward connects to the port on the host's loopback.
 func (f *fake) PortForward(ctx context.Context, ns, name string, port int) (net.Conn, error) {
-	return nil, apierrors.NewBadRequest("no port-forward in the fake")
+	if _, err := f.Get(api.Pods, ns, name); err != nil {
+		return nil, err
+	}
+	return (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 }
 
 func (f *fake) Metrics(ctx context.Context, ns, name string) (*api.PodMetrics, error) {

@@ -39,7 +39,10 @@ type testCluster struct {
 	bin        string
 }
 
-func startCluster(t *testing.T, bin string) *testCluster {
+func startCluster(t *testing.T, bin string) *testCluster { return startClusterWith(t, bin, nil) }
+
+// startClusterWith serves the API through wrap, when not nil.
+func startClusterWith(t *testing.T, bin string, wrap func(http.Handler) http.Handler) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
 	creds, err := EnsureCredentials(filepath.Join(dir, "kubeapi"))
@@ -47,7 +50,11 @@ func startCluster(t *testing.T, bin string) *testCluster {
 		t.Fatal(err)
 	}
 	f := newFake()
-	srv := httptest.NewUnstartedServer(creds.Authenticate(Handler(f, Config{NodeName: "testnode", Context: t.Context(), StateDir: filepath.Join(dir, "kubeapi")})))
+	h := creds.Authenticate(Handler(f, Config{NodeName: "testnode", Context: t.Context(), StateDir: filepath.Join(dir, "kubeapi")}))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewUnstartedServer(h)
 	if srv.TLS, err = creds.TLSConfig(); err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +116,11 @@ spec:
 `
 
 func forEachKubectl(t *testing.T, test func(t *testing.T, c *testCluster)) {
+	forEachKubectlWith(t, nil, test)
+}
+
+// forEachKubectlWith serves each cluster through wrap, when not nil.
+func forEachKubectlWith(t *testing.T, wrap func(http.Handler) http.Handler, test func(t *testing.T, c *testCluster)) {
 	versions := kubectlVersions
 	if v := os.Getenv("KUBEAPI_KUBECTL_VERSIONS"); v != "" { // e.g. "1.31 1.33"
 		versions = strings.Fields(v)
@@ -119,7 +131,7 @@ func forEachKubectl(t *testing.T, test func(t *testing.T, c *testCluster)) {
 			if _, err := os.Stat(bin); err != nil {
 				t.Skipf("kubectl %s is not installed: %v", v, err)
 			}
-			test(t, startCluster(t, bin))
+			test(t, startClusterWith(t, bin, wrap))
 		})
 	}
 }
@@ -540,7 +552,7 @@ func TestLegacyDiscovery(t *testing.T) {
 	for _, r := range l.APIResources {
 		names = append(names, r.Name)
 	}
-	if got := strings.Join(names, " "); got != "pods pods/log pods/exec pods/portforward pods/status configmaps secrets events namespaces nodes" {
+	if got := strings.Join(names, " "); got != "pods pods/log pods/exec pods/attach pods/portforward pods/status configmaps secrets events namespaces nodes" {
 		t.Errorf("/api/v1 resources: %s", got)
 	}
 	_, body = get("/apis", "")

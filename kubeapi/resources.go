@@ -43,6 +43,7 @@ var kinds = []*kind{
 		Subs: []subresource{
 			{Name: "log", Kind: corev1GVK("Pod"), Verbs: []string{"get"}},
 			{Name: "exec", Kind: corev1GVK("PodExecOptions"), Verbs: []string{"create", "get"}},
+			{Name: "attach", Kind: corev1GVK("PodAttachOptions"), Verbs: []string{"create", "get"}},
 			{Name: "portforward", Kind: corev1GVK("PodPortForwardOptions"), Verbs: []string{"create", "get"}},
 			{Name: "status", Kind: corev1GVK("Pod"), Verbs: []string{"get"}},
 		}},

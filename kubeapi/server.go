@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/klog/v2"
 
 	"github.com/podrun/podrun/api"
 )
@@ -65,6 +66,8 @@ func Handler(b api.Backend, cfg Config) http.Handler {
 	if cfg.Context == nil {
 		cfg.Context = context.Background()
 	}
+	// The streaming libraries (stream.go) log through klog: into this log.
+	klog.SetSlogLogger(cfg.Log.With("component", "kubeapi"))
 	ns, err := newNSStore(cfg.StateDir)
 	if err != nil { // kept on disk as it is; the namespaces made now are in memory only
 		cfg.Log.Error("the namespaces created through the Kubernetes API are lost", "err", err)
@@ -216,8 +219,11 @@ func resolve(gv schema.GroupVersion, rest []string) (target, bool) {
 
 func (s *server) serveResource(w http.ResponseWriter, r *http.Request, t target) {
 	switch t.sub {
-	case "log", "exec", "portforward":
+	case "log":
 		s.inner.ServeHTTP(w, r)
+		return
+	case "exec", "attach", "portforward":
+		s.serveStream(w, r, t)
 		return
 	}
 	verb := map[string]string{http.MethodGet: "get", http.MethodPost: "create", http.MethodPut: "update",

@@ -34,6 +34,7 @@ func (n *Node) containerSpec(nsb *sandbox, r *pod.ContainerRequest, id, dir, roo
 		LogPath:    podspec.LogFile(n.LogDir(p), c.Name, r.RestartCount),
 		LogMaxSize: n.cfg.ContainerLogMaxSize, LogMaxFiles: n.cfg.ContainerLogMaxFiles,
 		Output: r.Output,
+		Raw:    r.Raw,
 		TTY:    c.TTY, Stdin: c.Stdin,
 		Privileged:     isTrue(sc.Privileged),
 		ReadOnlyRootfs: isTrue(sc.ReadOnlyRootFilesystem),

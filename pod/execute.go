@@ -227,6 +227,9 @@ func (s *Supervisor) start(ctx context.Context, j *syncWork, c *ctr) bool {
 	if out := s.o.Output; out != nil {
 		req.Output = func(stream, line string) { out(s.Pod(), c.spec.Name, stream, line) }
 	}
+	if raw := s.o.Raw; raw != nil {
+		req.Raw = func(stream string, p []byte) { raw(c.spec.Name, stream, p) }
+	}
 	h, err := s.o.Host.StartContainer(ctx, req)
 	if err != nil {
 		s.rec.record(c, warning, "Failed", "Error: %v", err)

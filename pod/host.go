@@ -57,6 +57,7 @@ type ContainerRequest struct {
 	SpecEnv      []string
 	RestartCount int32
 	Output       func(stream, line string)
+	Raw          func(stream string, p []byte) // the output as it is read (attach)
 }
 
 // Container is a running (or exited) container instance.

@@ -35,6 +35,9 @@ type Options struct {
 	OnStatus func(p *corev1.Pod)
 	// Output sees each line a container writes (copier goroutines).
 	Output func(p *corev1.Pod, container, stream, line string)
+	// Raw sees a container's output as it is read, before it is cut into
+	// log lines (copier goroutines; do not block, do not keep p).
+	Raw func(container, stream string, p []byte)
 	// Checkpoint receives the supervisor's state after each change (owner
 	// goroutine), for Restore after a crash of the hosting process.
 	Checkpoint func(cp *Checkpoint)
@@ -124,11 +127,20 @@ func (s *Supervisor) Delete(grace *int64) {
 
 // Exec runs a process in a running container of the pod.
 func (s *Supervisor) Exec(ctx context.Context, container string, e runtime.ExecSpec) (int, error) {
-	m := s.running.Load()
-	if m == nil || (*m)[container] == nil {
+	c, ok := s.Running(container)
+	if !ok {
 		return 0, fmt.Errorf("container %s is not running", container)
 	}
-	return (*m)[container].Exec(ctx, e)
+	return c.Exec(ctx, e)
+}
+
+// Running returns the running instance of a container of the pod.
+func (s *Supervisor) Running(container string) (Container, bool) {
+	m := s.running.Load()
+	if m == nil || (*m)[container] == nil {
+		return nil, false
+	}
+	return (*m)[container], true
 }
 
 // Update applies a new version of the pod. As on a node, only a container

@@ -90,6 +90,10 @@ type Spec struct {
 	// piece of a line longer than 16 KiB) from the stream's copier
 	// goroutine: it must not block for long.
 	Output func(stream, line string)
+	// Raw, if set, is called with the output as it is read, before it is
+	// cut into log records (kubectl attach), from the copier goroutines: it
+	// must not block for long nor keep p.
+	Raw func(stream string, p []byte)
 
 	TTY   bool // a terminal: stdout and stderr merged into the "stdout" stream
 	Stdin bool // keep stdin open for Container.Stdin
@@ -232,7 +236,7 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 // newSink opens the container's CRI log with its rotation settings; undo
 // closes it and removes a log it created.
 func newSink(s *Spec) (_ *logSink, undo func(), _ error) {
-	sink := &logSink{tee: s.Output, id: s.ID, path: s.LogPath, maxSize: s.LogMaxSize, maxFiles: s.LogMaxFiles}
+	sink := &logSink{tee: s.Output, raw: s.Raw, id: s.ID, path: s.LogPath, maxSize: s.LogMaxSize, maxFiles: s.LogMaxFiles}
 	if sink.maxSize == 0 {
 		sink.maxSize = DefaultLogMaxSize
 	}

@@ -37,6 +37,9 @@ type ExecSpec struct {
 	TTY bool
 	// Resize receives terminal sizes, {columns, rows}, with TTY.
 	Resize <-chan [2]uint16
+	// Size is the terminal's size, {columns, rows}, when the process
+	// starts (zero: the kernel's 0x0), with TTY.
+	Size [2]uint16
 }
 
 var execSeq atomic.Uint64
@@ -143,6 +146,9 @@ func (c *Container) execProcess(e ExecSpec) *libcontainer.Process {
 	p := &libcontainer.Process{
 		Args: e.Args, Env: append(slices.Clone(d.Env), e.Env...), Cwd: d.Cwd,
 		UID: int(d.UID), GID: int(d.GID), AdditionalGroups: toInts(d.Groups),
+	}
+	if e.TTY {
+		p.ConsoleWidth, p.ConsoleHeight = e.Size[0], e.Size[1]
 	}
 	if e.Cwd != "" {
 		p.Cwd = e.Cwd

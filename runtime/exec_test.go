@@ -124,6 +124,13 @@ func TestExec(t *testing.T) {
 			t.Errorf("Exec = %d, %v; output %q", code, err, got)
 		}
 	})
+	t.Run("terminal of a size from the start", func(t *testing.T) {
+		var out bytes.Buffer
+		code, err := c.Exec(context.Background(), ExecSpec{Args: []string{"stty", "size"}, TTY: true, Stdout: &out, Size: [2]uint16{111, 37}})
+		if got := strings.ReplaceAll(out.String(), "\r", ""); err != nil || code != 0 || got != "37 111\n" {
+			t.Errorf("Exec = %d, %v; output %q", code, err, got)
+		}
+	})
 }
 
 // pidsInNamespaceOf lists the live (not zombie) processes in pid's PID

@@ -25,6 +25,7 @@ type logSink struct {
 	mu     sync.Mutex // serialises records of the two streams; guards f, size
 	f      *os.File   // nil: no log file
 	tee    func(stream, line string)
+	raw    func(stream string, p []byte)
 	id     string
 	failed bool // a write failed once (logged once)
 
@@ -170,6 +171,9 @@ func (s *logSink) record(stream string, tag byte, text []byte) {
 // becomes P records of maxLogLine bytes followed by the F remainder; an
 // unterminated last line is a P record, as containerd does.
 func (s *logSink) copyStream(stream string, r io.Reader) {
+	if s.raw != nil {
+		r = io.TeeReader(r, rawWriter{stream, s.raw})
+	}
 	br := bufio.NewReaderSize(r, maxLogLine)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -232,4 +236,15 @@ func ReadTail(path string, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
 	_, err = io.Copy(&buf, io.LimitReader(f, limit))
 	return buf.Bytes(), err
+}
+
+// rawWriter passes what a copier reads to logSink.raw.
+type rawWriter struct {
+	stream string
+	f      func(stream string, p []byte)
+}
+
+func (w rawWriter) Write(p []byte) (int, error) {
+	w.f(w.stream, p)
+	return len(p), nil
 }

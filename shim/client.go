@@ -95,11 +95,20 @@ func (c *Client) Update(ctx context.Context, p *corev1.Pod) error {
 
 // Exec opens an exec stream with the shim; the frames pass through.
 func (c *Client) Exec(ctx context.Context, query url.Values) (net.Conn, error) {
+	return c.upgrade(ctx, "/exec", query)
+}
+
+// Attach opens an attach stream with the shim, framed as exec's.
+func (c *Client) Attach(ctx context.Context, query url.Values) (net.Conn, error) {
+	return c.upgrade(ctx, "/attach", query)
+}
+
+func (c *Client) upgrade(ctx context.Context, path string, query url.Values) (net.Conn, error) {
 	conn, err := c.uc.Dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	up, err := api.Upgrade(conn, "/exec", query, api.ExecProtocol)
+	up, err := api.Upgrade(conn, path, query, api.ExecProtocol)
 	if err != nil {
 		conn.Close()
 		return nil, err

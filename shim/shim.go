@@ -85,6 +85,8 @@ type shim struct {
 	log *slog.Logger
 	sup atomic.Pointer[pod.Supervisor]
 
+	attached attachments // clients of kubectl attach
+
 	mu      sync.Mutex    // guards changed
 	changed chan struct{} // closed and replaced at every change
 	final   atomic.Pointer[State]
@@ -102,7 +104,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
+	heldLock = lock
 	spec, err := dir.ReadSpec()
 	if err != nil {
 		return err
@@ -119,6 +121,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		OnEvent:    func(p *corev1.Pod, _ pod.Event) { notify(p) },
 		OnStatus:   notify,
 		Checkpoint: sh.checkpoint,
+		Raw:        sh.attached.write,
 
 		AllowedUnsafeSysctls: spec.Node.AllowedUnsafeSysctls,
 	}
@@ -154,6 +157,12 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	log.Info("pod finished", "phase", sup.Pod().Status.Phase)
 	return nil
 }
+
+// heldLock is the liveness lock, never closed: the kernel releases it when
+// the process exits, after the process' memory and arguments are gone, so
+// a daemon that waits for it (Dir.WaitExited) finds no process of the shim.
+// Closing it on return would free it a moment before the exit.
+var heldLock *os.File
 
 // shimLock returns the pod's liveness lock: the one the daemon took and
 // handed down as fd 3, or, for a shim started by hand, its own.
@@ -263,6 +272,7 @@ func (sh *shim) routes() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /exec", sh.exec)
+	mux.HandleFunc("POST /attach", sh.attach)
 	return mux
 }
 
@@ -285,6 +295,10 @@ func (sh *shim) watch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// firstSizeWait bounds how long a terminal's exec waits for the client's
+// terminal size.
+const firstSizeWait = time.Second
 
 // exec runs a process in a container over a hijacked connection (the
 // framing is api's).
@@ -351,6 +365,16 @@ func (sh *shim) exec(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
+	if spec.TTY {
+		// The process starts on a terminal of the client's size: kubectl
+		// and podrun send it first. A client that sends none gets 0x0.
+		select {
+		case sz := <-resize:
+			spec.Size = sz
+		case <-ctx.Done():
+		case <-time.After(firstSizeWait):
+		}
+	}
 	code, err := sh.sup.Load().Exec(ctx, name, spec)
 	st := api.ExecStatus{ExitCode: code}
 	if err != nil {

@@ -110,6 +110,10 @@ func (f *fake) Exec(ctx context.Context, ns, name string, q url.Values) (io.Read
 	return f.exec(q)
 }
 
+func (f *fake) Attach(ctx context.Context, ns, name string, q url.Values) (io.ReadWriteCloser, error) {
+	return nil, apierrors.NewBadRequest("no attach in the fake")
+}
+
 func (f *fake) PortForward(ctx context.Context, ns, name string, port int) (net.Conn, error) {
 	return f.forward(port)
 }
