@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
@@ -161,5 +163,63 @@ func TestClientGoProtobuf(t *testing.T) {
 	}
 	if tr.got[runtime.ContentTypeProtobuf] == 0 || tr.got[runtime.ContentTypeProtobuf+";stream=watch"] == 0 {
 		t.Errorf("answers: %v, want protobuf objects and watches", tr.got)
+	}
+}
+
+// TestMetadataClient: client-go's metadata client and a metadata informer
+// (as=PartialObjectMetadata[List], protobuf) get, list and watch pods.
+func TestMetadataClient(t *testing.T) {
+	c := startCluster(t, "")
+	cs, tr := c.protobufClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := &rest.Config{Host: c.srv.URL, BearerToken: c.creds.Token, TLSClientConfig: rest.TLSClientConfig{CAData: c.creds.CA},
+		WrapTransport: func(rt http.RoundTripper) http.RoundTripper { return &typeRecorder{sent: tr.sent, got: tr.got, underlying: rt} }}
+	mc, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := corev1.SchemeGroupVersion.WithResource("pods")
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mc.Resource(pods).Namespace("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || m.Labels["app"] != "web" || m.UID == "" || len(m.ManagedFields) == 0 {
+		t.Fatalf("metadata get: %v %+v", err, m)
+	}
+	l, err := mc.Resource(pods).List(ctx, metav1.ListOptions{})
+	if err != nil || len(l.Items) != 1 || l.Items[0].Name != "web" || l.ResourceVersion == "" {
+		t.Fatalf("metadata list: %v %+v", err, l)
+	}
+	factory := metadatainformer.NewSharedInformerFactory(mc, 0)
+	inf := factory.ForResource(pods).Informer()
+	added := make(chan string, 10)
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(o any) { added <- o.(*metav1.PartialObjectMetadata).Name }})
+	stop := make(chan struct{})
+	factory.Start(stop)
+	defer factory.Shutdown()
+	defer close(stop)
+	for _, want := range []string{"web", "db"} {
+		if want == "db" {
+			pod.Name = "db"
+			if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case got := <-added:
+			if got != want {
+				t.Errorf("metadata informer: added %s, want %s", got, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("metadata informer: no %s", want)
+		}
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.got[runtime.ContentTypeProtobuf] == 0 {
+		t.Errorf("answers: %v, want protobuf", tr.got)
 	}
 }

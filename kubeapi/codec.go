@@ -62,6 +62,9 @@ func jsonSerializer() runtime.SerializerInfo {
 // writeObject encodes obj in the negotiated media type. obj carries its
 // TypeMeta (the protobuf envelope names it).
 func writeObject(w http.ResponseWriter, out output, code int, obj runtime.Object) {
+	if out.partialGV != "" {
+		obj = partial(obj, out.partialGV)
+	}
 	info := out.info
 	if info.Serializer == nil {
 		info = jsonSerializer()
@@ -179,13 +182,42 @@ func watchContentType(info runtime.SerializerInfo) string {
 	return info.MediaType
 }
 
-// output is what the client accepts: an object, or a Table of it, in a
-// media type.
+// output is what the client accepts: an object, a Table of it or its
+// PartialObjectMetadata, in a media type.
 type output struct {
-	table   bool
-	tableGV string // meta.k8s.io/v1 or v1beta1
-	include metav1.IncludeObjectPolicy
-	info    runtime.SerializerInfo
+	table     bool
+	tableGV   string // meta.k8s.io/v1 or v1beta1
+	partialGV string // meta.k8s.io/v1 or v1beta1 for metadata only
+	include   metav1.IncludeObjectPolicy
+	info      runtime.SerializerInfo
+}
+
+// partial is obj's metadata only: a PartialObjectMetadata, or a
+// PartialObjectMetadataList of a list (what client-go's metadata client
+// and informers ask for); a Status stays one.
+func partial(obj runtime.Object, gv string) runtime.Object {
+	if meta.IsListType(obj) {
+		l := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: gv, Kind: "PartialObjectMetadataList"}}
+		if li, ok := obj.(metav1.ListInterface); ok {
+			l.ResourceVersion = li.GetResourceVersion()
+		}
+		items, _ := meta.ExtractList(obj)
+		for _, it := range items {
+			if p, ok := partial(it, gv).(*metav1.PartialObjectMetadata); ok {
+				l.Items = append(l.Items, *p)
+			}
+		}
+		return l
+	}
+	a, ok := obj.(metav1.ObjectMetaAccessor)
+	if _, status := obj.(*metav1.Status); !ok || status {
+		return obj
+	}
+	m, _ := a.GetObjectMeta().(*metav1.ObjectMeta)
+	if m == nil {
+		return obj
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: gv, Kind: "PartialObjectMetadata"}, ObjectMeta: *m}
 }
 
 type mediaType struct {
@@ -243,9 +275,14 @@ func negotiate(r *http.Request, watch bool) (output, error) {
 			typ != runtime.ContentTypeProtobuf:
 			out.table, out.tableGV, out.info = true, "meta.k8s.io/"+m.params["v"], info
 			return out, nil
+		case (as == "PartialObjectMetadata" || as == "PartialObjectMetadataList") && m.params["g"] == "meta.k8s.io" &&
+			(m.params["v"] == "v1" || m.params["v"] == "v1beta1"):
+			out.partialGV, out.info = "meta.k8s.io/"+m.params["v"], info
+			return out, nil
 		}
 	}
 	return out, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusNotAcceptable,
 		Reason: metav1.StatusReasonNotAcceptable, Message: fmt.Sprintf("only the following media types are accepted: %s",
-			strings.Join(append(mediaTypes, "application/json;as=Table;v=v1;g=meta.k8s.io"), ", "))}}
+			strings.Join(append(mediaTypes, "application/json;as=Table;v=v1;g=meta.k8s.io",
+				"application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"), ", "))}}
 }

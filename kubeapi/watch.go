@@ -130,6 +130,9 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request, t target, match f
 	}
 	bookmark := func(rv int64, end bool) bool {
 		o, err := bookmarkOf(t.k, rv, end)
+		if err == nil && out.partialGV != "" {
+			o = partial(o, out.partialGV)
+		}
 		return err == nil && send("BOOKMARK", o)
 	}
 	event := func(c change) bool {
@@ -138,8 +141,11 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request, t target, match f
 			return true
 		}
 		var o runtime.Object = obj
-		if out.table {
+		switch {
+		case out.table:
 			o = s.table(t.k, []api.Object{obj}, obj.GetResourceVersion(), out)
+		case out.partialGV != "":
+			o = partial(obj, out.partialGV)
 		}
 		return send(typ, o)
 	}
