@@ -174,7 +174,9 @@ func TestMetadataClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cfg := &rest.Config{Host: c.srv.URL, BearerToken: c.creds.Token, TLSClientConfig: rest.TLSClientConfig{CAData: c.creds.CA},
-		WrapTransport: func(rt http.RoundTripper) http.RoundTripper { return &typeRecorder{sent: tr.sent, got: tr.got, underlying: rt} }}
+		WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+			return &typeRecorder{sent: tr.sent, got: tr.got, underlying: rt}
+		}}
 	mc, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
