@@ -170,13 +170,12 @@ func TestClientGoProtobuf(t *testing.T) {
 // (as=PartialObjectMetadata[List], protobuf) get, list and watch pods.
 func TestMetadataClient(t *testing.T) {
 	c := startCluster(t, "")
-	cs, tr := c.protobufClient(t)
+	cs, _ := c.protobufClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	tr := &typeRecorder{sent: map[string]int{}, got: map[string]int{}}
 	cfg := &rest.Config{Host: c.srv.URL, BearerToken: c.creds.Token, TLSClientConfig: rest.TLSClientConfig{CAData: c.creds.CA},
-		WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
-			return &typeRecorder{sent: tr.sent, got: tr.got, underlying: rt}
-		}}
+		WrapTransport: func(rt http.RoundTripper) http.RoundTripper { tr.underlying = rt; return tr }}
 	mc, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
