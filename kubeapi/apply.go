@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -83,9 +83,13 @@ func tracked(r *http.Request, k *kind, cur api.Object, data []byte) ([]byte, err
 	if err != nil || fm == nil {
 		return data, err
 	}
+	var tm metav1.TypeMeta
+	if json.Unmarshal(data, &tm) != nil || tm.Kind != k.Kind {
+		return data, nil // not an object of k: refused later, naming what it is
+	}
 	n, err := typed(k, json.RawMessage(data))
 	if err != nil {
-		return data, nil // not an object of k: refused later, with the decoder's error
+		return data, nil
 	}
 	var live runtime.Object = cur
 	if cur == nil {
@@ -164,9 +168,6 @@ func (s *server) applied(r *http.Request, t target, data []byte) (*unstructured.
 	}
 	if obj.GetManagedFields() != nil {
 		return nil, apierrors.NewBadRequest("metadata.managedFields must be nil")
-	}
-	if _, err := meta.Accessor(obj); err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
 	}
 	return obj, nil
 }

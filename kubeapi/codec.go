@@ -122,8 +122,8 @@ func listOf(k *kind, items []api.Object, rv string) (runtime.Object, error) {
 }
 
 // bodyJSON is a request body as JSON, whatever its Content-Type: JSON,
-// YAML or protobuf (what typed client-go sends); want names the kind the
-// body must be ("" for DeleteOptions and other bodies without a check).
+// YAML or protobuf (what typed client-go sends); the handlers check its
+// kind.
 func bodyJSON(r *http.Request, data []byte) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" || len(strings.TrimSpace(string(data))) == 0 {

@@ -2,6 +2,8 @@ package kubeapi
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,5 +182,23 @@ func TestWatchListAndBookmarks(t *testing.T) {
 			t.Fatal("timeoutSeconds did not end the watch")
 		}
 		break
+	}
+}
+
+// TestWrongKindBody: a body of another kind is refused, naming it.
+func TestWrongKindBody(t *testing.T) {
+	c := startCluster(t, "")
+	req, _ := http.NewRequest("POST", c.srv.URL+"/api/v1/namespaces/default/pods",
+		strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"a":"1"}}`))
+	req.Header.Set("Authorization", "Bearer "+c.creds.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `the body must be a Pod, not \"ConfigMap\"`) {
+		t.Errorf("a ConfigMap posted as a pod: %d %s", resp.StatusCode, body)
 	}
 }

@@ -100,7 +100,11 @@ func (s *server) createJSON(w http.ResponseWriter, r *http.Request, t target, ou
 		s.createNamespace(w, r, t, out, data, dry)
 		return
 	}
-	if err := s.terminating(t, ""); err != nil {
+	m, err := decodeObject(data, t)
+	if err == nil {
+		err = s.terminating(t, "")
+	}
+	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
@@ -112,11 +116,6 @@ func (s *server) createJSON(w http.ResponseWriter, r *http.Request, t target, ou
 		}
 		s.settled(t.k, o, false)
 		respond(w, out, t, http.StatusCreated, o)
-		return
-	}
-	m, err := decodeObject(data, t)
-	if err != nil {
-		api.WriteError(w, err)
 		return
 	}
 	meta := m["metadata"].(map[string]any)
