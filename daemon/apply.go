@@ -260,16 +260,30 @@ func filter[T any](in []T, keep func(T) bool) []T {
 	return out
 }
 
+// sameManaged: b (a manifest) keeps a's metadata.managedFields, the ones
+// kubeapi's field manager writes. A manifest without any (podrun apply, a
+// client that knows nothing of them) keeps the stored ones: keepManaged.
+func sameManaged(a, b metav1.Object) bool {
+	return len(b.GetManagedFields()) == 0 || equality.Semantic.DeepEqual(a.GetManagedFields(), b.GetManagedFields())
+}
+
+// keepManaged gives n the managedFields of old when its manifest has none.
+func keepManaged(old, n metav1.Object) {
+	if len(n.GetManagedFields()) == 0 && old != nil {
+		n.SetManagedFields(old.GetManagedFields())
+	}
+}
+
 func sameConfigMap(a, b *corev1.ConfigMap) bool {
 	return equality.Semantic.DeepEqual(a.Data, b.Data) && equality.Semantic.DeepEqual(a.BinaryData, b.BinaryData) &&
 		equality.Semantic.DeepEqual(a.Labels, b.Labels) && equality.Semantic.DeepEqual(a.Annotations, b.Annotations) &&
-		equality.Semantic.DeepEqual(a.Immutable, b.Immutable)
+		equality.Semantic.DeepEqual(a.Immutable, b.Immutable) && sameManaged(a, b)
 }
 
 func sameSecret(a, b *corev1.Secret) bool {
 	return equality.Semantic.DeepEqual(a.Data, b.Data) && a.Type == b.Type &&
 		equality.Semantic.DeepEqual(a.Labels, b.Labels) && equality.Semantic.DeepEqual(a.Annotations, b.Annotations) &&
-		equality.Semantic.DeepEqual(a.Immutable, b.Immutable)
+		equality.Semantic.DeepEqual(a.Immutable, b.Immutable) && sameManaged(a, b)
 }
 
 func (d *Daemon) putConfigMap(cm *corev1.ConfigMap) {
@@ -281,6 +295,8 @@ func (d *Daemon) putConfigMap(cm *corev1.ConfigMap) {
 	typ := "MODIFIED"
 	if d.configMaps[k] == nil {
 		typ = "ADDED"
+	} else {
+		keepManaged(d.configMaps[k], cm)
 	}
 	cm.ResourceVersion = d.nextRV()
 	d.configMaps[k] = cm
@@ -298,6 +314,8 @@ func (d *Daemon) putSecret(s *corev1.Secret) {
 	typ := "MODIFIED"
 	if d.secrets[k] == nil {
 		typ = "ADDED"
+	} else {
+		keepManaged(d.secrets[k], s)
 	}
 	s.ResourceVersion = d.nextRV()
 	d.secrets[k] = s
@@ -342,7 +360,8 @@ func (d *Daemon) planPod(p *corev1.Pod, force bool) (action string, step func(),
 			p.Name, strings.Join(diffs, ", "))
 	}
 	images := imagesDiffer(old, n)
-	meta := !equality.Semantic.DeepEqual(old.Labels, n.Labels) || !equality.Semantic.DeepEqual(old.Annotations, n.Annotations)
+	meta := !equality.Semantic.DeepEqual(old.Labels, n.Labels) || !equality.Semantic.DeepEqual(old.Annotations, n.Annotations) ||
+		!sameManaged(old, n)
 	switch {
 	case !images && !meta:
 		return "unchanged", nil, ""
@@ -382,6 +401,9 @@ func (d *Daemon) updatePodSpec(rec *podRec, n *corev1.Pod) {
 	defer d.mu.Unlock()
 	p := rec.pod.DeepCopy()
 	p.Labels, p.Annotations = n.Labels, n.Annotations
+	if len(n.ManagedFields) > 0 {
+		p.ManagedFields = n.ManagedFields
+	}
 	podspec.SetImages(&p.Spec, &n.Spec)
 	d.replacePod(rec, p)
 	d.log.Info("pod updated", "pod", rec.key())
@@ -426,7 +448,8 @@ func (d *Daemon) planDeployment(dep *appsv1.Deployment, pods []*corev1.Pod) (act
 		ann[deployment.RevisionAnnotation] = rev
 	}
 	specChanged := len(specDiff(old.Spec, dep.Spec)) > 0
-	if !specChanged && equality.Semantic.DeepEqual(old.Labels, dep.Labels) && equality.Semantic.DeepEqual(old.Annotations, ann) {
+	if !specChanged && equality.Semantic.DeepEqual(old.Labels, dep.Labels) && equality.Semantic.DeepEqual(old.Annotations, ann) &&
+		sameManaged(old, dep) {
 		return "unchanged", nil, ""
 	}
 	return "configured", func() {
@@ -434,6 +457,9 @@ func (d *Daemon) planDeployment(dep *appsv1.Deployment, pods []*corev1.Pod) (act
 		if cur := d.deployments[k]; cur != nil {
 			n := cur.DeepCopy()
 			n.Spec, n.Labels, n.Annotations = *dep.Spec.DeepCopy(), dep.Labels, ann
+			if len(dep.ManagedFields) > 0 {
+				n.ManagedFields = dep.ManagedFields
+			}
 			if specChanged {
 				n.Generation++
 			}

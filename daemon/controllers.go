@@ -109,8 +109,7 @@ func (d *Daemon) deleteDeployment(ns, name string) (*appsv1.Deployment, error) {
 	gone := dep.DeepCopy()
 	now := metav1.Now()
 	gone.DeletionTimestamp = &now
-	gone.ResourceVersion = d.nextRV()
-	d.emit(api.Deployments, "DELETED", gone)
+	d.emit(api.Deployments, "DELETED", gone) // at a new resourceVersion
 	for _, rec := range d.pods {
 		if owns(dep, rec.pod) {
 			d.deleteRec(rec, nil)

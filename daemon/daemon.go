@@ -61,6 +61,7 @@ type Daemon struct {
 
 	mu          sync.Mutex // guards everything below
 	rv          int64      // the last resourceVersion handed out
+	rvReserved  int64      // the stored bound rv stays under, so that it never goes back after a restart
 	pods        map[key]*podRec
 	deployments map[key]*appsv1.Deployment
 	replicaSets map[key]*appsv1.ReplicaSet
@@ -188,7 +189,7 @@ func (d *Daemon) serveKubeAPI(errc chan<- error) (*http.Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	h := creds.Authenticate(kubeapi.Handler(d, kubeapi.Config{NodeName: pod.NodeName(), Log: d.log}))
+	h := creds.Authenticate(kubeapi.Handler(d, kubeapi.Config{NodeName: pod.NodeName(), Log: d.log, StateDir: creds.Dir}))
 	srv := &http.Server{Handler: h, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second}
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	d.log.Info("serving the Kubernetes API", "url", url, "credentials", creds.Dir)
@@ -228,10 +229,28 @@ func listen(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// nextRV hands out a resourceVersion (d.mu held).
+// rvReserve is how many resourceVersions one stored reservation covers.
+const rvReserve = 1000
+
+// nextRV hands out a resourceVersion (d.mu held). Resource versions grow
+// across restarts, deletions included: the store keeps a bound ahead of
+// the last one handed out (renewed half-way, so that the write has landed
+// long before the bound is reached), and load starts above it.
 func (d *Daemon) nextRV() string {
 	d.rv++
+	if d.rv+rvReserve/2 > d.rvReserved {
+		d.rvReserved = d.rv + rvReserve
+		d.store.reserveRV(d.rvReserved)
+	}
 	return strconv.FormatInt(d.rv, 10)
+}
+
+// ResourceVersion is the last resourceVersion handed out: the one a list
+// made now is at (kubeapi's watch history starts there).
+func (d *Daemon) ResourceVersion() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rv
 }
 
 // watcher is one watch request.
@@ -245,6 +264,10 @@ type watcher struct {
 // whose buffer is full is dropped: its stream ends and the client lists
 // again, as with the API server's "too old resource version".
 func (d *Daemon) emit(res api.Resource, typ string, obj api.Object) {
+	if typ == "DELETED" { // a deletion is a change: it has its own resourceVersion, as in etcd
+		obj = obj.DeepCopyObject().(api.Object)
+		obj.SetResourceVersion(d.nextRV())
+	}
 	for w := range d.watchers {
 		if w.res != res || w.ns != "" && w.ns != obj.GetNamespace() {
 			continue

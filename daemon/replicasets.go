@@ -98,9 +98,7 @@ func (d *Daemon) putSet(rs *appsv1.ReplicaSet, event string) {
 func (d *Daemon) dropSet(rs *appsv1.ReplicaSet) {
 	delete(d.replicaSets, keyOf(rs.Namespace, rs.Name))
 	d.forget(api.ReplicaSets, rs.Namespace, rs.Name)
-	gone := rs.DeepCopy()
-	gone.ResourceVersion = d.nextRV()
-	d.emit(api.ReplicaSets, "DELETED", gone)
+	d.emit(api.ReplicaSets, "DELETED", rs) // at a new resourceVersion
 }
 
 // countSets recomputes each ReplicaSet's status from its pods: replicas

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -64,6 +65,11 @@ func (s *store) save(res api.Resource, ns, name string, v any) error {
 }
 
 func (s *store) remove(res api.Resource, ns, name string) { s.queue(s.path(res, ns, name), nil) }
+
+// rvPath is the file of the resourceVersion reservation.
+func (s *store) rvPath() string { return filepath.Join(s.dir, "resourceVersion") }
+
+func (s *store) reserveRV(n int64) { s.queue(s.rvPath(), strconv.AppendInt(nil, n, 10)) }
 
 func (s *store) queue(path string, b []byte) {
 	s.mu.Lock()
@@ -233,12 +239,21 @@ func (d *Daemon) load() error {
 		d.pods[rec.key()] = rec
 		return nil
 	}))
-	// Resource versions go on from the highest stored one.
+	// Resource versions go on from the highest stored one or the stored
+	// reservation, whichever is higher.
 	for _, o := range d.objects() {
 		if v, err := parseRV(o.GetResourceVersion()); err == nil && v > d.rv {
 			d.rv = v
 		}
 	}
+	if b, err := os.ReadFile(d.store.rvPath()); err == nil {
+		if v, err := parseRV(strings.TrimSpace(string(b))); err == nil && v > d.rv {
+			d.rv = v
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	d.rvReserved = d.rv
 	// A damaged file costs its object, not the daemon's start.
 	if err := errors.Join(errs...); err != nil {
 		d.log.Error("some stored objects could not be read", "err", err)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -286,5 +287,69 @@ func TestLogLinesBoundPartialLines(t *testing.T) {
 			lens = append(lens, len(s))
 		}
 		t.Errorf("lines of %v bytes, want two of %d then \"end\"", lens, maxJoinedLine)
+	}
+}
+
+// TestResourceVersionNeverGoesBack: a deletion has its own
+// resourceVersion, and a restarted daemon (whose newest object may be
+// gone) hands out higher ones than before.
+func TestResourceVersionNeverGoesBack(t *testing.T) {
+	dir := t.TempDir()
+	d := testDaemon(t)
+	d.store = newStore(dir, slog.Default().Error)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := d.Watch(ctx, api.ConfigMaps, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "default", ResourceVersion: d.nextRV()}}
+	d.configMaps[keyOf("default", "c")] = cm
+	d.mu.Unlock()
+	if _, err := d.Delete(api.ConfigMaps, "default", "c", nil); err != nil {
+		t.Fatal(err)
+	}
+	ev := <-ch
+	if ev.Type != "DELETED" || ev.Object.GetResourceVersion() == cm.ResourceVersion || cm.ResourceVersion != "1" {
+		t.Errorf("DELETED at %s, the object was at %s", ev.Object.GetResourceVersion(), cm.ResourceVersion)
+	}
+	last := d.ResourceVersion()
+	d.store.flush()
+
+	d2 := testDaemon(t)
+	d2.store = newStore(dir, slog.Default().Error)
+	if err := d2.load(); err != nil {
+		t.Fatal(err)
+	}
+	d2.mu.Lock()
+	next, _ := parseRV(d2.nextRV())
+	d2.mu.Unlock()
+	if next <= last {
+		t.Errorf("after a restart: resourceVersion %d, the last one before was %d", next, last)
+	}
+}
+
+// TestApplyKeepsManagedFields: the managedFields kubeapi's field manager
+// writes are stored, and a manifest without any keeps them.
+func TestApplyKeepsManagedFields(t *testing.T) {
+	d := testDaemon(t)
+	ctx := context.Background()
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n%sdata: {a: \"1\"}\n"
+	managed := "  managedFields:\n  - manager: kubectl\n    operation: Apply\n    apiVersion: v1\n    fieldsType: FieldsV1\n    fieldsV1: {f:data: {f:a: {}}}\n"
+	if _, err := d.Apply(ctx, "cm.yaml", fmt.Appendf(nil, cm, "")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Apply(ctx, "cm.yaml", fmt.Appendf(nil, cm, managed))
+	if err != nil || got[0].Action != "configured" {
+		t.Fatalf("apply with managedFields: %v %v, want configured", got, err)
+	}
+	if got, err = d.Apply(ctx, "cm.yaml", fmt.Appendf(nil, cm, "")); err != nil || got[0].Action != "unchanged" {
+		t.Fatalf("apply without managedFields: %v %v, want unchanged", got, err)
+	}
+	o, _ := d.Get(api.ConfigMaps, "default", "c")
+	if m := o.GetManagedFields(); len(m) != 1 || m[0].Manager != "kubectl" {
+		t.Errorf("managedFields %v", m)
 	}
 }

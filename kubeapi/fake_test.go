@@ -50,6 +50,11 @@ func newFake() *fake {
 func fkey(r api.Resource, ns, name string) string { return r.Name + "/" + ns + "/" + name }
 
 func (f *fake) emit(r api.Resource, typ string, o api.Object) {
+	if typ == "DELETED" { // a deletion has its own resourceVersion, as in the daemon
+		o = o.DeepCopyObject().(api.Object)
+		f.rv++
+		o.SetResourceVersion(strconv.FormatInt(f.rv, 10))
+	}
 	for w := range f.watchers {
 		if w.res == r && (w.ns == "" || w.ns == o.GetNamespace()) {
 			w.ch <- api.Event{Type: typ, Object: o}
@@ -117,6 +122,12 @@ func (f *fake) apply(data []byte, dry bool) ([]api.Applied, error) {
 		action := "created"
 		if old != nil {
 			action = "unchanged"
+			if len(o.GetManagedFields()) == 0 { // as the daemon: a manifest without them keeps them
+				o.SetManagedFields(old.GetManagedFields())
+			}
+			if !equality.Semantic.DeepEqual(old.GetManagedFields(), o.GetManagedFields()) {
+				action = "configured"
+			}
 			if p, ok := o.(*corev1.Pod); ok {
 				a, b := old.(*corev1.Pod).Spec.DeepCopy(), p.Spec.DeepCopy()
 				a.NodeName, b.NodeName = "", ""
@@ -258,6 +269,12 @@ func (f *fake) Delete(r api.Resource, ns, name string, grace *int64) (api.Object
 		f.emit(r, "DELETED", p)
 	})
 	return p, nil
+}
+
+func (f *fake) ResourceVersion() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rv
 }
 
 func (f *fake) Watch(ctx context.Context, r api.Resource, ns string) (<-chan api.Event, error) {

@@ -1,6 +1,7 @@
 package kubeapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podrun/podrun/api"
@@ -48,7 +50,7 @@ func startClusterWith(t *testing.T, bin string, wrap func(http.Handler) http.Han
 		t.Fatal(err)
 	}
 	f := newFake()
-	h := creds.Authenticate(Handler(f, Config{NodeName: "testnode"}))
+	h := creds.Authenticate(Handler(f, Config{NodeName: "testnode", Context: t.Context(), StateDir: filepath.Join(dir, "kubeapi")}))
 	if wrap != nil {
 		h = wrap(h)
 	}
@@ -190,7 +192,7 @@ func TestKubectlDiscoveryAndVersion(t *testing.T) {
 			}
 		}
 		out = c.run("", "api-resources", "--categories=all", "-o", "name")
-		if got := strings.Fields(out); strings.Join(got, " ") != "pods deployments.apps jobs.batch" {
+		if got := strings.Fields(out); strings.Join(got, " ") != "pods deployments.apps replicasets.apps jobs.batch" {
 			t.Errorf("category all: %v", got)
 		}
 		out = c.run("", "get", "ns,nodes")
@@ -291,30 +293,103 @@ func TestKubectlApplyGetDescribeLogsDelete(t *testing.T) {
 	})
 }
 
+// watchFor is how long TestKubectlGetWatch watches.
+const watchFor = time.Minute
+
 // TestKubectlGetWatch: kubectl get -w prints each object once, then each
-// change once.
+// change once, for a minute.
 func TestKubectlGetWatch(t *testing.T) {
 	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		t.Parallel() // each version watches for a minute, at the same time
 		c.run(webPod, "apply", "-f", "-")
 		c.run(strings.ReplaceAll(webPod, "web", "db"), "apply", "-f", "-")
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), watchFor)
 		defer cancel()
-		var buf bytes.Buffer
 		cmd := c.cmd(ctx, "", "get", "pods", "-w")
-		cmd.Stdout, cmd.Stderr = &buf, &buf
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1500 * time.Millisecond)
-		c.run(strings.Replace(webPod, "app: web", "app: web\n    v: two", 1), "apply", "-f", "-")
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		var out []string
+		read := func(n int) { // the next n lines
+			for len(out) < n {
+				l, ok := <-lines
+				if !ok {
+					t.Fatalf("kubectl get -w ended: %s\n%s", strings.Join(out, "\n"), stderr.String())
+				}
+				out = append(out, l)
+			}
+		}
+		read(3) // the header and the two pods
+		changes := []struct {
+			change func()
+			rows   int
+		}{
+			{func() { c.run("", "label", "pod", "web", "v=two") }, 1},
+			{func() { c.run(strings.ReplaceAll(webPod, "web", "cache"), "apply", "-f", "-") }, 1},
+			{func() { c.run("", "delete", "pod", "db") }, 2}, // Terminating, then gone
+		}
+		for _, ch := range changes {
+			time.Sleep(watchFor / time.Duration(len(changes)+1)) // spread over the minute
+			ch.change()
+			read(len(out) + ch.rows)
+		}
+		for l := range lines { // until the minute is over: nothing more
+			out = append(out, l)
+		}
 		_ = cmd.Wait()
-		rs := rows(buf.String())
 		var names []string
-		for _, r := range rs[1:] {
+		for _, r := range rows(strings.Join(out[1:], "\n")) {
 			names = append(names, r[0])
 		}
-		if strings.Join(rs[0], " ") != "NAME READY STATUS RESTARTS AGE" || strings.Join(names, " ") != "db web web" {
-			t.Errorf("get -w printed:\n%s", buf.String())
+		if strings.Join(rows(out[0])[0], " ") != "NAME READY STATUS RESTARTS AGE" || strings.Join(names, " ") != "db web web cache db db" {
+			t.Errorf("get -w printed:\n%s", strings.Join(out, "\n"))
+		}
+	})
+}
+
+// TestKubectlWaitWatchList: kubectl wait, with client-go's WatchList
+// (sendInitialEvents, the initial-events-end bookmark) and without.
+func TestKubectlWaitWatchList(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		c.run(webPod, "apply", "-f", "-")
+		for _, watchList := range []string{"true", "false"} {
+			env := "KUBE_FEATURE_WatchListClient=" + watchList
+			wait := func(args ...string) string {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				cmd := c.cmd(ctx, "", append([]string{"wait", "--timeout=20s"}, args...)...)
+				cmd.Env = append(cmd.Env, env)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s kubectl wait %v: %v\n%s", env, args, err, out)
+				}
+				return strings.TrimSpace(string(out))
+			}
+			if out := wait("--for=condition=Ready", "pod/web"); out != "pod/web condition met" {
+				t.Errorf("%s wait Ready: %s", env, out)
+			}
+			c.run("", "delete", "pod", "web", "--wait=false")
+			if out := wait("--for=delete", "pod/web"); out != "pod/web condition met" && out != "" {
+				t.Errorf("%s wait delete: %s", env, out)
+			}
+			if _, err := c.f.Get(api.Pods, "default", "web"); err == nil {
+				t.Errorf("%s: kubectl wait --for=delete returned before the pod was gone", env)
+			}
+			c.run(webPod, "apply", "-f", "-")
 		}
 	})
 }
@@ -489,7 +564,262 @@ func TestLegacyDiscovery(t *testing.T) {
 	if typ != aggregatedType {
 		t.Errorf("aggregated discovery answered %q", typ)
 	}
-	if _, body := get("/api/v1/namespaces/default/pods", "application/vnd.kubernetes.protobuf"); !bytes.Contains(body, []byte(`"reason":"NotAcceptable"`)) {
-		t.Errorf("protobuf only: %s", body)
+	if _, body := get("/api/v1/namespaces/default/pods", "application/cbor"); !bytes.Contains(body, []byte(`"reason":"NotAcceptable"`)) {
+		t.Errorf("CBOR only: %s", body)
 	}
+	if typ, body := get("/api/v1/namespaces/default/pods", "application/vnd.kubernetes.protobuf"); typ != "application/vnd.kubernetes.protobuf" ||
+		!bytes.HasPrefix(body, []byte("k8s\x00")) {
+		t.Errorf("protobuf: %s %q", typ, body)
+	}
+	if typ, _ := get("/api/v1/namespaces/default/pods", "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io, application/json"); typ != "application/json" {
+		t.Errorf("a protobuf Table: answered %s, want the JSON list", typ)
+	}
+}
+
+// TestKubectlCreateConfigMapSecret: kubectl's typed create commands send
+// protobuf bodies.
+func TestKubectlCreateConfigMapSecret(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		if out := c.run("", "create", "configmap", "conf", "--from-literal=a=1", "--from-literal=b=2"); strings.TrimSpace(out) != "configmap/conf created" {
+			t.Errorf("create configmap: %s", out)
+		}
+		if out, err := c.try("", "create", "configmap", "conf", "--from-literal=a=1"); err == nil || !strings.Contains(out, `configmaps "conf" already exists`) {
+			t.Errorf("second create configmap: %v %s", err, out)
+		}
+		if out := c.run("", "create", "secret", "generic", "pw", "--from-literal=password=s3cret"); strings.TrimSpace(out) != "secret/pw created" {
+			t.Errorf("create secret: %s", out)
+		}
+		o, err := c.f.Get(api.ConfigMaps, "default", "conf")
+		if err != nil || o.(*corev1.ConfigMap).Data["b"] != "2" {
+			t.Errorf("the configmap: %v %v", err, o)
+		}
+		s, err := c.f.Get(api.Secrets, "default", "pw")
+		if err != nil || string(s.(*corev1.Secret).Data["password"]) != "s3cret" {
+			t.Errorf("the secret: %v %v", err, s)
+		}
+		if out := c.run("", "create", "configmap", "dry", "--from-literal=a=1", "--dry-run=server"); strings.TrimSpace(out) != "configmap/dry created (server dry run)" {
+			t.Errorf("create --dry-run=server: %s", out)
+		}
+	})
+}
+
+// TestKubectlExplain: the OpenAPI v3 schemas are there for kubectl explain.
+func TestKubectlExplain(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		wantContains(t, c.run("", "explain", "pod.spec.containers"), "KIND:", "Pod", "FIELD: containers", "List of containers belonging to the pod.",
+			"image", "livenessProbe", "restartPolicy")
+		wantContains(t, c.run("", "explain", "deployment.spec.replicas"), "GROUP:", "apps", "FIELD: replicas", "integer")
+		wantContains(t, c.run("", "explain", "configmaps", "--recursive"), "data", "binaryData", "immutable")
+		wantContains(t, c.run("", "explain", "jobs.spec.template.spec.restartPolicy"), "batch", "restartPolicy")
+		if out, err := c.try("", "explain", "pod.spec.nosuchfield"); err == nil || !strings.Contains(out, `field "nosuchfield" does not exist`) {
+			t.Errorf("explain of a missing field: %v %s", err, out)
+		}
+	})
+}
+
+// TestKubectlValidates: with the schemas served, kubectl validates as
+// against an API server: an unknown field is refused, naming it.
+func TestKubectlValidates(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		bad := strings.Replace(webPod, "    image: busybox\n", "    image: busybox\n    imagePolicy: Always\n", 1)
+		for _, verb := range []string{"apply", "create"} {
+			out, err := c.try(bad, verb, "-f", "-")
+			if err == nil || !strings.Contains(out, "imagePolicy") {
+				t.Errorf("%s with an unknown field: %v %s", verb, err, out)
+			}
+		}
+		if _, err := c.f.Get(api.Pods, "default", "web"); err == nil {
+			t.Errorf("a pod with an unknown field was created")
+		}
+	})
+}
+
+// TestKubectlServerSideApply: apply --server-side over a client-side
+// apply keeps the object (kubectl's annotation-only second apply
+// included), records managedFields, answers a conflict with another
+// manager with 409 unless forced, and creates what does not exist.
+func TestKubectlServerSideApply(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		c.run(webPod, "apply", "-f", "-")
+		if out := c.run(webPod, "apply", "--server-side", "-f", "-"); strings.TrimSpace(out) != "pod/web serverside-applied" {
+			t.Errorf("apply --server-side: %s", out)
+		}
+		o, _ := c.f.Get(api.Pods, "default", "web")
+		p := o.(*corev1.Pod)
+		var managers []string
+		for _, m := range p.ManagedFields {
+			managers = append(managers, m.Manager+"/"+string(m.Operation))
+		}
+		if len(p.Spec.Containers) != 2 || p.Labels["app"] != "web" || p.Annotations[corev1.LastAppliedConfigAnnotation] == "" ||
+			!strings.Contains(strings.Join(managers, " "), "kubectl/Apply") {
+			t.Errorf("after apply --server-side: containers %d labels %v managers %v annotations %v", len(p.Spec.Containers), p.Labels, managers, p.Annotations)
+		}
+		wantContains(t, c.run("", "get", "pod", "web", "-o", "yaml", "--show-managed-fields"), "managedFields:", "manager: kubectl", "operation: Apply", "f:containers:")
+
+		c.run("", "label", "pod", "web", "app=other", "--overwrite")
+		out, err := c.try(webPod, "apply", "--server-side", "-f", "-")
+		if err == nil || !strings.Contains(out, `Apply failed with 1 conflict: conflict with "kubectl-label"`) || !strings.Contains(out, ".metadata.labels.app") {
+			t.Errorf("a conflicting apply: %v %s", err, out)
+		}
+		if o, _ := c.f.Get(api.Pods, "default", "web"); o.GetLabels()["app"] != "other" {
+			t.Errorf("a refused apply changed the label: %v", o.GetLabels())
+		}
+		if out := c.run(webPod, "apply", "--server-side", "--force-conflicts", "-f", "-"); strings.TrimSpace(out) != "pod/web serverside-applied" {
+			t.Errorf("apply --force-conflicts: %s", out)
+		}
+		if o, _ := c.f.Get(api.Pods, "default", "web"); o.GetLabels()["app"] != "web" {
+			t.Errorf("after a forced apply: %v", o.GetLabels())
+		}
+
+		cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata: {a: \"1\"}\n"
+		if out := c.run(cm, "apply", "--server-side", "-f", "-"); strings.TrimSpace(out) != "configmap/ssa serverside-applied" {
+			t.Errorf("apply --server-side of a new object: %s", out)
+		}
+		c.run(strings.Replace(cm, `a: "1"`, `a: "2", b: "3"`, 1), "apply", "--server-side", "-f", "-")
+		if o, err := c.f.Get(api.ConfigMaps, "default", "ssa"); err != nil || o.(*corev1.ConfigMap).Data["a"] != "2" || o.(*corev1.ConfigMap).Data["b"] != "3" {
+			t.Errorf("after a second server-side apply: %v %v", err, o)
+		}
+		// Fields the manager no longer applies are removed.
+		c.run(strings.Replace(cm, `a: "1"`, `a: "2"`, 1), "apply", "--server-side", "-f", "-")
+		if o, _ := c.f.Get(api.ConfigMaps, "default", "ssa"); o.(*corev1.ConfigMap).Data["b"] != "" {
+			t.Errorf("a field no longer applied stayed: %v", o.(*corev1.ConfigMap).Data)
+		}
+		if out := c.run(strings.Replace(cm, `a: "1"`, `a: "9"`, 1), "apply", "--server-side", "--dry-run=server", "-f", "-"); !strings.Contains(out, "(server dry run)") {
+			t.Errorf("apply --server-side --dry-run=server: %s", out)
+		}
+		if o, _ := c.f.Get(api.ConfigMaps, "default", "ssa"); o.(*corev1.ConfigMap).Data["a"] != "2" {
+			t.Errorf("a dry run changed the configmap: %v", o.(*corev1.ConfigMap).Data)
+		}
+	})
+}
+
+// TestKubectlNamespaces: create, list, and delete, which terminates the
+// namespace: what is in it is deleted, then the namespace.
+func TestKubectlNamespaces(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		if out := c.run("", "create", "namespace", "dev"); strings.TrimSpace(out) != "namespace/dev created" {
+			t.Errorf("create namespace: %s", out)
+		}
+		if out, err := c.try("", "create", "namespace", "dev"); err == nil || !strings.Contains(out, `namespaces "dev" already exists`) {
+			t.Errorf("create it again: %v %s", err, out)
+		}
+		if out, err := c.try("", "create", "namespace", "Bad_Name"); err == nil || !strings.Contains(out, "is invalid") {
+			t.Errorf("create namespace Bad_Name: %v %s", err, out)
+		}
+		rs := rows(c.run("", "get", "ns"))
+		if len(rs) != 3 || strings.Join(rs[0], " ") != "NAME STATUS AGE" || strings.Join(rs[2][:2], " ") != "dev Active" {
+			t.Errorf("get ns: %q", rs)
+		}
+		if out := c.run("", "label", "ns", "dev", "team=a"); strings.TrimSpace(out) != "namespace/dev labeled" {
+			t.Errorf("label ns: %s", out)
+		}
+		nsYAML := "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: applied\n  labels: {team: b}\n"
+		c.run(nsYAML, "apply", "-f", "-")
+		if out := c.run(strings.Replace(nsYAML, "team: b", "team: c", 1), "apply", "-f", "-"); strings.TrimSpace(out) != "namespace/applied configured" {
+			t.Errorf("apply a namespace again: %s", out)
+		}
+		if out := c.run(strings.Replace(nsYAML, "team: b", "team: d", 1), "apply", "--server-side", "-f", "-"); strings.TrimSpace(out) != "namespace/applied serverside-applied" {
+			t.Errorf("apply a namespace server-side: %s", out)
+		}
+		if out := c.run("", "get", "ns", "-l", "team=d", "-o", "name"); strings.TrimSpace(out) != "namespace/applied" {
+			t.Errorf("get ns -l team=d: %s", out)
+		}
+		if out, err := c.try("", "patch", "ns", "applied", "-p", `{"spec":{"finalizers":[]}}`); err == nil || !strings.Contains(out, "podrun changes only the labels and annotations of a namespace") {
+			t.Errorf("patch a namespace's spec: %v %s", err, out)
+		}
+		c.run("", "delete", "ns", "applied")
+		c.run(webPod, "apply", "-n", "dev", "-f", "-")
+		c.run("", "create", "configmap", "-n", "dev", "conf", "--from-literal=a=1")
+		if out := c.run("", "delete", "namespace", "dev"); strings.TrimSpace(out) != `namespace "dev" deleted` {
+			t.Errorf("delete namespace: %s", out)
+		}
+		for _, r := range []api.Resource{api.Pods, api.ConfigMaps} {
+			if objs, _ := c.f.List(r, "dev"); len(objs) != 0 {
+				t.Errorf("after the namespace's deletion: %d %s left", len(objs), r.Name)
+			}
+		}
+		if out, err := c.try("", "get", "ns", "dev"); err == nil || !strings.Contains(out, `namespaces "dev" not found`) {
+			t.Errorf("get ns dev after its deletion: %v %s", err, out)
+		}
+		if out, err := c.try("", "delete", "namespace", "default"); err == nil || !strings.Contains(out, "Forbidden") {
+			t.Errorf("delete namespace default: %v %s", err, out)
+		}
+	})
+}
+
+// TestNamespaceTerminating: nothing can be created in a namespace being
+// deleted; created namespaces are kept in StateDir.
+func TestNamespaceTerminating(t *testing.T) {
+	c := startCluster(t, "")
+	cs, _ := c.protobufClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kept"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dev"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A pod lingers 300 ms after its deletion in the fake: the namespace
+	// terminates at least that long.
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}
+	if _, err := cs.CoreV1().Pods("dev").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().Namespaces().Delete(ctx, "dev", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cs.CoreV1().ConfigMaps("dev").Create(ctx, configMap("late", nil), metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "because it is being terminated") {
+		t.Errorf("a create in a terminating namespace: %v", err)
+	}
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, "dev", metav1.GetOptions{})
+	if err != nil || ns.Status.Phase != corev1.NamespaceTerminating || ns.DeletionTimestamp == nil {
+		t.Errorf("a namespace being deleted: %v %+v", err, ns)
+	}
+
+	again, err := newNSStore(filepath.Join(c.home, "kubeapi"))
+	if err != nil || again.get("kept") == nil || again.get("kept").Status.Phase != corev1.NamespaceActive {
+		t.Errorf("namespaces.json: %v %v", err, again)
+	}
+}
+
+// TestKindsNotServed: a kind podrun does not run is refused, naming what
+// it serves; kubectl refuses it before sending anything (no such kind in
+// discovery).
+func TestKindsNotServed(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		svc := "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n"
+		if out, err := c.try(svc, "apply", "-f", "-"); err == nil || !strings.Contains(out, `no matches for kind "Service" in version "v1"`) {
+			t.Errorf("apply a Service: %v %s", err, out)
+		}
+		out, err := c.try("", "get", "--raw", "/api/v1/namespaces/default/services")
+		if err == nil || !strings.Contains(out, "podrun serves pods, configmaps") || !strings.Contains(out, "not services") {
+			t.Errorf("GET services: %v %s", err, out)
+		}
+	})
+}
+
+// TestKubectlDiff: kubectl diff, client- and server-side, shows a change
+// and makes none.
+func TestKubectlDiff(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		c.run(webPod, "apply", "-f", "-")
+		changed := strings.Replace(webPod, "app: web", "app: web\n    tier: front", 1)
+		for _, args := range [][]string{{"diff", "-f", "-"}, {"diff", "--server-side", "-f", "-"}} {
+			if args[1] == "--server-side" { // its diff of the client-side apply's annotation is the API server's too
+				c.run(webPod, "apply", "--server-side", "-f", "-")
+			}
+			out, err := c.try(changed, args...)
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out, "+    tier: front") {
+				t.Errorf("kubectl %v: %v\n%s", args, err, out)
+			}
+			if out, err := c.try(webPod, args...); err != nil || strings.TrimSpace(out) != "" {
+				t.Errorf("kubectl %v without a change: %v\n%s", args, err, out)
+			}
+		}
+		if o, _ := c.f.Get(api.Pods, "default", "web"); o.GetLabels()["tier"] != "" {
+			t.Errorf("kubectl diff changed the pod: %v", o.GetLabels())
+		}
+	})
 }

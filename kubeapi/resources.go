@@ -50,13 +50,14 @@ var kinds = []*kind{
 	{Resource: api.ConfigMaps, Singular: "configmap", Namespaced: true, Verbs: rwVerbs, ShortNames: []string{"cm"}},
 	{Resource: api.Secrets, Singular: "secret", Namespaced: true, Verbs: rwVerbs},
 	{Resource: api.Events, Singular: "event", Namespaced: true, Verbs: []string{"get", "list"}, ShortNames: []string{"ev"}},
-	{Resource: namespacesResource, Singular: "namespace", Verbs: readVerbs, ShortNames: []string{"ns"}, synthetic: true},
+	{Resource: namespacesResource, Singular: "namespace", Verbs: rwVerbs, ShortNames: []string{"ns"}, synthetic: true},
 	{Resource: nodesResource, Singular: "node", Verbs: readVerbs, ShortNames: []string{"no"}, synthetic: true},
 	{Resource: api.Deployments, Singular: "deployment", Namespaced: true, Verbs: rwVerbs, ShortNames: []string{"deploy"}, Categories: []string{"all"},
 		Subs: []subresource{
 			{Name: "scale", Kind: schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}, Verbs: []string{"get", "patch", "update"}},
 			{Name: "status", Kind: appsGVK("Deployment"), Verbs: []string{"get"}},
 		}},
+	{Resource: api.ReplicaSets, Singular: "replicaset", Namespaced: true, Verbs: readVerbs, ShortNames: []string{"rs"}, Categories: []string{"all"}},
 	{Resource: api.Jobs, Singular: "job", Namespaced: true, Verbs: rwVerbs, Categories: []string{"all"},
 		Subs: []subresource{{Name: "status", Kind: schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, Verbs: []string{"get"}}}},
 }

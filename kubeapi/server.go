@@ -1,6 +1,7 @@
 package kubeapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,6 +32,12 @@ type Config struct {
 	Log      *slog.Logger
 	// Now is the clock of ages and synthesized timestamps; default time.Now.
 	Now func() time.Time
+	// Context ends the watches of the backend the adapter keeps (its
+	// watch histories); default: they run as long as the process.
+	Context context.Context
+	// StateDir keeps the namespaces created through this API; "" keeps
+	// them in memory.
+	StateDir string
 }
 
 type server struct {
@@ -37,6 +45,10 @@ type server struct {
 	cfg     Config
 	inner   http.Handler // the podrun API: logs, exec, port-forward, apply
 	started time.Time
+
+	histMu sync.Mutex
+	hist   map[api.Resource]*history // started at a kind's first list or watch
+	ns     *nsStore
 }
 
 // Handler serves b's objects as a Kubernetes API server would. It does
@@ -51,9 +63,19 @@ func Handler(b api.Backend, cfg Config) http.Handler {
 	if cfg.NodeName == "" {
 		cfg.NodeName = "localhost"
 	}
+	if cfg.Context == nil {
+		cfg.Context = context.Background()
+	}
 	// The streaming libraries (stream.go) log through klog: into this log.
 	klog.SetSlogLogger(cfg.Log.With("component", "kubeapi"))
-	return &server{b: b, cfg: cfg, inner: api.Handler(b, cfg.Log), started: cfg.Now()}
+	ns, err := newNSStore(cfg.StateDir)
+	if err != nil { // kept on disk as it is; the namespaces made now are in memory only
+		cfg.Log.Error("the namespaces created through the Kubernetes API are lost", "err", err)
+		ns, _ = newNSStore("")
+	}
+	s := &server{b: b, cfg: cfg, inner: api.Handler(b, cfg.Log), started: cfg.Now(), hist: map[api.Resource]*history{}, ns: ns}
+	s.resumeTerminating(cfg.Context)
+	return s
 }
 
 // target is what a resource path names.
@@ -66,6 +88,25 @@ type target struct {
 func notFoundPath() error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusNotFound,
 		Reason: metav1.StatusReasonNotFound, Message: "the server could not find the requested resource"}}
+}
+
+// notServed is the 404 of a resource podrun does not serve: the API
+// server's NotFound, naming what podrun serves instead.
+func notServed(gv schema.GroupVersion, rest []string) error {
+	if len(rest) >= 3 && rest[0] == "namespaces" {
+		rest = rest[2:]
+	}
+	if kindFor(gv.Group, gv.Version, rest[0]) != nil {
+		return notFoundPath() // a kind served, a path that is not
+	}
+	var served []string
+	for _, k := range kinds {
+		served = append(served, k.GroupResource().String())
+	}
+	err := notFoundPath().(*apierrors.StatusError)
+	err.ErrStatus.Message += fmt.Sprintf(": podrun serves %s, not %s", strings.Join(served, ", "),
+		schema.GroupResource{Group: gv.Group, Resource: rest[0]})
+	return err
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -85,8 +126,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveDiscovery(w, r, false)
 		return
 	}
-	if p == "/openapi/v3" || strings.HasPrefix(p, "/openapi/v3/") {
-		s.serveOpenAPI(w, p)
+	if p == "/openapi/v2" || p == "/openapi/v3" || strings.HasPrefix(p, "/openapi/v3/") {
+		s.serveOpenAPI(w, r, p)
 		return
 	}
 	if strings.HasPrefix(p, "/apis/podrun.dev/") || strings.HasPrefix(p, "/apis/metrics.k8s.io/") {
@@ -104,7 +145,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t, ok := resolve(gv, rest)
 	if !ok {
-		api.WriteError(w, notFoundPath())
+		api.WriteError(w, notServed(gv, rest))
 		return
 	}
 	s.serveResource(w, r, t)
@@ -233,11 +274,36 @@ func contains(list []string, s string) bool {
 func (s *server) objects(k *kind, ns string) ([]api.Object, error) {
 	switch k.Resource {
 	case namespacesResource:
-		return s.namespaces()
+		objs, _, err := s.allNamespaces()
+		return objs, err
 	case nodesResource:
 		return []api.Object{s.node()}, nil
 	}
 	return s.b.List(k.Resource, ns)
+}
+
+// watched is whether k's lists and watches come from its history.
+func (k *kind) watched() bool {
+	return k.Resource == namespacesResource || !k.synthetic && contains(k.Verbs, "watch")
+}
+
+// listed is what a list of k in ns answers and its resourceVersion: from
+// k's history when it has one, so that a watch from that resourceVersion
+// misses nothing and repeats nothing.
+func (s *server) listed(k *kind, ns string) ([]api.Object, int64, error) {
+	if k.Resource == namespacesResource {
+		return s.allNamespaces()
+	}
+	if k.watched() {
+		h, err := s.historyOf(k)
+		if err != nil {
+			return nil, 0, err
+		}
+		objs, rv := h.list(ns)
+		return objs, rv, nil
+	}
+	objs, err := s.objects(k, ns)
+	return objs, maxRV(objs), err
 }
 
 func (s *server) object(t target) (api.Object, error) {
@@ -269,7 +335,7 @@ func maxRV(objs []api.Object) int64 {
 
 func (s *server) list(w http.ResponseWriter, r *http.Request, t target, watch bool) {
 	q := r.URL.Query()
-	out, err := negotiate(r)
+	out, err := negotiate(r, watch)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -283,7 +349,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, t target, watch bo
 		s.watch(w, r, t, match, out)
 		return
 	}
-	all, err := s.objects(t.k, t.ns)
+	all, listRV, err := s.listed(t.k, t.ns)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -294,21 +360,21 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, t target, watch bo
 			items = append(items, o)
 		}
 	}
-	rv := strconv.FormatInt(maxRV(all), 10)
+	rv := strconv.FormatInt(listRV, 10)
 	if out.table {
-		writeJSON(w, http.StatusOK, s.table(t.k, items, rv, out))
+		writeObject(w, out, http.StatusOK, s.table(t.k, items, rv, out))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"apiVersion": t.k.APIVersion(),
-		"kind":       t.k.Kind + "List",
-		"metadata":   map[string]string{"resourceVersion": rv},
-		"items":      items,
-	})
+	l, err := listOf(t.k, items, rv)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	writeObject(w, out, http.StatusOK, l)
 }
 
 func (s *server) get(w http.ResponseWriter, r *http.Request, t target) {
-	out, err := negotiate(r)
+	out, err := negotiate(r, false)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -319,73 +385,14 @@ func (s *server) get(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	if t.sub == "scale" {
-		writeJSON(w, http.StatusOK, scaleOf(o))
+		writeObject(w, out, http.StatusOK, scaleOf(o))
 		return
 	}
 	if out.table {
-		writeJSON(w, http.StatusOK, s.table(t.k, []api.Object{o}, o.GetResourceVersion(), out))
+		writeObject(w, out, http.StatusOK, s.table(t.k, []api.Object{o}, o.GetResourceVersion(), out))
 		return
 	}
-	writeJSON(w, http.StatusOK, o)
-}
-
-// output is what the client accepts: an object, or a Table of it.
-type output struct {
-	table   bool
-	tableGV string // meta.k8s.io/v1 or v1beta1
-	include metav1.IncludeObjectPolicy
-}
-
-type mediaType struct {
-	typ    string
-	params map[string]string
-}
-
-func parseAccept(h string) []mediaType {
-	var out []mediaType
-	for _, part := range strings.Split(h, ",") {
-		fields := strings.Split(part, ";")
-		m := mediaType{typ: strings.ToLower(strings.TrimSpace(fields[0])), params: map[string]string{}}
-		for _, f := range fields[1:] {
-			if k, v, ok := strings.Cut(f, "="); ok {
-				m.params[strings.TrimSpace(k)] = strings.TrimSpace(v)
-			}
-		}
-		if m.typ != "" {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// negotiate picks the first media type of Accept podrun can answer: JSON,
-// or a JSON meta.k8s.io Table. Protobuf, YAML and PartialObjectMetadata
-// are not served (406 when nothing else is accepted).
-func negotiate(r *http.Request) (output, error) {
-	accept := parseAccept(r.Header.Get("Accept"))
-	out := output{include: metav1.IncludeMetadata}
-	if v := r.URL.Query().Get("includeObject"); v != "" {
-		out.include = metav1.IncludeObjectPolicy(v)
-		if out.include != metav1.IncludeNone && out.include != metav1.IncludeMetadata && out.include != metav1.IncludeObject {
-			return out, apierrors.NewBadRequest(fmt.Sprintf("includeObject: unsupported value %q", v))
-		}
-	}
-	if len(accept) == 0 {
-		return out, nil
-	}
-	for _, m := range accept {
-		switch {
-		case m.typ == "application/json" && m.params["as"] == "Table" && m.params["g"] == "meta.k8s.io" &&
-			(m.params["v"] == "v1" || m.params["v"] == "v1beta1"):
-			out.table, out.tableGV = true, "meta.k8s.io/"+m.params["v"]
-			return out, nil
-		case (m.typ == "application/json" || m.typ == "application/*" || m.typ == "*/*") && m.params["as"] == "":
-			return out, nil
-		}
-	}
-	return out, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusNotAcceptable,
-		Reason: metav1.StatusReasonNotAcceptable, Message: fmt.Sprintf("only the following media types are accepted: %s",
-			"application/json, application/json;as=Table;v=v1;g=meta.k8s.io")}}
+	writeObject(w, out, http.StatusOK, o)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) { writeJSONType(w, "application/json", code, v) }

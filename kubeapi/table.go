@@ -42,6 +42,7 @@ func cols(names ...string) []metav1.TableColumnDefinition {
 var columns = map[api.Resource][]metav1.TableColumnDefinition{
 	api.Pods:           cols("Name", "Ready", "Status", "Restarts", "Age", "+IP", "+Node", "+Nominated Node", "+Readiness Gates"),
 	api.Deployments:    cols("Name", "Ready", "Up-to-date", "Available", "Age", "+Containers", "+Images", "+Selector"),
+	api.ReplicaSets:    cols("Name", "Desired", "Current", "Ready", "Age", "+Containers", "+Images", "+Selector"),
 	api.Jobs:           cols("Name", "Status", "Completions", "Duration", "Age", "+Containers", "+Images", "+Selector"),
 	api.ConfigMaps:     cols("Name", "Data", "Age"),
 	api.Secrets:        cols("Name", "Type", "Data", "Age"),
@@ -52,6 +53,9 @@ var columns = map[api.Resource][]metav1.TableColumnDefinition{
 
 func init() {
 	columns[api.Events][8].Type = "integer" // Count
+	for i := 1; i <= 3; i++ {
+		columns[api.ReplicaSets][i].Type = "integer" // Desired, Current, Ready
+	}
 }
 
 // table is objs as a meta.k8s.io Table, each row with its object as out
@@ -125,6 +129,13 @@ func cells(o api.Object, now time.Time) []any {
 		return []any{r.Name, r.Ready, r.Status, r.Restarts, r.Age, r.IP, r.Node, none(v.Status.NominatedNodeName), gates}
 	case *appsv1.Deployment:
 		return append(strings2any(kubectl.DeploymentRow(v, now)), podTemplateCells(&v.Spec.Template.Spec, v.Spec.Selector)...)
+	case *appsv1.ReplicaSet:
+		want := int64(1)
+		if v.Spec.Replicas != nil {
+			want = int64(*v.Spec.Replicas)
+		}
+		return append([]any{v.Name, want, int64(v.Status.Replicas), int64(v.Status.ReadyReplicas), kubectl.Since(v.CreationTimestamp, now)},
+			podTemplateCells(&v.Spec.Template.Spec, v.Spec.Selector)...)
 	case *batchv1.Job:
 		return append(strings2any(kubectl.JobRow(v, now)), podTemplateCells(&v.Spec.Template.Spec, v.Spec.Selector)...)
 	case *corev1.ConfigMap:

@@ -8,18 +8,18 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/podrun/podrun/api"
 )
@@ -34,12 +34,32 @@ type DryRunner interface {
 // maxBody bounds a request body.
 const maxBody = 16 << 20
 
-func readBody(r *http.Request) ([]byte, error) {
+// readBody reads a request body as JSON, and what the response is to be
+// encoded as.
+func readBody(r *http.Request) ([]byte, output, error) {
+	out, err := negotiate(r, false)
+	if err != nil {
+		return nil, out, err
+	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+		return nil, out, apierrors.NewBadRequest(err.Error())
 	}
-	return data, nil
+	if r.Method == http.MethodPatch {
+		return data, out, nil // a patch, in its own media type
+	}
+	data, err = bodyJSON(r, data)
+	return data, out, err
+}
+
+// respond writes v, an object or the JSON map of one of t's kind.
+func respond(w http.ResponseWriter, out output, t target, code int, v any) {
+	o, err := typed(t.k, v)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	writeObject(w, out, code, o)
 }
 
 // dryRun reads the dryRun parameter: only "All" exists.
@@ -55,12 +75,35 @@ func dryRun(r *http.Request) (bool, error) {
 }
 
 func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
-	data, err := readBody(r)
+	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
 	dry, err := dryRun(r)
+	if err == nil {
+		err = validateFields(w, r, t.k, data)
+	}
+	if err == nil {
+		data, err = tracked(r, t.k, nil, data)
+	}
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	s.createJSON(w, r, t, out, data, dry)
+}
+
+// createJSON creates the object of data (JSON), or checks that it could.
+func (s *server) createJSON(w http.ResponseWriter, r *http.Request, t target, out output, data []byte, dry bool) {
+	if t.k.Resource == namespacesResource {
+		s.createNamespace(w, r, t, out, data, dry)
+		return
+	}
+	m, err := decodeObject(data, t)
+	if err == nil {
+		err = s.terminating(t, "")
+	}
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -71,12 +114,8 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
 			api.WriteError(w, s.invalid(t, "", err))
 			return
 		}
-		writeJSON(w, http.StatusCreated, o)
-		return
-	}
-	m, err := decodeObject(data, t)
-	if err != nil {
-		api.WriteError(w, err)
+		s.settled(t.k, o, false)
+		respond(w, out, t, http.StatusCreated, o)
 		return
 	}
 	meta := m["metadata"].(map[string]any)
@@ -94,7 +133,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, t target) {
 		api.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, m)
+	respond(w, out, t, http.StatusCreated, m)
 }
 
 // decodeObject reads a body that must be one object of t's kind.
@@ -112,41 +151,69 @@ func decodeObject(data []byte, t target) (map[string]any, error) {
 	return m, nil
 }
 
+// validateFields does what fieldValidation asks of a body of k (JSON), as
+// the API server does: Strict refuses unknown and duplicate fields (400),
+// Warn (the default) says them in Warning headers, Ignore does nothing.
+// podrun's backend decodes manifests strictly: it refuses unknown fields
+// whatever fieldValidation says.
+func validateFields(w http.ResponseWriter, r *http.Request, k *kind, data []byte) error {
+	mode := r.URL.Query().Get("fieldValidation")
+	switch mode {
+	case "", "Warn", "Strict":
+	case "Ignore":
+		return nil
+	default:
+		return apierrors.NewBadRequest(fmt.Sprintf("fieldValidation: invalid value %q: the values are Ignore, Warn and Strict", mode))
+	}
+	o, err := scheme.New(k.gvk())
+	if err != nil {
+		return err
+	}
+	problems, err := sigsjson.UnmarshalStrict(data, o, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+	if err != nil || len(problems) == 0 {
+		return nil // a body that does not decode is refused later, with the decoder's error
+	}
+	var msgs []string
+	for _, p := range problems {
+		msgs = append(msgs, p.Error())
+	}
+	if mode == "Strict" {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: strict decoding error: %s",
+			k.Kind, k.Version, k.Kind, strings.Join(msgs, ", ")))
+	}
+	for _, m := range msgs {
+		w.Header().Add("Warning", "299 - "+strconv.Quote(m))
+	}
+	return nil
+}
+
 // put replaces an object (kubectl replace, edit).
 func (s *server) put(w http.ResponseWriter, r *http.Request, t target) {
-	data, err := readBody(r)
+	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
 	if t.sub == "scale" {
-		s.writeScale(w, r, t, func([]byte) ([]byte, error) { return data, nil })
+		s.writeScale(w, r, t, out, func([]byte) ([]byte, error) { return data, nil })
 		return
 	}
-	s.modify(w, r, t, func([]byte) ([]byte, error) { return data, nil })
+	s.modify(w, r, t, out, func([]byte) ([]byte, error) { return data, nil })
 }
 
 // patch applies a JSON patch, a JSON merge patch or a strategic merge
 // patch to the object and updates it with the result.
 func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
-	data, err := readBody(r)
+	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
 	typ, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var schemaOf any
-	switch t.k.Resource {
-	case api.Pods:
-		schemaOf = &corev1.Pod{}
-	case api.ConfigMaps:
-		schemaOf = &corev1.ConfigMap{}
-	case api.Secrets:
-		schemaOf = &corev1.Secret{}
-	case api.Deployments:
-		schemaOf = &appsv1.Deployment{}
-	case api.Jobs:
-		schemaOf = &batchv1.Job{}
+	schemaOf, err := scheme.New(t.k.gvk()) // the struct strategic merge patches read their strategies from
+	if err != nil {
+		api.WriteError(w, err)
+		return
 	}
 	if t.sub == "scale" {
 		schemaOf = &autoscalingv1.Scale{}
@@ -164,9 +231,6 @@ func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
 			out, err = jsonpatch.MergePatch(cur, data)
 		case types.StrategicMergePatchType:
 			out, err = strategicpatch.StrategicMergePatch(cur, data, schemaOf)
-		case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-			return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", t.k.GroupResource(), t.name,
-				"podrun does not implement server-side apply: use kubectl apply without --server-side", 0, false)
 		default:
 			return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", t.k.GroupResource(), t.name,
 				fmt.Sprintf("the patch type %q is not supported", typ), 0, false)
@@ -176,11 +240,15 @@ func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
 		}
 		return out, nil
 	}
-	if t.sub == "scale" {
-		s.writeScale(w, r, t, apply)
+	if types.PatchType(typ) == types.ApplyYAMLPatchType && t.sub == "" {
+		s.applyPatch(w, r, t, out, data)
 		return
 	}
-	s.modify(w, r, t, apply)
+	if t.sub == "scale" {
+		s.writeScale(w, r, t, out, apply)
+		return
+	}
+	s.modify(w, r, t, out, apply)
 }
 
 // current is the object a write to t changes, and whether the write is a
@@ -190,23 +258,37 @@ func (s *server) current(r *http.Request, t target) (api.Object, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if t.k.synthetic {
+		cur, err := s.object(t)
+		return cur, dry, err
+	}
 	cur, err := s.b.Get(t.k.Resource, t.ns, t.name)
 	return cur, dry, err
 }
 
 // modify updates an object with what change makes of its JSON.
-func (s *server) modify(w http.ResponseWriter, r *http.Request, t target, change func([]byte) ([]byte, error)) {
+func (s *server) modify(w http.ResponseWriter, r *http.Request, t target, out output, change func([]byte) ([]byte, error)) {
 	cur, dry, err := s.current(r, t)
 	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
-	o, err := s.update(r.Context(), t, cur, change, dry)
+	checked := func(b []byte) ([]byte, error) {
+		out, err := change(b)
+		if err == nil {
+			err = validateFields(w, r, t.k, out)
+		}
+		if err == nil {
+			out, err = tracked(r, t.k, cur, out)
+		}
+		return out, err
+	}
+	o, err := s.update(r.Context(), t, cur, checked, dry)
 	if err != nil {
 		api.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, o)
+	respond(w, out, t, http.StatusOK, o)
 }
 
 // update checks and applies the new version of cur, through the backend's
@@ -238,6 +320,9 @@ func (s *server) update(ctx context.Context, t target, cur api.Object, change fu
 	if uid, _ := meta["uid"].(string); uid != "" && uid != string(cur.GetUID()) {
 		return nil, apierrors.NewConflict(t.k.GroupResource(), t.name, fmt.Errorf("the UID in the object (%s) is not the object's (%s)", uid, cur.GetUID()))
 	}
+	if t.k.Resource == namespacesResource {
+		return s.updateNamespace(cur, m, dry)
+	}
 	meta["namespace"] = t.ns
 	if dry {
 		if err := s.dryApply(ctx, t, t.name, m); err != nil {
@@ -252,7 +337,11 @@ func (s *server) update(ctx context.Context, t target, cur api.Object, change fu
 	if _, err := s.b.Apply(ctx, t.k.Name+"/"+t.name, body); err != nil {
 		return nil, s.invalid(t, t.name, err)
 	}
-	return s.b.Get(t.k.Resource, t.ns, t.name)
+	o, err := s.b.Get(t.k.Resource, t.ns, t.name)
+	if err == nil {
+		s.settled(t.k, o, false)
+	}
+	return o, err
 }
 
 func (s *server) dryApply(ctx context.Context, t target, name string, m map[string]any) error {
@@ -284,7 +373,7 @@ func withoutSystemFields(m map[string]any) map[string]any {
 	delete(m, "status")
 	meta := m["metadata"].(map[string]any)
 	for _, f := range []string{"uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-		"deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences"} {
+		"deletionGracePeriodSeconds", "selfLink", "ownerReferences"} {
 		delete(meta, f)
 	}
 	return m
@@ -325,8 +414,12 @@ func causeField(msg string) string {
 }
 
 func (s *server) delete(w http.ResponseWriter, r *http.Request, t target) {
+	if t.k.Resource == namespacesResource {
+		s.deleteNamespace(w, r, t)
+		return
+	}
 	var opts metav1.DeleteOptions
-	data, err := readBody(r)
+	data, out, err := readBody(r)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -387,11 +480,16 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request, t target) {
 		api.WriteError(w, err)
 		return
 	}
+	if !dry && o.GetDeletionTimestamp() == nil {
+		s.settled(t.k, cur, true)
+	} else if !dry && rvOf(o) > rvOf(cur) {
+		s.settled(t.k, o, false)
+	}
 	if o.GetDeletionTimestamp() != nil {
-		writeJSON(w, http.StatusOK, o) // being deleted: the object, as the API server answers
+		writeObject(w, out, http.StatusOK, o) // being deleted: the object, as the API server answers
 		return
 	}
-	writeJSON(w, http.StatusOK, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess,
+	writeObject(w, out, http.StatusOK, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess,
 		Details: &metav1.StatusDetails{Name: t.name, Group: t.k.Group, Kind: t.k.Name, UID: o.GetUID()}})
 }
 
@@ -413,7 +511,7 @@ func scaleOf(o api.Object) *autoscalingv1.Scale {
 }
 
 // writeScale changes a Deployment's replicas through its scale.
-func (s *server) writeScale(w http.ResponseWriter, r *http.Request, t target, change func([]byte) ([]byte, error)) {
+func (s *server) writeScale(w http.ResponseWriter, r *http.Request, t target, out output, change func([]byte) ([]byte, error)) {
 	cur, dry, err := s.current(r, t)
 	if err != nil {
 		api.WriteError(w, err)
@@ -447,9 +545,10 @@ func (s *server) writeScale(w http.ResponseWriter, r *http.Request, t target, ch
 		return
 	}
 	if d, ok := o.(api.Object); ok {
-		writeJSON(w, http.StatusOK, scaleOf(d))
+		writeObject(w, out, http.StatusOK, scaleOf(d))
 		return
 	}
 	sc.Spec.Replicas = max(sc.Spec.Replicas, 0)
-	writeJSON(w, http.StatusOK, &sc)
+	sc.APIVersion, sc.Kind = "autoscaling/v1", "Scale"
+	writeObject(w, out, http.StatusOK, &sc)
 }
