@@ -37,6 +37,7 @@ import (
 
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/internal/trace"
 	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/runtime"
@@ -121,6 +122,10 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		Checkpoint: sh.checkpoint,
 
 		AllowedUnsafeSysctls: spec.Node.AllowedUnsafeSysctls,
+	}
+	// --log-level debug: every phase of the pod as a "span" record.
+	if log.Enabled(ctx, slog.LevelDebug) {
+		opts.Trace = trace.New(nil, log)
 	}
 	var sup *pod.Supervisor
 	switch cp, err := dir.readCheckpoint(); {
