@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -216,6 +217,9 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 		if p.HostNetwork {
 			st.Pods[p.ID] = e
 			return nil
+		}
+		if err := n.reap(st, false); err != nil {
+			log.Warn("reaping released pod networks", "err", err)
 		}
 		ip, err := st.allocate(n.subnet)
 		if err != nil {
@@ -534,16 +538,23 @@ func forgetUDP(log *slog.Logger, match func(*netlink.ConntrackFilter) error) {
 // Network value started it), veth, netns, IP. It works from the state and
 // the kernel alone, so any process can tear down after the one that set up
 // crashed, and it is idempotent. Call it after the pod's processes are gone.
-// It returns when everything is gone (~25 ms, most of it the kernel
-// unregistering the veth).
+// It removes the netns and returns: the kernel deletes the veth with the
+// namespace, asynchronously (unregistering a device waits ~26 ms for RCU);
+// the IP stays reserved until the veth is gone (reap, Settle).
 func (n *Network) Teardown(ctx context.Context, id string) error {
+	return n.teardown(id, false)
+}
+
+// teardown is Teardown; with sync it deletes the veth itself and waits
+// for it, as GC does for pods whose process died.
+func (n *Network) teardown(id string, sync bool) error {
 	n.stopProxies(id)
 	var e *entry
 	var errSync error
-	deleted := make(chan error, 1)
 	// Phase 1: withdraw the hostPorts and, with the last pod, the bridge and
 	// table; the IP stays reserved until the veth holding it is gone. The
-	// veth goes meanwhile: the kernel's waits overlap.
+	// netns goes meanwhile: the kernel's waits overlap.
+	deleted := make(chan error, 1)
 	err := n.withState(func(st *state) error {
 		e = st.Pods[id]
 		if e == nil {
@@ -553,7 +564,7 @@ func (n *Network) Teardown(ctx context.Context, id string) error {
 			delete(st.Pods, id)
 			return nil
 		}
-		go func(e entry) { deleted <- n.deletePod(&e, id) }(*e)
+		go func(e entry) { deleted <- n.deletePod(&e, id, sync) }(*e)
 		e.Terminating = true
 		errSync = n.syncHost(st, false)
 		return nil
@@ -564,11 +575,18 @@ func (n *Network) Teardown(ctx context.Context, id string) error {
 	if err := <-deleted; err != nil {
 		return errors.Join(errSync, err)
 	}
-	// Phase 2: release the IP.
+	// Phase 2: the veth is the kernel's to delete now (unregistering a
+	// device waits ~26 ms for RCU): the entry keeps its IP until reap sees
+	// the link gone.
 	err = n.withState(func(st *state) error {
-		if cur := st.Pods[id]; cur != nil && cur.Terminating {
+		switch cur := st.Pods[id]; {
+		case cur == nil || !cur.Terminating:
+		case sync:
 			delete(st.Pods, id)
+		case cur.Released == 0:
+			cur.Released = time.Now().UnixMilli()
 		}
+		n.reap(st, false)
 		errSync = errors.Join(errSync, n.syncHost(st, false))
 		return nil
 	})
@@ -578,14 +596,80 @@ func (n *Network) Teardown(ctx context.Context, id string) error {
 	return errors.Join(err, errSync)
 }
 
-// deletePod deletes a pod's veth and netns, and forgets its UDP flows.
-func (n *Network) deletePod(e *entry, id string) error {
+// reapAfter is how long a released pod's veth may outlive its netns: if
+// it is still there then, something holds the namespace, and reap deletes
+// the link itself.
+const reapAfter = 2 * time.Second
+
+// reap forgets the released entries whose veth the kernel has deleted,
+// freeing their IPs. With force, or after reapAfter, it deletes a veth
+// that is still there (a process holding the namespace keeps it alive).
+func (n *Network) reap(st *state, force bool) error {
+	var errs []error
+	for id, e := range st.Pods {
+		if e.Released == 0 {
+			continue
+		}
+		l, err := netlink.LinkByName(e.Link)
+		if err != nil {
+			delete(st.Pods, id)
+			continue
+		}
+		if !force && time.Since(time.UnixMilli(e.Released)) < reapAfter {
+			continue
+		}
+		if err := netlink.LinkDel(l); err != nil && !linkGone(err) {
+			errs = append(errs, fmt.Errorf("delete veth %s: %w", e.Link, err))
+			continue
+		}
+		delete(st.Pods, id)
+	}
+	return errors.Join(errs...)
+}
+
+// linkGone says a link operation failed because the link no longer exists
+// (the kernel may be deleting it right then: ENODEV).
+func linkGone(err error) bool {
+	return errors.As(err, new(netlink.LinkNotFoundError)) || errors.Is(err, unix.ENODEV)
+}
+
+// Settle waits until the kernel has deleted the veths of every released
+// pod (deleting any still there after reapAfter) and forgets their
+// entries: after it, nothing of a torn-down pod is left.
+func (n *Network) Settle(ctx context.Context) error {
+	for {
+		left := 0
+		err := n.withState(func(st *state) error {
+			err := n.reap(st, false)
+			for _, e := range st.Pods {
+				if e.Released != 0 {
+					left++
+				}
+			}
+			return err
+		})
+		if err != nil || left == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// deletePod deletes a pod's netns, which takes its veth with it (see
+// reap), and forgets its UDP flows. With sync, or on a second teardown
+// of a released pod, it deletes the veth itself first: deleting the host
+// end deletes eth0 too, even if a process still holds the netns.
+func (n *Network) deletePod(e *entry, id string, sync bool) error {
 	var errLink error
-	if l, err := netlink.LinkByName(e.Link); err == nil {
-		// Deleting the host end deletes eth0 too, even if a process still
-		// holds the netns: the pod IP can never be on the bridge twice.
-		if err := netlink.LinkDel(l); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) {
-			errLink = fmt.Errorf("delete veth %s: %w", e.Link, err)
+	if sync || e.Released != 0 {
+		if l, err := netlink.LinkByName(e.Link); err == nil {
+			if err := netlink.LinkDel(l); err != nil && !linkGone(err) {
+				errLink = fmt.Errorf("delete veth %s: %w", e.Link, err)
+			}
 		}
 	}
 	errNS := removeNS(e.NetNS)
@@ -622,7 +706,9 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 	err = n.withState(func(st *state) error {
 		for id, e := range st.Pods {
 			owned[e.Link], owned[e.NetNS] = true, true
-			ids = append(ids, id)
+			if e.Released == 0 { // released ones are reap's
+				ids = append(ids, id)
+			}
 		}
 		return nil
 	})
@@ -638,7 +724,7 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 	var errs []error
 	for _, id := range dead {
 		n.log.Info("garbage-collecting pod network", "podUID", id)
-		errs = append(errs, n.Teardown(ctx, id))
+		errs = append(errs, n.teardown(id, true))
 	}
 	for _, l := range links {
 		br, id, ok := parseAlias(l.Attrs().Alias)
@@ -646,7 +732,7 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 			continue
 		}
 		n.log.Info("garbage-collecting veth", "link", l.Attrs().Name, "podUID", id)
-		if err := netlink.LinkDel(l); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) {
+		if err := netlink.LinkDel(l); err != nil && !linkGone(err) {
 			errs = append(errs, fmt.Errorf("delete veth %s: %w", l.Attrs().Name, err))
 		}
 	}
@@ -669,7 +755,7 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 	for _, id := range orphans {
 		n.stopProxies(id)
 	}
-	errs = append(errs, n.withState(func(st *state) error { return n.syncHost(st, true) }))
+	errs = append(errs, n.withState(func(st *state) error { return errors.Join(n.reap(st, false), n.syncHost(st, true)) }))
 	return errors.Join(errs...)
 }
 
