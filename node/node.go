@@ -153,33 +153,33 @@ func (n *Node) CreateSandbox(ctx context.Context, p *corev1.Pod, objs pod.Object
 			}
 		}
 	}()
-	if err := os.MkdirAll(filepath.Join(nsb.dir, "etc"), 0o755); err != nil {
+	// The network (the slowest step, mostly the kernel's) is set up while
+	// the cgroup and the volumes are made; they do not depend on each other.
+	type netResult struct {
+		att *netns.Attachment
+		err error
+	}
+	netc := make(chan netResult, 1)
+	go func() {
+		sp := trace.Start(ctx, "netns")
+		att, err := n.Network.Setup(ctx, netns.Pod{ID: uid, Name: p.Name, Namespace: p.Namespace, HostNetwork: p.Spec.HostNetwork, Ports: hostPorts(p)})
+		sp.End()
+		if err != nil {
+			err = fmt.Errorf("pod network: %w", err)
+		}
+		netc <- netResult{att, err}
+	}()
+	errLocal := n.cgroupAndVolumes(ctx, nsb)
+	nr := <-netc
+	if err := errors.Join(nr.err, errLocal); err != nil {
 		return nil, err
 	}
-	sp := trace.Start(ctx, "cgroups")
-	err = n.cfg.Cgroups.CreatePod(p)
-	sp.End()
-	if err != nil {
-		return nil, fmt.Errorf("pod cgroup: %w", err)
-	}
-	sp = trace.Start(ctx, "netns")
-	att, err := n.Network.Setup(ctx, netns.Pod{ID: uid, Name: p.Name, Namespace: p.Namespace, HostNetwork: p.Spec.HostNetwork, Ports: hostPorts(p)})
-	sp.End()
-	if err != nil {
-		return nil, fmt.Errorf("pod network: %w", err)
-	}
+	att := nr.att
 	if att.IP != nil {
 		sb.PodIP = att.IP.String()
 	}
 	sb.Dial = netns.Dialer(att.NSPath)
-
-	sp = trace.Start(ctx, "volumes")
-	nsb.vols, err = volumes.Setup(filepath.Join(nsb.dir, "volumes"), p, objs, n.memSize(cgroups.PodLimits(p)))
-	sp.End()
-	if err != nil {
-		return nil, fmt.Errorf("volumes: %w", err)
-	}
-	sp = trace.Start(ctx, "etc files")
+	sp := trace.Start(ctx, "etc files")
 	hostname, warnings, err := n.writeEtc(nsb, sb.PodIP)
 	sp.End()
 	if err != nil {
@@ -197,6 +197,27 @@ func (n *Node) CreateSandbox(ctx context.Context, p *corev1.Pod, objs pod.Object
 		return nil, fmt.Errorf("pod namespaces: %w", err)
 	}
 	return sb, nil
+}
+
+// cgroupAndVolumes makes the pod's directory, cgroup and volumes.
+func (n *Node) cgroupAndVolumes(ctx context.Context, nsb *sandbox) error {
+	p := nsb.pod
+	if err := os.MkdirAll(filepath.Join(nsb.dir, "etc"), 0o755); err != nil {
+		return err
+	}
+	sp := trace.Start(ctx, "cgroups")
+	err := n.cfg.Cgroups.CreatePod(p)
+	sp.End()
+	if err != nil {
+		return fmt.Errorf("pod cgroup: %w", err)
+	}
+	sp = trace.Start(ctx, "volumes")
+	nsb.vols, err = volumes.Setup(filepath.Join(nsb.dir, "volumes"), p, nsb.objs, n.memSize(cgroups.PodLimits(p)))
+	sp.End()
+	if err != nil {
+		return fmt.Errorf("volumes: %w", err)
+	}
+	return nil
 }
 
 // writeEtc writes the pod's /etc/hosts, resolv.conf and hostname as the
