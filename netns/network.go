@@ -315,8 +315,9 @@ func (n *Network) Attach(ctx context.Context, id string) (*Attachment, error) {
 // bridge and table gone otherwise. Called under the state lock, so two
 // processes never race to create or delete them. Rules are only written
 // when they differ from what the state says the table holds (or the table
-// is missing, or force): every nftables commit that adds a rule waits for an
-// RCU grace period, ~12 ms measured here.
+// is missing): every nftables commit that adds a rule waits for an RCU
+// grace period, ~12 ms measured here. force (GC) checks the FORWARD rules
+// again.
 func (n *Network) syncHost(st *state, force bool) error {
 	needed := false
 	for _, e := range st.Pods {
@@ -333,7 +334,13 @@ func (n *Network) syncHost(st *state, force bool) error {
 		return err
 	}
 	want := n.rulesKey(st)
-	if !force && st.Rules == want && n.hasTable() {
+	if st.Rules == want && n.hasTable() {
+		// The table holds what the state says: rewriting it would only
+		// wait for an RCU grace period. force (GC) re-checks the FORWARD
+		// rules, which other tools may have flushed.
+		if force {
+			n.ensureForward()
+		}
 		return nil
 	}
 	// podrun's FORWARD rules do not depend on the pods: they are checked

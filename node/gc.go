@@ -78,7 +78,7 @@ func (n *Node) GC(ctx context.Context, keep func(uid string) bool) error {
 		}
 		errs = append(errs, n.removePodDir(uid))
 	}
-	sp := trace.Start(ctx, "gc network (bridge, nftables table)")
+	sp := trace.Start(ctx, "gc network")
 	errs = append(errs, n.Network.GC(ctx, live))
 	sp.End()
 	sp = trace.Start(ctx, "gc cgroups")

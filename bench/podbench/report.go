@@ -24,6 +24,8 @@ const (
 	mStart1          = "start1"
 	mStop1Exited     = "stop1.exited"
 	mStop1Done       = "stop1.done"
+	mStart1First     = "start1.first"
+	mStop1DoneFirst  = "stop1.first.done"
 	mSidecarsRunning = "sidecars.running"
 	mSidecarsReady   = "sidecars.ready"
 	mSidecarsExited  = "sidecars.exited"
@@ -57,6 +59,7 @@ const (
 
 	mProbeExec = "probe.exec"
 	mProbeHTTP = "probe.http"
+	mProbeCPU  = "probe.cpu"
 	mImageLoad = "image.load"
 	mImagePull = "image.pull"
 )
@@ -79,6 +82,8 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 	mStart1:          {"run", "1-container pod: command → container running", "ms", "", ""},
 	mStop1Exited:     {"run", "1-container pod: delete → container exited", "ms", "podman 4.3 `kube down` SIGKILLs: no exit to observe", ""},
 	mStop1Done:       {"run", "1-container pod: delete → command done (pod removed)", "ms", "`podman kube down`", ""},
+	mStart1First:     {"run", "1-container pod, the node's first (bridge and nftables table made for it): command → container running", "ms", "", ""},
+	mStop1DoneFirst:  {"run", "… delete → command done (the bridge and table removed with it)", "ms", "", ""},
 	mSidecarsRunning: {"run", "init + 2 sidecars + app: command → all running", "ms", "podman: init + 3 plain containers (podman 4.3 has no sidecars)", ""},
 	mSidecarsReady:   {"run", "init + 2 sidecars + app: command → Ready (3/3)", "ms", "podman has no readiness without systemd", ""},
 	mSidecarsExited:  {"run", "init + 2 sidecars + app: delete → all exited (app, then sidecars in reverse)", "ms", "podman 4.3 `kube down` SIGKILLs all at once, unordered", ""},
@@ -112,18 +117,19 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 
 	mProbeExec: {"probes", "exec probe round trip (`/bin/true`)", "ms", "podman: `podman healthcheck run` (a CLI round trip; podman schedules probes only through systemd)", ""},
 	mProbeHTTP: {"probes", "HTTP probe round trip (dial in the pod's netns → response read)", "ms", "podman runs httpGet probes as `curl` inside the container (absent from busybox)", ""},
+	mProbeCPU:  {"probes", "CPU time per probe period of an idle pod (one exec + one HTTP probe; podrun's process and the exec's runc init, over the whole run)", "ms", "", ""},
 	mImageLoad: {"images", "image load (busybox docker-save tarball) into an empty store", "ms", "`podman load` into an empty store", ""},
 	mImagePull: {"images", "image pull + unpack (busybox, registry on loopback) into an empty store", "ms", "`podman pull` into an empty store", ""},
 }
 
 var metricOrder = []string{
-	mStart1, mStop1Exited, mStop1Done, mSidecarsRunning, mSidecarsReady, mSidecarsExited, mSidecarsDone,
+	mStart1, mStop1Exited, mStop1Done, mStart1First, mStop1DoneFirst, mSidecarsRunning, mSidecarsReady, mSidecarsExited, mSidecarsDone,
 	m100Start, m100Stop, m100RSS, m100Peak, m100PSS,
 	mDStart1, mDStop1Exited, mDStop1Gone, mDStop1Done,
 	mDSidecarsRunning, mDSidecarsReady, mDSidecarsExited, mDSidecarsGone, mDSidecarsDone,
 	mD100Start, mD100Ready, mD100RSS, mD100PSS, mDDaemonRSS, mDShimRSS, mDShimFile, mDShimAnon,
 	mDRestartAnswers, mDRestartListed, mD100Stop,
-	mProbeExec, mProbeHTTP, mImageLoad, mImagePull,
+	mProbeExec, mProbeHTTP, mProbeCPU, mImageLoad, mImagePull,
 }
 
 type results struct {
@@ -136,6 +142,10 @@ type results struct {
 	GoTest   string                          // the go test command line
 	Commands string
 	Notes    []string
+	// Trace: scenario -> phase -> ms per run (podrun run --trace);
+	// TraceStart: each phase's earliest start, for the table's order.
+	Trace      map[string]map[string][]float64
+	TraceStart map[string]float64
 }
 
 func (r *results) add(metric, tool string, v ...float64) {
@@ -278,6 +288,7 @@ func (r *results) markdown(c config) string {
 	b.WriteString("## Results\n\n")
 	b.WriteString("Medians, 10th and 90th percentiles over n runs; ms unless noted. Bold: podrun.\n\n")
 	b.WriteString(r.table())
+	b.WriteString(r.traceTable())
 	b.WriteString("![startup latency distributions](benchmarks-startup.png)\n\n")
 	b.WriteString(r.goBenchTable())
 	b.WriteString("## What the numbers measure\n\n")
