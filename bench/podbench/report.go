@@ -117,7 +117,7 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 
 	mProbeExec: {"probes", "exec probe round trip (`/bin/true`)", "ms", "podman: `podman healthcheck run` (a CLI round trip; podman schedules probes only through systemd)", ""},
 	mProbeHTTP: {"probes", "HTTP probe round trip (dial in the pod's netns → response read)", "ms", "podman runs httpGet probes as `curl` inside the container (absent from busybox)", ""},
-	mProbeCPU:  {"probes", "CPU time per probe period of an idle pod (one exec + one HTTP probe; podrun's process and the exec's runc init, over the whole run)", "ms", "", ""},
+	mProbeCPU:  {"probes", "CPU time per probe period of an idle pod (one exec + one HTTP probe; the probing process and its reaped children, the exec's runc init; after the warm-up)", "ms", "", ""},
 	mImageLoad: {"images", "image load (busybox docker-save tarball) into an empty store", "ms", "`podman load` into an empty store", ""},
 	mImagePull: {"images", "image pull + unpack (busybox, registry on loopback) into an empty store", "ms", "`podman pull` into an empty store", ""},
 }
@@ -145,7 +145,7 @@ type results struct {
 	// Trace: scenario -> phase -> ms per run (podrun run --trace);
 	// TraceStart: each phase's earliest start, for the table's order.
 	Trace      map[string]map[string][]float64
-	TraceStart map[string]float64
+	TraceStart map[string]map[string][]float64
 }
 
 func (r *results) add(metric, tool string, v ...float64) {

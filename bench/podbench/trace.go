@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -76,76 +77,62 @@ func (r *results) addTrace(scenario, file string, execAt float64) error {
 	defer r.mu.Unlock()
 	if r.Trace == nil {
 		r.Trace = map[string]map[string][]float64{}
-		r.TraceStart = map[string]float64{}
+		r.TraceStart = map[string]map[string][]float64{}
 	}
 	if r.Trace[scenario] == nil {
 		r.Trace[scenario] = map[string][]float64{}
+		r.TraceStart[scenario] = map[string][]float64{}
 	}
+	first[phaseCPU] = 1e12
 	for _, l := range append(order, phaseCPU) {
 		r.Trace[scenario][l] = append(r.Trace[scenario][l], sums[l])
-		if _, ok := r.TraceStart[l]; !ok || first[l] < r.TraceStart[l] {
-			r.TraceStart[l] = first[l]
-		}
+		r.TraceStart[scenario][l] = append(r.TraceStart[scenario][l], first[l])
 	}
-	r.TraceStart[phaseCPU] = 1e12
 	return nil
 }
 
-// traceTable is the per-phase breakdown: one row per phase, ordered by
-// when it first started, one column per scenario.
+// traceTable is the per-phase breakdown: one table per scenario, a row
+// per phase in the order of its median start.
 func (r *results) traceTable() string {
 	if len(r.Trace) == 0 {
 		return ""
 	}
-	var labels []string
-	for l := range r.TraceStart {
-		labels = append(labels, l)
-	}
-	slices.SortStableFunc(labels, func(a, b string) int {
-		switch {
-		case r.TraceStart[a] < r.TraceStart[b]:
-			return -1
-		case r.TraceStart[a] > r.TraceStart[b]:
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
 	var b strings.Builder
 	b.WriteString("### Where the time goes: `podrun run --trace`\n\n")
-	b.WriteString("Each run of the rows above wrote `--trace FILE`; per phase, the median and p10 – p90 over the runs of its\n")
-	b.WriteString("duration in ms (a phase that occurs several times in a run, as `status`, summed). Phases overlap: `sandbox`\n")
-	b.WriteString("holds `cgroups`, `netns`, `volumes`, `etc files` and `namespaces` (`netns` runs beside `cgroups` and\n")
-	b.WriteString("`volumes`); `container (c)` holds that container's `rootfs`, `spec`, `create` and `start`; `running (c)` is\n")
-	b.WriteString("the instant the supervisor saw it run, so its figure is 0 and its place in the order is what counts. The\n")
-	b.WriteString("phases after `running` are the teardown after Ctrl-C.\n\n")
-	b.WriteString("| phase |")
-	sep := "|---|"
-	var cols []string
+	b.WriteString("Each run of the `podrun run` rows above wrote `--trace FILE`. Per phase: when it started (ms after the\n")
+	b.WriteString("trace's origin, early in the process's start; median) and its duration in ms (median, p10 – p90; a phase\n")
+	b.WriteString("that occurs several times in a run, as `status`, summed). Phases nest and overlap: `gc` holds `gc network`\n")
+	b.WriteString("and `gc cgroups`; `sandbox` holds `cgroups`, `netns`, `volumes`, `etc files` and `namespaces` (`netns` runs\n")
+	b.WriteString("beside `cgroups` and `volumes`); `container (c)` holds that container's `rootfs`, `spec`, `create` (libcontainer\n")
+	b.WriteString("create + start: the runc init re-exec up to its exec fifo) and `start` (exec of the process); `running (c)`\n")
+	b.WriteString("and `exited (c)` are instants the supervisor saw. After `running` of the last container comes the teardown\n")
+	b.WriteString("after Ctrl-C. CPU time is the podrun process's own plus its reaped children's (the runc inits).\n\n")
 	for _, s := range traceScenarios {
-		if r.Trace[s] != nil {
-			cols = append(cols, s)
-			b.WriteString(" " + s + ": median | p10 – p90 | n |")
-			sep += "--:|--:|--:|"
+		if r.Trace[s] == nil {
+			continue
 		}
-	}
-	b.WriteString("\n" + sep + "\n")
-	for _, l := range labels {
-		row := "| " + l + " |"
-		any := false
-		for _, s := range cols {
-			v := r.Trace[s][l]
-			if len(v) == 0 {
-				row += " | | |"
-				continue
+		starts := map[string]float64{}
+		var labels []string
+		for l, v := range r.TraceStart[s] {
+			starts[l] = summarize(v).median
+			labels = append(labels, l)
+		}
+		slices.SortFunc(labels, func(a, b string) int {
+			if c := cmp.Compare(starts[a], starts[b]); c != 0 {
+				return c
 			}
-			any = true
-			sm := summarize(v)
-			row += fmt.Sprintf(" %s | %s – %s | %d |", num(sm.median, "ms"), num(sm.p10, "ms"), num(sm.p90, "ms"), sm.n)
+			return strings.Compare(a, b)
+		})
+		fmt.Fprintf(&b, "#### %s\n\n| phase | starts at | median | p10 – p90 | n |\n|---|--:|--:|--:|--:|\n", s)
+		for _, l := range labels {
+			sm := summarize(r.Trace[s][l])
+			at := num(starts[l], "ms")
+			if l == phaseExec || l == phaseCPU {
+				at = ""
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s – %s | %d |\n", l, at, num(sm.median, "ms"), num(sm.p10, "ms"), num(sm.p90, "ms"), sm.n)
 		}
-		if any {
-			b.WriteString(row + "\n")
-		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n")
 	return b.String()
 }
