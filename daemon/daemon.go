@@ -18,8 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/api"
-	"github.com/podrun/podrun/kubeapi"
 	"github.com/podrun/podrun/internal/trace"
+	"github.com/podrun/podrun/kubeapi"
 	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/shim"

@@ -16,8 +16,8 @@ import (
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/controller/job"
 	"github.com/podrun/podrun/internal/podspec"
-	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/internal/trace"
+	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/shim"
 )
 
