@@ -57,19 +57,15 @@ var runCommand = &cli.Command{
 }
 
 func runAction(c *cli.Context) (retErr error) {
-	var rec *trace.Recorder
-	if path := c.String("trace"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("run: --trace: %v", err), 2)
-		}
-		rec = trace.New(f, nil)
-		defer func() {
-			if err := errors.Join(rec.Close(), f.Close()); err != nil && retErr == nil {
-				retErr = cli.Exit(fmt.Sprintf("run: --trace: %v", err), 1)
-			}
-		}()
+	rec, closeTrace, err := openTrace(c.String("trace"))
+	if err != nil {
+		return err
 	}
+	defer func() {
+		if err := closeTrace(); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
 	tctx := trace.With(c.Context, rec, "")
 	if c.NArg() == 0 {
 		return cli.Exit("run: no files given (use - for standard input)", 2)
@@ -156,6 +152,25 @@ func runAction(c *cli.Context) (retErr error) {
 		return cli.Exit("", exitFailed)
 	}
 	return nil
+}
+
+// openTrace starts the recorder of --trace FILE (none without the flag);
+// closing it writes the file.
+func openTrace(path string) (*trace.Recorder, func() error, error) {
+	if path == "" {
+		return nil, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, cli.Exit(fmt.Sprintf("run: --trace: %v", err), 2)
+	}
+	rec := trace.New(f, nil)
+	return rec, func() error {
+		if err := errors.Join(rec.Close(), f.Close()); err != nil {
+			return cli.Exit(fmt.Sprintf("run: --trace: %v", err), 1)
+		}
+		return nil
+	}, nil
 }
 
 // manifestErrors prints every problem of the input, one per line.
