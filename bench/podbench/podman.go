@@ -65,7 +65,9 @@ runtime = "runc"
 	b.env = []string{"CONTAINERS_CONF=" + confPath}
 	b.global = b.storage("main")
 	if _, err := b.podman(nil, "load", "-i", c.image); err != nil {
-		return nil, err
+		// The store is mounted already: nothing of it may stay.
+		_, _ = b.podman(nil, "system", "reset", "-f")
+		return nil, errors.Join(err, unmountUnder(b.dir, b.runBase), os.RemoveAll(b.runBase))
 	}
 	return b, nil
 }
