@@ -593,7 +593,6 @@ func (n *Network) teardown(id string, sync bool) error {
 		case cur.Released == 0:
 			cur.Released = time.Now().UnixMilli()
 		}
-		n.reap(st, false)
 		errSync = errors.Join(errSync, n.syncHost(st, false))
 		return nil
 	})
