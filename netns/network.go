@@ -223,7 +223,14 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 		}
 		ip, err := st.allocate(n.subnet)
 		if err != nil {
-			return err
+			// A full subnet frees the IPs of released pods whose veth the
+			// kernel has not deleted yet by deleting them now.
+			if rerr := n.reap(st, true); rerr != nil {
+				log.Warn("reaping released pod networks", "err", rerr)
+			}
+			if ip, err = st.allocate(n.subnet); err != nil {
+				return err
+			}
 		}
 		e.IP, e.Link = ip.String(), st.newLinkName()
 		st.Pods[p.ID] = e
