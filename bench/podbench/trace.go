@@ -106,7 +106,8 @@ func (r *results) traceTable() string {
 	b.WriteString("beside `cgroups` and `volumes`); `container (c)` holds that container's `rootfs`, `spec`, `create` (libcontainer\n")
 	b.WriteString("create + start: the runc init re-exec up to its exec fifo) and `start` (exec of the process); `running (c)`\n")
 	b.WriteString("and `exited (c)` are instants the supervisor saw. After `running` of the last container comes the teardown\n")
-	b.WriteString("after Ctrl-C. CPU time is the podrun process's own plus its reaped children's (the runc inits).\n\n")
+	b.WriteString("after Ctrl-C. CPU time is getrusage(RUSAGE_SELF) of the podrun process as it exits: the runc inits, its\n")
+	b.WriteString("children, are not in it.\n\n")
 	for _, s := range traceScenarios {
 		if r.Trace[s] == nil {
 			continue
