@@ -248,7 +248,8 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 	}
 	defer func() {
 		if retErr != nil {
-			if err := n.Teardown(context.WithoutCancel(ctx), p.ID); err != nil {
+			// Exactly undone, veth included, before the error is returned.
+			if err := n.teardown(p.ID, true); err != nil {
 				log.Warn("undo network setup", "err", err)
 			}
 		}
@@ -595,7 +596,7 @@ func (n *Network) teardown(id string, sync bool) error {
 	err = n.withState(func(st *state) error {
 		switch cur := st.Pods[id]; {
 		case cur == nil || !cur.Terminating:
-		case sync:
+		case sync || !linkExists(cur.Link):
 			delete(st.Pods, id)
 		case cur.Released == 0:
 			cur.Released = time.Now().UnixMilli()
@@ -638,6 +639,12 @@ func (n *Network) reap(st *state, force bool) error {
 		delete(st.Pods, id)
 	}
 	return errors.Join(errs...)
+}
+
+// linkExists says whether the host has a link of that name.
+func linkExists(name string) bool {
+	_, err := netlink.LinkByName(name)
+	return err == nil
 }
 
 // linkGone says a link operation failed because the link no longer exists
