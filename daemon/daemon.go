@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/api"
+	"github.com/podrun/podrun/internal/trace"
 	"github.com/podrun/podrun/kubeapi"
 	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
@@ -54,6 +55,7 @@ type Daemon struct {
 	cfg      Config
 	node     *node.Node
 	log      *slog.Logger
+	trace    *trace.Recorder // with --log-level debug: "span" records of each shim's start
 	store    *store
 	hostname string
 	applyMu  sync.Mutex // one apply at a time: it plans, then acts
@@ -110,7 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	hostname, _ := os.Hostname()
 	d := &Daemon{
-		cfg: cfg, node: n, log: cfg.Log, hostname: hostname,
+		cfg: cfg, node: n, log: cfg.Log, hostname: hostname, trace: debugTrace(cfg.Log),
 		store:       newStore(filepath.Join(cfg.Node.Root, "api"), cfg.Log.Error),
 		pods:        map[key]*podRec{},
 		deployments: map[key]*appsv1.Deployment{},
@@ -282,3 +284,11 @@ func (d *Daemon) emit(res api.Resource, typ string, obj api.Object) {
 }
 
 var _ kubeapi.DryRunner = (*Daemon)(nil)
+
+// debugTrace is a recorder of spans for log's debug level, nil without it.
+func debugTrace(log *slog.Logger) *trace.Recorder {
+	if log == nil || !log.Enabled(context.Background(), slog.LevelDebug) {
+		return nil
+	}
+	return trace.New(nil, log)
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/controller/job"
 	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/internal/trace"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/shim"
 )
@@ -112,7 +113,9 @@ func (d *Daemon) runPod(rec *podRec) {
 			d.podFinished(rec, final)
 			return
 		}
+		sp := trace.Start(trace.With(context.Background(), d.trace, rec.key().String()), "shim spawn")
 		started, err := d.spawnShim(rec)
+		sp.End()
 		if err != nil {
 			failures++
 			log.Error("starting the pod shim", "err", err, "attempt", failures)
@@ -201,6 +204,7 @@ func (d *Daemon) follow(rec *podRec) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// A new shim opens its socket once it has the pod in hand: milliseconds.
+	sp := trace.Start(trace.With(ctx, d.trace, rec.key().String()), "shim answers")
 	deadline := time.Now().Add(time.Minute)
 	for {
 		err := sc.Ping(ctx)
@@ -215,6 +219,7 @@ func (d *Daemon) follow(rec *podRec) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	sp.End()
 	d.mu.Lock()
 	rec.sentPod, rec.sentDel = nil, false // a new shim process knows nothing yet
 	d.mu.Unlock()

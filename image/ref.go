@@ -23,7 +23,9 @@ func Normalize(ref string) (string, error) {
 
 var (
 	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	// A tag's characters; its length (at most 128) is checked apart, as
+	// a {0,127} repetition compiles to ~120 KB at every start.
+	tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 )
 
 func parseRef(ref string, opts ...name.Option) (name.Reference, string, error) {
@@ -41,7 +43,7 @@ func parseRef(ref string, opts ...name.Option) (name.Reference, string, error) {
 			return nil, "", fmt.Errorf("couldn't parse image name %q: %w", ref, ErrInvalidName)
 		}
 	}
-	if t, ok := r.(name.Tag); ok && !tagPattern.MatchString(t.TagStr()) {
+	if t, ok := r.(name.Tag); ok && (len(t.TagStr()) > 128 || !tagPattern.MatchString(t.TagStr())) {
 		return nil, "", fmt.Errorf("couldn't parse image name %q: %w", ref, ErrInvalidName)
 	}
 	switch r := r.(type) {

@@ -15,7 +15,12 @@
 // shared by every process under an flock, before it is created and until it
 // is gone. The last pod's Teardown removes the bridge and the table, so with
 // no pod set up nothing named podrun is left in the kernel (what
-// hack/leakcheck.sh expects). net.ipv4.ip_forward is turned on by the first
+// hack/leakcheck.sh expects). Teardown removes the netns and does not wait
+// for the veth: the kernel deletes it with the namespace, asynchronously
+// (unregistering a device waits ~26 ms for RCU). Its entry keeps the IP
+// until the link is gone; the next Setup or GC forgets it then (reap), and
+// deletes the veth itself if something still holds the namespace 2 s
+// later. Settle waits for all of it. net.ipv4.ip_forward is turned on by the first
 // Setup and never turned off; the table's forward chain lets through to the
 // pods only replies, published hostPorts and pod-to-pod traffic, so that
 // forwarding opens no unpublished pod port to other machines.

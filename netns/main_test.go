@@ -110,6 +110,12 @@ func newTestNetwork(t testing.TB, bits int) (*Network, Config) {
 // files, state entries, nftables table.
 func assertNothingLeft(t testing.TB, n *Network) {
 	t.Helper()
+	// Torn-down pods' veths are the kernel's to delete, asynchronously.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Settle(ctx); err != nil {
+		t.Errorf("settle: %v", err)
+	}
 	if _, err := netlink.LinkByName(n.cfg.Bridge); err == nil {
 		t.Errorf("bridge %s left", n.cfg.Bridge)
 	}

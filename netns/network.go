@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -180,7 +181,9 @@ func retryDump[T any](dump func() ([]T, error)) ([]T, error) {
 	}
 }
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
+// validID is a pod ID's characters; its length (1-200) is checked apart:
+// a {0,199} repetition compiles to a program of ~200 KB at every start.
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Setup gives a pod its network: for a hostNetwork pod only its hostPort
 // reservations; otherwise a netns with lo and eth0 (an IP from the subnet,
@@ -192,7 +195,7 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !validID.MatchString(p.ID) {
+	if len(p.ID) > 200 || !validID.MatchString(p.ID) {
 		return nil, fmt.Errorf("pod ID %q: want 1-200 characters of [A-Za-z0-9._-]", p.ID)
 	}
 	ports, err := hostPorts(p.Ports, p.HostNetwork)
@@ -215,9 +218,19 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 			st.Pods[p.ID] = e
 			return nil
 		}
+		if err := n.reap(st, false); err != nil {
+			log.Warn("reaping released pod networks", "err", err)
+		}
 		ip, err := st.allocate(n.subnet)
 		if err != nil {
-			return err
+			// A full subnet frees the IPs of released pods whose veth the
+			// kernel has not deleted yet by deleting them now.
+			if rerr := n.reap(st, true); rerr != nil {
+				log.Warn("reaping released pod networks", "err", rerr)
+			}
+			if ip, err = st.allocate(n.subnet); err != nil {
+				return err
+			}
 		}
 		e.IP, e.Link = ip.String(), st.newLinkName()
 		st.Pods[p.ID] = e
@@ -235,7 +248,8 @@ func (n *Network) Setup(ctx context.Context, p Pod) (att *Attachment, retErr err
 	}
 	defer func() {
 		if retErr != nil {
-			if err := n.Teardown(context.WithoutCancel(ctx), p.ID); err != nil {
+			// Exactly undone, veth included, before the error is returned.
+			if err := n.teardown(p.ID, true); err != nil {
 				log.Warn("undo network setup", "err", err)
 			}
 		}
@@ -309,8 +323,9 @@ func (n *Network) Attach(ctx context.Context, id string) (*Attachment, error) {
 // bridge and table gone otherwise. Called under the state lock, so two
 // processes never race to create or delete them. Rules are only written
 // when they differ from what the state says the table holds (or the table
-// is missing, or force): every nftables commit that adds a rule waits for an
-// RCU grace period, ~12 ms measured here.
+// is missing): every nftables commit that adds a rule waits for an RCU
+// grace period, ~12 ms measured here. force (GC) checks the FORWARD rules
+// again.
 func (n *Network) syncHost(st *state, force bool) error {
 	needed := false
 	for _, e := range st.Pods {
@@ -327,7 +342,13 @@ func (n *Network) syncHost(st *state, force bool) error {
 		return err
 	}
 	want := n.rulesKey(st)
-	if !force && st.Rules == want && n.hasTable() {
+	if st.Rules == want && n.hasTable() {
+		// The table holds what the state says: rewriting it would only
+		// wait for an RCU grace period. force (GC) re-checks the FORWARD
+		// rules, which other tools may have flushed.
+		if force {
+			n.ensureForward()
+		}
 		return nil
 	}
 	// podrun's FORWARD rules do not depend on the pods: they are checked
@@ -532,16 +553,23 @@ func forgetUDP(log *slog.Logger, match func(*netlink.ConntrackFilter) error) {
 // Network value started it), veth, netns, IP. It works from the state and
 // the kernel alone, so any process can tear down after the one that set up
 // crashed, and it is idempotent. Call it after the pod's processes are gone.
-// It returns when everything is gone (~25 ms, most of it the kernel
-// unregistering the veth).
+// It removes the netns and returns: the kernel deletes the veth with the
+// namespace, asynchronously (unregistering a device waits ~26 ms for RCU);
+// the IP stays reserved until the veth is gone (reap, Settle).
 func (n *Network) Teardown(ctx context.Context, id string) error {
+	return n.teardown(id, false)
+}
+
+// teardown is Teardown; with sync it deletes the veth itself and waits
+// for it, as GC does for pods whose process died.
+func (n *Network) teardown(id string, sync bool) error {
 	n.stopProxies(id)
 	var e *entry
 	var errSync error
-	deleted := make(chan error, 1)
 	// Phase 1: withdraw the hostPorts and, with the last pod, the bridge and
 	// table; the IP stays reserved until the veth holding it is gone. The
-	// veth goes meanwhile: the kernel's waits overlap.
+	// netns goes meanwhile: the kernel's waits overlap.
+	deleted := make(chan error, 1)
 	err := n.withState(func(st *state) error {
 		e = st.Pods[id]
 		if e == nil {
@@ -551,7 +579,7 @@ func (n *Network) Teardown(ctx context.Context, id string) error {
 			delete(st.Pods, id)
 			return nil
 		}
-		go func(e entry) { deleted <- n.deletePod(&e, id) }(*e)
+		go func(e entry) { deleted <- n.deletePod(&e, id, sync) }(*e)
 		e.Terminating = true
 		errSync = n.syncHost(st, false)
 		return nil
@@ -562,10 +590,16 @@ func (n *Network) Teardown(ctx context.Context, id string) error {
 	if err := <-deleted; err != nil {
 		return errors.Join(errSync, err)
 	}
-	// Phase 2: release the IP.
+	// Phase 2: the veth is the kernel's to delete now (unregistering a
+	// device waits ~26 ms for RCU): the entry keeps its IP until reap sees
+	// the link gone.
 	err = n.withState(func(st *state) error {
-		if cur := st.Pods[id]; cur != nil && cur.Terminating {
+		switch cur := st.Pods[id]; {
+		case cur == nil || !cur.Terminating:
+		case sync || !linkExists(cur.Link):
 			delete(st.Pods, id)
+		case cur.Released == 0:
+			cur.Released = time.Now().UnixMilli()
 		}
 		errSync = errors.Join(errSync, n.syncHost(st, false))
 		return nil
@@ -576,14 +610,86 @@ func (n *Network) Teardown(ctx context.Context, id string) error {
 	return errors.Join(err, errSync)
 }
 
-// deletePod deletes a pod's veth and netns, and forgets its UDP flows.
-func (n *Network) deletePod(e *entry, id string) error {
+// reapAfter is how long a released pod's veth may outlive its netns: if
+// it is still there then, something holds the namespace, and reap deletes
+// the link itself.
+const reapAfter = 2 * time.Second
+
+// reap forgets the released entries whose veth the kernel has deleted,
+// freeing their IPs. With force, or after reapAfter, it deletes a veth
+// that is still there (a process holding the namespace keeps it alive).
+func (n *Network) reap(st *state, force bool) error {
+	var errs []error
+	for id, e := range st.Pods {
+		if e.Released == 0 {
+			continue
+		}
+		l, err := netlink.LinkByName(e.Link)
+		if err != nil {
+			delete(st.Pods, id)
+			continue
+		}
+		if !force && time.Since(time.UnixMilli(e.Released)) < reapAfter {
+			continue
+		}
+		if err := netlink.LinkDel(l); err != nil && !linkGone(err) {
+			errs = append(errs, fmt.Errorf("delete veth %s: %w", e.Link, err))
+			continue
+		}
+		delete(st.Pods, id)
+	}
+	return errors.Join(errs...)
+}
+
+// linkExists says whether the host has a link of that name.
+func linkExists(name string) bool {
+	_, err := netlink.LinkByName(name)
+	return err == nil
+}
+
+// linkGone says a link operation failed because the link no longer exists
+// (the kernel may be deleting it right then: ENODEV).
+func linkGone(err error) bool {
+	return errors.As(err, new(netlink.LinkNotFoundError)) || errors.Is(err, unix.ENODEV)
+}
+
+// Settle waits until the kernel has deleted the veths of every released
+// pod (deleting any still there after reapAfter) and forgets their
+// entries: after it, nothing of a torn-down pod is left.
+func (n *Network) Settle(ctx context.Context) error {
+	for {
+		left := 0
+		err := n.withState(func(st *state) error {
+			err := n.reap(st, false)
+			for _, e := range st.Pods {
+				if e.Released != 0 {
+					left++
+				}
+			}
+			return err
+		})
+		if err != nil || left == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// deletePod deletes a pod's netns, which takes its veth with it (see
+// reap), and forgets its UDP flows. With sync, or on a second teardown
+// of a released pod, it deletes the veth itself first: deleting the host
+// end deletes eth0 too, even if a process still holds the netns.
+func (n *Network) deletePod(e *entry, id string, sync bool) error {
 	var errLink error
-	if l, err := netlink.LinkByName(e.Link); err == nil {
-		// Deleting the host end deletes eth0 too, even if a process still
-		// holds the netns: the pod IP can never be on the bridge twice.
-		if err := netlink.LinkDel(l); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) {
-			errLink = fmt.Errorf("delete veth %s: %w", e.Link, err)
+	if sync || e.Released != 0 {
+		if l, err := netlink.LinkByName(e.Link); err == nil {
+			if err := netlink.LinkDel(l); err != nil && !linkGone(err) {
+				errLink = fmt.Errorf("delete veth %s: %w", e.Link, err)
+			}
 		}
 	}
 	errNS := removeNS(e.NetNS)
@@ -620,7 +726,9 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 	err = n.withState(func(st *state) error {
 		for id, e := range st.Pods {
 			owned[e.Link], owned[e.NetNS] = true, true
-			ids = append(ids, id)
+			if e.Released == 0 { // released ones are reap's
+				ids = append(ids, id)
+			}
 		}
 		return nil
 	})
@@ -636,7 +744,7 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 	var errs []error
 	for _, id := range dead {
 		n.log.Info("garbage-collecting pod network", "podUID", id)
-		errs = append(errs, n.Teardown(ctx, id))
+		errs = append(errs, n.teardown(id, true))
 	}
 	for _, l := range links {
 		br, id, ok := parseAlias(l.Attrs().Alias)
@@ -644,7 +752,7 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 			continue
 		}
 		n.log.Info("garbage-collecting veth", "link", l.Attrs().Name, "podUID", id)
-		if err := netlink.LinkDel(l); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) {
+		if err := netlink.LinkDel(l); err != nil && !linkGone(err) {
 			errs = append(errs, fmt.Errorf("delete veth %s: %w", l.Attrs().Name, err))
 		}
 	}
@@ -667,7 +775,7 @@ func (n *Network) GC(ctx context.Context, live func(id string) bool) error {
 	for _, id := range orphans {
 		n.stopProxies(id)
 	}
-	errs = append(errs, n.withState(func(st *state) error { return n.syncHost(st, true) }))
+	errs = append(errs, n.withState(func(st *state) error { return errors.Join(n.reap(st, false), n.syncHost(st, true)) }))
 	return errors.Join(errs...)
 }
 

@@ -168,8 +168,12 @@ func (n *Network) hasTable() bool {
 	return err == nil
 }
 
-// deleteRules removes podrun's table if it exists.
+// deleteRules removes podrun's table if it exists. Asking first is a
+// dump; a delete of a missing table is a commit that waits for RCU.
 func (n *Network) deleteRules() error {
+	if !n.hasTable() {
+		return nil
+	}
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)

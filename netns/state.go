@@ -45,6 +45,10 @@ type entry struct {
 	// Terminating: Teardown has withdrawn the pod's hostPorts and is
 	// deleting its kernel objects; the IP stays reserved until they are gone.
 	Terminating bool `json:"terminating,omitempty"`
+	// Released (unix ms): Teardown removed the netns; the kernel deletes
+	// eth0 and with it the host end when the namespace's last reference
+	// goes. The entry, and the IP, stay until reap sees the link gone.
+	Released int64 `json:"released,omitempty"`
 }
 
 func (e *entry) bridged() bool { return !e.HostNetwork }

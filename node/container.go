@@ -14,6 +14,7 @@ import (
 
 	"github.com/podrun/podrun/image"
 	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/internal/trace"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/runtime"
 )
@@ -41,7 +42,9 @@ func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (_ p
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return nil, pod.CreateError(err)
 	}
+	sp := trace.Start(ctx, "rootfs")
 	rootfs, err := n.Images.Mount(r.Image, dir)
+	sp.End()
 	if err != nil {
 		return nil, pod.CreateError(err)
 	}
@@ -53,7 +56,9 @@ func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (_ p
 		}
 	}()
 
+	sp = trace.Start(ctx, "spec")
 	spec, err := n.containerSpec(nsb, r, id, dir, rootfs)
+	sp.End()
 	if err != nil {
 		return nil, pod.ConfigError(err)
 	}

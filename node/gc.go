@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/podrun/podrun/internal/trace"
 )
 
 // lockPod takes the pod's supervision lock, held as long as this process
@@ -76,7 +78,12 @@ func (n *Node) GC(ctx context.Context, keep func(uid string) bool) error {
 		}
 		errs = append(errs, n.removePodDir(uid))
 	}
-	errs = append(errs, n.Network.GC(ctx, live), n.cfg.Cgroups.GC(live))
+	sp := trace.Start(ctx, "gc network")
+	errs = append(errs, n.Network.GC(ctx, live))
+	sp.End()
+	sp = trace.Start(ctx, "gc cgroups")
+	errs = append(errs, n.cfg.Cgroups.GC(live))
+	sp.End()
 	entries, _ = os.ReadDir(filepath.Join(n.cfg.RunRoot, "locks"))
 	for _, e := range entries {
 		if !live(e.Name()) {

@@ -16,6 +16,7 @@ import (
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/image"
 	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/internal/trace"
 	"github.com/podrun/podrun/netns"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/runtime"
@@ -152,30 +153,41 @@ func (n *Node) CreateSandbox(ctx context.Context, p *corev1.Pod, objs pod.Object
 			}
 		}
 	}()
-	if err := os.MkdirAll(filepath.Join(nsb.dir, "etc"), 0o755); err != nil {
+	// The network (the slowest step, mostly the kernel's) is set up while
+	// the cgroup and the volumes are made; they do not depend on each other.
+	type netResult struct {
+		att *netns.Attachment
+		err error
+	}
+	netc := make(chan netResult, 1)
+	go func() {
+		sp := trace.Start(ctx, "netns")
+		att, err := n.Network.Setup(ctx, netns.Pod{ID: uid, Name: p.Name, Namespace: p.Namespace, HostNetwork: p.Spec.HostNetwork, Ports: hostPorts(p)})
+		sp.End()
+		if err != nil {
+			err = fmt.Errorf("pod network: %w", err)
+		}
+		netc <- netResult{att, err}
+	}()
+	errLocal := n.cgroupAndVolumes(ctx, nsb)
+	nr := <-netc
+	if err := errors.Join(nr.err, errLocal); err != nil {
 		return nil, err
 	}
-	if err := n.cfg.Cgroups.CreatePod(p); err != nil {
-		return nil, fmt.Errorf("pod cgroup: %w", err)
-	}
-	att, err := n.Network.Setup(ctx, netns.Pod{ID: uid, Name: p.Name, Namespace: p.Namespace, HostNetwork: p.Spec.HostNetwork, Ports: hostPorts(p)})
-	if err != nil {
-		return nil, fmt.Errorf("pod network: %w", err)
-	}
+	att := nr.att
 	if att.IP != nil {
 		sb.PodIP = att.IP.String()
 	}
 	sb.Dial = netns.Dialer(att.NSPath)
-
-	nsb.vols, err = volumes.Setup(filepath.Join(nsb.dir, "volumes"), p, objs, n.memSize(cgroups.PodLimits(p)))
-	if err != nil {
-		return nil, fmt.Errorf("volumes: %w", err)
-	}
+	sp := trace.Start(ctx, "etc files")
 	hostname, warnings, err := n.writeEtc(nsb, sb.PodIP)
+	sp.End()
 	if err != nil {
 		return nil, err
 	}
 	sb.Warnings = warnings
+	sp = trace.Start(ctx, "namespaces")
+	defer sp.End()
 	nsb.rt, err = n.Runtime.CreateSandbox(runtime.SandboxSpec{
 		ID: uid, Hostname: hostname, NetNS: att.NSPath, HostNetwork: p.Spec.HostNetwork,
 		HostIPC: p.Spec.HostIPC, HostPID: p.Spec.HostPID, SharePID: isTrue(p.Spec.ShareProcessNamespace),
@@ -185,6 +197,27 @@ func (n *Node) CreateSandbox(ctx context.Context, p *corev1.Pod, objs pod.Object
 		return nil, fmt.Errorf("pod namespaces: %w", err)
 	}
 	return sb, nil
+}
+
+// cgroupAndVolumes makes the pod's directory, cgroup and volumes.
+func (n *Node) cgroupAndVolumes(ctx context.Context, nsb *sandbox) error {
+	p := nsb.pod
+	if err := os.MkdirAll(filepath.Join(nsb.dir, "etc"), 0o755); err != nil {
+		return err
+	}
+	sp := trace.Start(ctx, "cgroups")
+	err := n.cfg.Cgroups.CreatePod(p)
+	sp.End()
+	if err != nil {
+		return fmt.Errorf("pod cgroup: %w", err)
+	}
+	sp = trace.Start(ctx, "volumes")
+	nsb.vols, err = volumes.Setup(filepath.Join(nsb.dir, "volumes"), p, nsb.objs, n.memSize(cgroups.PodLimits(p)))
+	sp.End()
+	if err != nil {
+		return fmt.Errorf("volumes: %w", err)
+	}
+	return nil
 }
 
 // writeEtc writes the pod's /etc/hosts, resolv.conf and hostname as the
@@ -263,7 +296,15 @@ func (n *Node) DestroySandbox(ctx context.Context, p *corev1.Pod) error {
 	} else if rsb, err := n.Runtime.LoadSandbox(uid); err == nil {
 		errs = append(errs, rsb.Destroy())
 	}
-	errs = append(errs, n.removePodDir(uid), n.Network.Teardown(ctx, uid), n.cfg.Cgroups.RemovePod(p))
+	sp := trace.Start(ctx, "pod dir teardown")
+	errs = append(errs, n.removePodDir(uid))
+	sp.End()
+	sp = trace.Start(ctx, "netns teardown")
+	errs = append(errs, n.Network.Teardown(ctx, uid))
+	sp.End()
+	sp = trace.Start(ctx, "cgroups teardown")
+	errs = append(errs, n.cfg.Cgroups.RemovePod(p))
+	sp.End()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/podrun/podrun/image"
+	"github.com/podrun/podrun/internal/trace"
 	"github.com/podrun/podrun/probes"
 )
 
@@ -41,14 +42,18 @@ const minGrace = 2
 func (s *Supervisor) execute(ctx context.Context, j *syncWork) {
 	p := j.plan
 	if p.killPod {
+		sp := trace.Start(ctx, "kill pod")
 		s.killPod(j.sb, j.running, j.grace)
+		sp.End()
 		return
 	}
 	for _, k := range p.kill {
 		s.killContainer(j.sb, k.c, k.inst, s.grace(k.grace, nil), nil, k.message)
 	}
 	if p.createSandbox {
+		sp := trace.Start(ctx, "sandbox")
 		sb, err := s.o.Host.CreateSandbox(ctx, s.st.pod, s.o.Objects)
+		sp.End()
 		if err != nil {
 			if ctx.Err() == nil { // not a deletion that cut it short
 				s.send(evSandbox{err: err})
@@ -213,11 +218,16 @@ func (s *Supervisor) start(ctx context.Context, j *syncWork, c *ctr) bool {
 	if prev := j.prev[c]; prev != nil && prev.removed != nil {
 		<-prev.removed
 	}
+	ctx = trace.Container(ctx, c.spec.Name)
+	sp := trace.Start(ctx, "image lookup")
 	img, ok := s.ensureImage(ctx, j.sb, c)
+	sp.End()
 	if !ok {
 		return false
 	}
+	sp = trace.Start(ctx, "resolve")
 	args, env, specEnv, err := resolveContainer(pod, c.spec, img, j.sb, s.o.Objects)
+	sp.End()
 	if err != nil {
 		s.rec.record(c, warning, "Failed", "Error: %v", err)
 		s.send(evStartFailed{c: c, reason: reasonCreateConfig, message: err.Error()})
@@ -230,7 +240,9 @@ func (s *Supervisor) start(ctx context.Context, j *syncWork, c *ctr) bool {
 	if raw := s.o.Raw; raw != nil {
 		req.Raw = func(stream string, p []byte) { raw(c.spec.Name, stream, p) }
 	}
+	sp = trace.Start(ctx, "container")
 	h, err := s.o.Host.StartContainer(ctx, req)
+	sp.End()
 	if err != nil {
 		s.rec.record(c, warning, "Failed", "Error: %v", err)
 		if se, ok := asStartError(err); ok {

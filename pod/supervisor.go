@@ -14,6 +14,7 @@ import (
 
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/internal/trace"
 	"github.com/podrun/podrun/probes"
 	"github.com/podrun/podrun/runtime"
 )
@@ -44,6 +45,8 @@ type Options struct {
 	// AllowedUnsafeSysctls is the kubelet's --allowed-unsafe-sysctls:
 	// sysctls (or prefixes ending in '*') admitted beyond the safe ones.
 	AllowedUnsafeSysctls []string
+	// Trace records the pod's phases (nil: none).
+	Trace *trace.Recorder
 }
 
 // Supervisor runs one pod with the kubelet's rules. Run is its owner
@@ -53,9 +56,10 @@ type Options struct {
 // so the owner stays responsive while a sync waits for a pull, a hook or a
 // grace period, exactly as the kubelet's pod worker serialises SyncPod.
 type Supervisor struct {
-	o   Options
-	log *slog.Logger
-	rec recorder
+	o    Options
+	log  *slog.Logger
+	rec  recorder
+	tctx context.Context // carries o.Trace for this pod: the syncs' parent
 
 	st      *podState // owner goroutine only
 	crash   *backoff  // crash-loop back-off, keyed as the kubelet keys it
@@ -103,6 +107,7 @@ func New(p *corev1.Pod, o Options) *Supervisor {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("pod", p.Namespace+"/"+p.Name)
+	s.tctx = trace.With(context.Background(), o.Trace, p.Namespace+"/"+p.Name)
 	if o.OnEvent != nil {
 		s.rec.notify = func(e Event) { o.OnEvent(s.Pod(), e) }
 	}
@@ -341,7 +346,7 @@ func (s *Supervisor) sync() (changed bool) {
 			j.lastExit[c] = e.finishedAt
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.tctx)
 	s.syncing, s.cancelSync = true, cancel
 	go func() {
 		defer cancel()
@@ -355,7 +360,10 @@ func (s *Supervisor) sync() (changed bool) {
 func (s *Supervisor) finish() {
 	s.stopProbes(probes.Liveness, probes.Readiness, probes.Startup)
 	if s.sb != nil {
-		if err := s.o.Host.DestroySandbox(context.Background(), s.st.pod); err != nil {
+		sp := trace.Start(s.tctx, "sandbox teardown")
+		err := s.o.Host.DestroySandbox(s.tctx, s.st.pod)
+		sp.End()
+		if err != nil {
 			s.log.Error("removing the pod sandbox", "err", err)
 		}
 		s.sb = nil
@@ -436,6 +444,7 @@ func (s *Supervisor) apply(ev any) {
 			c.waiting = nil
 		}
 		c.imageRef, c.imageID = e.ref, e.id
+		trace.Mark(s.tctx, "running", c.spec.Name)
 		s.watch(c, e.inst)
 		if !e.inst.inHook {
 			s.showNet()
@@ -542,7 +551,10 @@ func (s *Supervisor) watch(c *ctr, inst *instance) {
 		h := inst.handle
 		<-h.Done()
 		exit := h.Exit()
+		trace.Mark(s.tctx, "exited", c.spec.Name)
+		sp := trace.Start(trace.Container(s.tctx, c.spec.Name), "remove")
 		msg, err := h.Remove()
+		sp.End()
 		if err != nil {
 			s.log.Error("removing container", "container", c.spec.Name, "err", err)
 		}
@@ -598,6 +610,7 @@ func (s *Supervisor) publish() {
 	if s.lastStatus != nil && reflect.DeepEqual(*s.lastStatus, st) && s.snap.Load().DeletionTimestamp.Equal(s.st.pod.DeletionTimestamp) {
 		return
 	}
+	sp := trace.Start(s.tctx, "status")
 	s.st.prevConditions = st.Conditions
 	s.st.prevPhase = st.Phase
 	s.lastStatus = &st
@@ -613,4 +626,5 @@ func (s *Supervisor) publish() {
 	if s.o.OnStatus != nil {
 		s.o.OnStatus(p)
 	}
+	sp.End()
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
+
 	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/podrun/podrun/internal/trace"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,6 +148,7 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
 	}
+	sp := trace.Start(ctx, "create")
 	cfg, defaults, err := r.config(s)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", s.ID, err)
@@ -204,12 +207,19 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 			copiers.Go(func() { sink.copyStream(st.name, st.f) })
 		}
 	}
-	if err := lc.Run(p); err != nil {
+	if err := lc.Start(p); err != nil {
 		// Run kills what it started, except an init that died by itself.
 		if _, perr := p.Pid(); perr == nil {
 			_ = p.Signal(unix.SIGKILL)
 			_, _ = p.Wait()
 		}
+		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
+	}
+	sp.End()
+	sp = trace.Start(ctx, "start")
+	if err := lc.Exec(); err != nil {
+		_ = p.Signal(unix.SIGKILL)
+		_, _ = p.Wait()
 		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
 	}
 	sio.closeChild()
@@ -223,6 +233,7 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 	}
 	pid, _ := p.Pid()
 	waitExecve(pid)
+	sp.End()
 	c := &Container{
 		id: s.ID, lc: lc, cgm: cgm, cgroupPath: s.CgroupPath, pid: pid, startedAt: time.Now(),
 		privatePID: cfg.Namespaces.IsPrivate(configs.NEWPID),

@@ -29,6 +29,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ import (
 
 	"github.com/podrun/podrun/api"
 	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/internal/trace"
 	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
 	"github.com/podrun/podrun/runtime"
@@ -127,7 +129,16 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		return fmt.Errorf("opening the node's stores: %w", err)
 	}
 	sh := &shim{dir: dir, log: log, spec: spec, changed: make(chan struct{}), done: make(chan struct{})}
-	notify := func(*corev1.Pod) { sh.notify() }
+	var settled sync.Once
+	notify := func(p *corev1.Pod) {
+		sh.notify()
+		if allRunning(p) {
+			// Start-up is over: what it allocated (decoding, the
+			// sandbox, the containers' specs) goes back to the kernel
+			// instead of staying resident for the pod's life.
+			settled.Do(func() { go debug.FreeOSMemory() })
+		}
+	}
 	opts := pod.Options{
 		Host: n, Objects: spec, Log: log,
 		OnEvent:    func(p *corev1.Pod, _ pod.Event) { notify(p) },
@@ -136,6 +147,10 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		Raw:        sh.attached.write,
 
 		AllowedUnsafeSysctls: spec.Node.AllowedUnsafeSysctls,
+	}
+	// --log-level debug: every phase of the pod as a "span" record.
+	if log.Enabled(ctx, slog.LevelDebug) {
+		opts.Trace = trace.New(nil, log)
 	}
 	var sup *pod.Supervisor
 	switch cp, err := dir.readCheckpoint(); {
@@ -217,6 +232,19 @@ func (sh *shim) checkpoint(cp *pod.Checkpoint) {
 	if err := sh.dir.writeCheckpoint(cp); err != nil {
 		sh.log.Error("writing the checkpoint", "err", err)
 	}
+}
+
+// allRunning says whether the pod runs and all its app containers run.
+func allRunning(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) < len(p.Spec.Containers) {
+		return false
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (sh *shim) notify() {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -64,7 +65,9 @@ runtime = "runc"
 	b.env = []string{"CONTAINERS_CONF=" + confPath}
 	b.global = b.storage("main")
 	if _, err := b.podman(nil, "load", "-i", c.image); err != nil {
-		return nil, err
+		// The store is mounted already: nothing of it may stay.
+		_, _ = b.podman(nil, "system", "reset", "-f")
+		return nil, errors.Join(err, unmountUnder(b.dir, b.runBase), os.RemoveAll(b.runBase))
 	}
 	return b, nil
 }
@@ -82,12 +85,43 @@ func (b *podmanBench) podman(global []string, args ...string) (float64, error) {
 	return runTimed(b.ctx, b.env, "podman", append(append([]string{}, global...), args...)...)
 }
 
-// close removes every pod and the storage (the store's mounts go with
-// `system reset`).
+// close removes every pod and the storage. `system reset` leaves the
+// overlay driver's own mount of its storage directory (podman 4.3): every
+// mount under the benchmark's directories goes too.
 func (b *podmanBench) close() error {
 	_, err1 := b.podman(nil, "pod", "rm", "-fa")
 	_, err2 := b.podman(nil, "system", "reset", "-f")
-	return errors.Join(err1, err2, os.RemoveAll(b.runBase))
+	err3 := unmountUnder(b.dir, b.runBase)
+	return errors.Join(err1, err2, err3, os.RemoveAll(b.runBase))
+}
+
+// unmountUnder detaches every mount at or below the directories, deepest
+// first.
+func unmountUnder(dirs ...string) error {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		for _, d := range dirs {
+			if f[4] == d || strings.HasPrefix(f[4], d+"/") {
+				points = append(points, f[4])
+			}
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	var errs []error
+	for _, p := range points {
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (b *podmanBench) newRun(yaml func(name, logDir string) string) (file, events string, err error) {
@@ -237,6 +271,9 @@ func (b *podmanBench) images(res *results) error {
 			}
 			res.add(op.metric, podmanTool, d)
 			if _, err := b.podman(global, "system", "reset", "-f"); err != nil {
+				return err
+			}
+			if err := unmountUnder(filepath.Join(b.dir, fmt.Sprintf("%s%d", op.args[0], i))); err != nil {
 				return err
 			}
 		}

@@ -68,7 +68,33 @@ func (b *podrunBench) newRun(yaml func(name, logDir string) string) (file, event
 }
 
 func (b *podrunBench) start(file string) (*proc, error) {
-	return startProc(b.c.podrun, append(append([]string{"run"}, b.nodeArgs...), file), nil)
+	return startProc(b.c.podrun, append(append([]string{"run", "--trace", traceFile(file)}, b.nodeArgs...), file), nil)
+}
+
+func traceFile(podFile string) string { return filepath.Join(filepath.Dir(podFile), "trace.jsonl") }
+
+// keeper runs a pod of its own in another `podrun run` for as long as the
+// measured runs last, so that they find the node's bridge and nftables
+// table up (the steady state); the first pod of a node is measured apart.
+// It returns the keeper's stop.
+func (b *podrunBench) keeper() (stop func() error, err error) {
+	file, evs, err := b.newRun(func(name, dir string) string { return podYAML("keeper-"+name, dir, agentDir(b.c), onePod) })
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc(b.c.podrun, append(append([]string{"run", "-q"}, b.nodeArgs...), file), nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := waitEvents(b.ctx, evs, "Started", 1, time.Minute, p.alive); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("keeper pod: %w", err)
+	}
+	return func() error {
+		defer p.stop()
+		_, _, err := b.interrupt(p)
+		return err
+	}, nil
 }
 
 // interrupt deletes the pods the way Ctrl-C does and returns when the
@@ -87,9 +113,21 @@ func agentDir(c config) string { return filepath.Dir(c.agent) }
 func ms(from, to float64) float64 { return (to - from) * 1000 }
 
 // start1: a 1-container pod, from `podrun run` to the container running,
-// then from Ctrl-C to the container exited and to podrun exited.
+// then from Ctrl-C to the container exited and to podrun exited; first as
+// the node's only pod (half the runs, at least 3), then beside a keeper.
 func (b *podrunBench) start1(res *results) error {
-	for i := 0; i < b.c.runs; i++ {
+	if err := b.start1Runs(res, max(b.c.runs/2, 3), true); err != nil {
+		return err
+	}
+	stop, err := b.keeper()
+	if err != nil {
+		return err
+	}
+	return errors.Join(b.start1Runs(res, b.c.runs, false), stop())
+}
+
+func (b *podrunBench) start1Runs(res *results, runs int, first bool) error {
+	for i := 0; i < runs; i++ {
 		file, evs, err := b.newRun(func(name, dir string) string { return podYAML(name, dir, agentDir(b.c), onePod) })
 		if err != nil {
 			return err
@@ -112,10 +150,15 @@ func (b *podrunBench) start1(res *results) error {
 			if err != nil {
 				return err
 			}
+			if first {
+				res.add(mStart1First, podrunTool, ms(p.start, started))
+				res.add(mStop1DoneFirst, podrunTool, ms(sent, exited))
+				return res.addTrace(traceFirstPod, traceFile(file), p.start)
+			}
 			res.add(mStart1, podrunTool, ms(p.start, started))
 			res.add(mStop1Exited, podrunTool, ms(sent, stopped))
 			res.add(mStop1Done, podrunTool, ms(sent, exited))
-			return nil
+			return res.addTrace(traceStart1, traceFile(file), p.start)
 		}()
 		if err != nil {
 			return err
@@ -129,7 +172,12 @@ var readyRow = regexp.MustCompile(`^bench-\d+\s+3/3\s+Running\b`)
 // sidecars: init-1 + sidecar-1 + sidecar-2 + app, from `podrun run` to
 // all running and to Ready (the status row READY 3/3 Running), then from
 // Ctrl-C to all exited (they exit at once on SIGTERM).
-func (b *podrunBench) sidecars(res *results) error {
+func (b *podrunBench) sidecars(res *results) (retErr error) {
+	stop, err := b.keeper()
+	if err != nil {
+		return err
+	}
+	defer func() { retErr = errors.Join(retErr, stop()) }()
 	for i := 0; i < b.c.runs; i++ {
 		file, evs, err := b.newRun(func(name, dir string) string { return podYAML(name, dir, agentDir(b.c), sidecarPod) })
 		if err != nil {
@@ -162,7 +210,7 @@ func (b *podrunBench) sidecars(res *results) error {
 			res.add(mSidecarsReady, podrunTool, ms(p.start, ready))
 			res.add(mSidecarsExited, podrunTool, ms(sent, stopped))
 			res.add(mSidecarsDone, podrunTool, ms(sent, exited))
-			return nil
+			return res.addTrace(traceSidecars, traceFile(file), p.start)
 		}()
 		if err != nil {
 			return err
@@ -198,13 +246,14 @@ func (b *podrunBench) probes(res *results) error {
 	if err != nil {
 		return fmt.Errorf("probebench: %w\n%s", err, stderr.String())
 	}
-	var r struct{ Exec, HTTP []float64 }
+	var r struct{ Exec, HTTP, CPUPerPeriod []float64 }
 	if err := json.Unmarshal(out, &r); err != nil {
 		return fmt.Errorf("probebench output: %w", err)
 	}
 	// The first few include the container's warm-up; keep the steady state.
 	res.add(mProbeExec, podrunTool, trimFirst(r.Exec, 5)...)
 	res.add(mProbeHTTP, podrunTool, trimFirst(r.HTTP, 5)...)
+	res.add(mProbeCPU, podrunTool, r.CPUPerPeriod...)
 	return nil
 }
 

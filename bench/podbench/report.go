@@ -24,6 +24,8 @@ const (
 	mStart1          = "start1"
 	mStop1Exited     = "stop1.exited"
 	mStop1Done       = "stop1.done"
+	mStart1First     = "start1.first"
+	mStop1DoneFirst  = "stop1.first.done"
 	mSidecarsRunning = "sidecars.running"
 	mSidecarsReady   = "sidecars.ready"
 	mSidecarsExited  = "sidecars.exited"
@@ -57,6 +59,7 @@ const (
 
 	mProbeExec = "probe.exec"
 	mProbeHTTP = "probe.http"
+	mProbeCPU  = "probe.cpu"
 	mImageLoad = "image.load"
 	mImagePull = "image.pull"
 )
@@ -79,6 +82,8 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 	mStart1:          {"run", "1-container pod: command → container running", "ms", "", ""},
 	mStop1Exited:     {"run", "1-container pod: delete → container exited", "ms", "podman 4.3 `kube down` SIGKILLs: no exit to observe", ""},
 	mStop1Done:       {"run", "1-container pod: delete → command done (pod removed)", "ms", "`podman kube down`", ""},
+	mStart1First:     {"run", "1-container pod, the node's first (bridge and nftables table made for it): command → container running", "ms", "", ""},
+	mStop1DoneFirst:  {"run", "… delete → command done (the bridge and table removed with it)", "ms", "", ""},
 	mSidecarsRunning: {"run", "init + 2 sidecars + app: command → all running", "ms", "podman: init + 3 plain containers (podman 4.3 has no sidecars)", ""},
 	mSidecarsReady:   {"run", "init + 2 sidecars + app: command → Ready (3/3)", "ms", "podman has no readiness without systemd", ""},
 	mSidecarsExited:  {"run", "init + 2 sidecars + app: delete → all exited (app, then sidecars in reverse)", "ms", "podman 4.3 `kube down` SIGKILLs all at once, unordered", ""},
@@ -112,18 +117,19 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 
 	mProbeExec: {"probes", "exec probe round trip (`/bin/true`)", "ms", "podman: `podman healthcheck run` (a CLI round trip; podman schedules probes only through systemd)", ""},
 	mProbeHTTP: {"probes", "HTTP probe round trip (dial in the pod's netns → response read)", "ms", "podman runs httpGet probes as `curl` inside the container (absent from busybox)", ""},
+	mProbeCPU:  {"probes", "CPU time per probe period of an idle pod (one exec + one HTTP probe; the probing process and its reaped children, the exec's runc init; after the warm-up)", "ms", "", ""},
 	mImageLoad: {"images", "image load (busybox docker-save tarball) into an empty store", "ms", "`podman load` into an empty store", ""},
 	mImagePull: {"images", "image pull + unpack (busybox, registry on loopback) into an empty store", "ms", "`podman pull` into an empty store", ""},
 }
 
 var metricOrder = []string{
-	mStart1, mStop1Exited, mStop1Done, mSidecarsRunning, mSidecarsReady, mSidecarsExited, mSidecarsDone,
+	mStart1, mStop1Exited, mStop1Done, mStart1First, mStop1DoneFirst, mSidecarsRunning, mSidecarsReady, mSidecarsExited, mSidecarsDone,
 	m100Start, m100Stop, m100RSS, m100Peak, m100PSS,
 	mDStart1, mDStop1Exited, mDStop1Gone, mDStop1Done,
 	mDSidecarsRunning, mDSidecarsReady, mDSidecarsExited, mDSidecarsGone, mDSidecarsDone,
 	mD100Start, mD100Ready, mD100RSS, mD100PSS, mDDaemonRSS, mDShimRSS, mDShimFile, mDShimAnon,
 	mDRestartAnswers, mDRestartListed, mD100Stop,
-	mProbeExec, mProbeHTTP, mImageLoad, mImagePull,
+	mProbeExec, mProbeHTTP, mProbeCPU, mImageLoad, mImagePull,
 }
 
 type results struct {
@@ -136,6 +142,10 @@ type results struct {
 	GoTest   string                          // the go test command line
 	Commands string
 	Notes    []string
+	// Trace: scenario -> phase -> ms per run (podrun run --trace);
+	// TraceStart: each phase's earliest start, for the table's order.
+	Trace      map[string]map[string][]float64
+	TraceStart map[string]map[string][]float64
 }
 
 func (r *results) add(metric, tool string, v ...float64) {
@@ -278,6 +288,7 @@ func (r *results) markdown(c config) string {
 	b.WriteString("## Results\n\n")
 	b.WriteString("Medians, 10th and 90th percentiles over n runs; ms unless noted. Bold: podrun.\n\n")
 	b.WriteString(r.table())
+	b.WriteString(r.traceTable())
 	b.WriteString("![startup latency distributions](benchmarks-startup.png)\n\n")
 	b.WriteString(r.goBenchTable())
 	b.WriteString("## What the numbers measure\n\n")
@@ -289,8 +300,10 @@ func (r *results) markdown(c config) string {
 	b.WriteString("  on podrun's stderr (\"Ready\"), an event of the daemon's API watch arriving (\"in the API\", \"gone\"), or\n")
 	b.WriteString("  the command's exit (\"done\"). The Ready row can arrive a little before the app's own first stamp: podrun\n")
 	b.WriteString("  counts a container running once its process exists, and the agent needs a millisecond or two of Go\n")
-	b.WriteString("  runtime start before it writes. `podrun run` is measured cold: each run is a new process that opens the\n")
-	b.WriteString("  image store, sets up the node network and then runs the pod.\n")
+	b.WriteString("  runtime start before it writes. Each `podrun run` is a new process that opens the image store and runs\n")
+	b.WriteString("  the pod, with `--trace` (the per-phase tables). Meanwhile a keeper pod, in a `podrun run` of its own,\n")
+	b.WriteString("  holds the node's bridge and nftables table up, as any other pod on the node would; the rows \"the node's\n")
+	b.WriteString("  first\" run without it, so those runs make the bridge and table and remove them after the pod.\n")
 	b.WriteString("* Delete is Ctrl-C on `podrun run`, and `podrun delete` for the daemon: the kubelet's termination (apps\n")
 	b.WriteString("  first, then sidecars in reverse, each after the one before it exited; the benchmark checks the order of\n")
 	b.WriteString("  the Exiting stamps), then the sandbox is removed, and the command exits. `podrun delete` waits for the pod\n")
@@ -302,7 +315,9 @@ func (r *results) markdown(c config) string {
 	b.WriteString("* Probe round trips are measured inside a real supervisor (bench/probebench wraps the node's container\n")
 	b.WriteString("  and dialer): exec is the probe's `Exec` call in the container; HTTP is from the dial in the pod's\n")
 	b.WriteString("  network namespace to the connection closed after the response. Probes run every second; the first 5\n")
-	b.WriteString("  samples (warm-up) are dropped.\n")
+	b.WriteString("  samples (warm-up) are dropped. The CPU time per probe period is getrusage (self + reaped children) of\n")
+	b.WriteString("  bench/probebench from the warm-up's end to the last sample, divided by the exec probes in between: the\n")
+	b.WriteString("  idle pod's whole cost per second with one exec and one HTTP probe a second.\n")
 	b.WriteString("* Memory is read from /proc a second after all containers run: VmRSS (and VmHWM) from `status`, PSS from\n")
 	b.WriteString("  `smaps_rollup`, summed over podrun's processes (`podrun run`: every process whose executable is the\n")
 	b.WriteString("  podrun binary; the daemon: the daemon and its shims), divided by 100. VmRSS counts the binary's pages\n")

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/podrun/podrun/manifest"
@@ -93,7 +94,11 @@ func run(cfg node.Config, agent, dir string, n int) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return json.NewEncoder(os.Stdout).Encode(struct{ Exec, HTTP []float64 }{h.exec[:n], h.http[:n]})
+	var perPeriod []float64
+	if h.n1 > h.n0 {
+		perPeriod = []float64{(h.cpu1 - h.cpu0) / float64(h.n1-h.n0)}
+	}
+	return json.NewEncoder(os.Stdout).Encode(struct{ Exec, HTTP, CPUPerPeriod []float64 }{h.exec[:n], h.http[:n], perPeriod})
 }
 
 func probePod(agentDir, logDir string) string {
@@ -133,14 +138,40 @@ type timedHost struct {
 	http []float64 // ms
 	done chan struct{}
 	once sync.Once
+	// The process's CPU time (its own and its reaped children's: every
+	// exec's runc init) once warmed up and at the end, and the exec
+	// probes counted then.
+	cpu0, cpu1 float64
+	n0, n1     int
+}
+
+const warmup = 5
+
+// cpuMs is the CPU time (user + sys) of this process and of its reaped
+// children so far.
+func cpuMs() float64 {
+	var t float64
+	for _, who := range []int{unix.RUSAGE_SELF, unix.RUSAGE_CHILDREN} {
+		var ru unix.Rusage
+		if unix.Getrusage(who, &ru) == nil {
+			t += float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6
+		}
+	}
+	return t
 }
 
 func (h *timedHost) record(list *[]float64, d time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	*list = append(*list, float64(d.Microseconds())/1000)
+	if h.n0 == 0 && len(h.exec) >= warmup && len(h.http) >= warmup {
+		h.cpu0, h.n0 = cpuMs(), len(h.exec)
+	}
 	if len(h.exec) >= h.want && len(h.http) >= h.want {
-		h.once.Do(func() { close(h.done) })
+		h.once.Do(func() {
+			h.cpu1, h.n1 = cpuMs(), len(h.exec)
+			close(h.done)
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/podrun/podrun/controller/job"
 	"github.com/podrun/podrun/internal/kubectl"
 	"github.com/podrun/podrun/internal/podspec"
+	"github.com/podrun/podrun/internal/trace"
 	"github.com/podrun/podrun/manifest"
 	"github.com/podrun/podrun/node"
 	"github.com/podrun/podrun/pod"
@@ -50,11 +52,22 @@ var runCommand = &cli.Command{
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print status changes and events"},
 		&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "read the files again at each change and apply it (changed pods replaced, ConfigMaps and Secrets projected into the running pods' volumes) until Ctrl-C"},
 		&cli.DurationFlag{Name: "top", Usage: "every this long, print each running container's CPU and memory use (like kubectl top pod --containers) on stderr"},
+		&cli.StringFlag{Name: "trace", Usage: "write each phase of the run (decode, sandbox, network, each container's create and start...) to `FILE`, one JSON object a line"},
 	}, nodeFlags()...),
 	Action: runAction,
 }
 
-func runAction(c *cli.Context) error {
+func runAction(c *cli.Context) (retErr error) {
+	rec, closeTrace, err := openTrace(c.String("trace"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeTrace(); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+	tctx := trace.With(c.Context, rec, "")
 	if c.NArg() == 0 {
 		return cli.Exit("run: no files given (use - for standard input)", 2)
 	}
@@ -62,7 +75,9 @@ func runAction(c *cli.Context) error {
 	if format != "" && format != "yaml" && format != "json" {
 		return cli.Exit(fmt.Sprintf("run: -o %q: must be yaml or json", format), 2)
 	}
+	sp := trace.Start(tctx, "decode")
 	b, err := manifest.Load(c.Args().Slice()...)
+	sp.End()
 	if err != nil {
 		return manifestErrors(c, err)
 	}
@@ -88,18 +103,22 @@ func runAction(c *cli.Context) error {
 	if err := requireHost("run", c.String("root")); err != nil {
 		return err
 	}
+	sp = trace.Start(tctx, "node open")
 	n, err := node.New(nodeConfig(c))
+	sp.End()
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("run: %v", err), 1)
 	}
 	// What an earlier podrun killed with SIGKILL left behind goes first;
 	// pods a daemon's shim checkpointed are the daemon's to restore.
-	if err := n.GC(c.Context, shim.Checkpointed(c.String("run-root"))); err != nil {
+	sp = trace.Start(tctx, "gc")
+	if err := n.GC(tctx, shim.Checkpointed(c.String("run-root"))); err != nil {
 		slog.Warn("cleaning up after earlier runs", "err", err)
 	}
+	sp.End()
 
 	out := &console{w: c.App.Writer, errw: c.App.ErrWriter, quiet: c.Bool("quiet"), streams: format == ""}
-	r := &runner{node: n, bundle: b, out: out}
+	r := &runner{node: n, bundle: b, out: out, trace: rec}
 	if every := c.Duration("top"); every > 0 {
 		stop := make(chan struct{})
 		defer close(stop)
@@ -143,6 +162,25 @@ func runAction(c *cli.Context) error {
 	return nil
 }
 
+// openTrace starts the recorder of --trace FILE (none without the flag);
+// closing it writes the file.
+func openTrace(path string) (*trace.Recorder, func() error, error) {
+	if path == "" {
+		return nil, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, cli.Exit(fmt.Sprintf("run: --trace: %v", err), 2)
+	}
+	rec := trace.New(f, nil)
+	return rec, func() error {
+		if err := errors.Join(rec.Close(), f.Close()); err != nil {
+			return cli.Exit(fmt.Sprintf("run: --trace: %v", err), 1)
+		}
+		return nil
+	}, nil
+}
+
 // manifestErrors prints every problem of the input, one per line.
 func manifestErrors(c *cli.Context, err error) error {
 	var errs manifest.Errors
@@ -160,6 +198,7 @@ type runner struct {
 	node   *node.Node
 	bundle *manifest.Bundle
 	out    *console
+	trace  *trace.Recorder
 
 	mu   sync.Mutex // guards sups, jobs and bundle (which --watch replaces)
 	sups []*pod.Supervisor
@@ -261,6 +300,7 @@ func (r *runner) start(ctx context.Context, p *corev1.Pod) *pod.Supervisor {
 		Output:   r.out.line,
 
 		AllowedUnsafeSysctls: r.node.AllowedUnsafeSysctls(),
+		Trace:                r.trace,
 	})
 	r.mu.Lock()
 	r.sups = append(r.sups, s)
