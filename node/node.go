@@ -179,7 +179,7 @@ func (n *Node) CreateSandbox(ctx context.Context, p *corev1.Pod, objs pod.Object
 	nsb.rt, err = n.Runtime.CreateSandbox(runtime.SandboxSpec{
 		ID: uid, Hostname: hostname, NetNS: att.NSPath, HostNetwork: p.Spec.HostNetwork,
 		HostIPC: p.Spec.HostIPC, HostPID: p.Spec.HostPID, SharePID: isTrue(p.Spec.ShareProcessNamespace),
-		CgroupPath: n.cfg.Cgroups.PodPath(p),
+		CgroupPath: n.cfg.Cgroups.PodPath(p), CgroupSystemd: n.cfg.Cgroups.Systemd(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pod namespaces: %w", err)

@@ -47,6 +47,11 @@ type Spec struct {
 
 	CgroupPath string             // absolute, e.g. /podrun/burstable/pod<uid>/<container>
 	Resources  *cgroups.Resources // limits; device rules are added here
+	// CgroupSystemd makes the leaf a systemd scope, created through
+	// systemd's D-Bus API with the limits as its properties: CgroupPath is
+	// then the scope's path, <slice path>/<prefix>-<name>.scope, in the
+	// slice whose path is its parent (see SystemdCgroup).
+	CgroupSystemd bool
 
 	Privileged, ReadOnlyRootfs, NoNewPrivileges bool
 	CapAdd, CapDrop                             []string // Kubernetes spelling, relative to containerd's default set

@@ -84,7 +84,7 @@ func runAction(c *cli.Context) error {
 	if err := checkNodeFlags(c); err != nil {
 		return err
 	}
-	if err := requireHost("run", c.String("root")); err != nil {
+	if err := requireHost("run", c.String("root"), c.String("cgroup-driver")); err != nil {
 		return err
 	}
 	n, err := node.New(nodeConfig(c))
