@@ -379,3 +379,18 @@ func (n *Node) PullImage(ctx context.Context, p *corev1.Pod, ref string) (*image
 func isTrue(b *bool) bool { return b != nil && *b }
 
 var _ pod.Host = (*Node)(nil)
+
+// KeepOOMGroups keeps memory.oom.group in the containers of the pods this
+// process hosts across systemd reloads (cgroups.Tree.KeepOOMGroups);
+// returns when ctx is done, at once where nothing needs it.
+func (n *Node) KeepOOMGroups(ctx context.Context) {
+	n.cfg.Cgroups.KeepOOMGroups(ctx, func() []*corev1.Pod {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		var pods []*corev1.Pod
+		for _, sb := range n.sandboxes {
+			pods = append(pods, sb.pod)
+		}
+		return pods
+	})
+}

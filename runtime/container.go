@@ -224,13 +224,18 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 	}
 	pid, _ := p.Pid()
 	waitExecve(pid)
+	oom, err := watchOOM(cgm, s.CgroupSystemd)
+	if err != nil {
+		slog.Warn("not watching the container's cgroup for OOM kills: its counter after the exit decides", "container", s.ID, "err", err)
+		oom = nil
+	}
 	c := &Container{
 		id: s.ID, lc: lc, cgm: cgm, cgroupPath: s.CgroupPath, pid: pid, startedAt: time.Now(),
 		privatePID: cfg.Namespaces.IsPrivate(configs.NEWPID),
 		defaults:   defaults, io: sio,
 		done: make(chan struct{}),
 	}
-	go c.wait(p, oomBefore, &copiers, sink)
+	go c.wait(p, oomBefore, oom, &copiers, sink)
 	return c, nil
 }
 
@@ -268,7 +273,7 @@ func newSink(s *Spec) (_ *logSink, undo func(), _ error) {
 
 // wait reaps the container's init and records its exit, OOM kills
 // included, once its output is drained.
-func (c *Container) wait(p *libcontainer.Process, oomBefore uint64, copiers *sync.WaitGroup, sink *logSink) {
+func (c *Container) wait(p *libcontainer.Process, oomBefore uint64, oom *oomWatch, copiers *sync.WaitGroup, sink *logSink) {
 	ps, err := p.Wait()
 	exit := exitOf(ps)
 	if ps == nil {
@@ -278,6 +283,9 @@ func (c *Container) wait(p *libcontainer.Process, oomBefore uint64, copiers *syn
 	// OOMKilled, whatever its exit code. On cgroup v1 the kernel kills one
 	// process, and a shell PID 1 whose child it killed may exit 0.
 	if n, err := c.cgm.OOMKillCount(); err == nil && n > oomBefore {
+		exit.OOMKilled = true
+	}
+	if oom != nil && oom.result(drainTimeout) {
 		exit.OOMKilled = true
 	}
 	sio := c.io

@@ -112,6 +112,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("opening the node's stores: %w", err)
 	}
+	go n.KeepOOMGroups(ctx)
 	sh := &shim{dir: dir, log: log, changed: make(chan struct{}), done: make(chan struct{})}
 	notify := func(*corev1.Pod) { sh.notify() }
 	opts := pod.Options{

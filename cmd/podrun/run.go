@@ -91,6 +91,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("run: %v", err), 1)
 	}
+	go n.KeepOOMGroups(c.Context)
 	// What an earlier podrun killed with SIGKILL left behind goes first;
 	// pods a daemon's shim checkpointed are the daemon's to restore.
 	if err := n.GC(c.Context, shim.Checkpointed(c.String("run-root"))); err != nil {
