@@ -16,6 +16,7 @@ import (
 	// Device rules (v1 devices.allow/deny, v2 eBPF) need this registration.
 	_ "github.com/opencontainers/cgroups/devices"
 	devices "github.com/opencontainers/cgroups/devices/config"
+	"github.com/opencontainers/cgroups/systemd"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"golang.org/x/sys/unix"
@@ -368,6 +369,19 @@ func cgroupConfig(p string, systemd bool, res *cgroups.Resources) *cgroups.Cgrou
 	}
 	prefix, name, _ := strings.Cut(strings.TrimSuffix(path.Base(p), ".scope"), "-")
 	return &cgroups.Cgroup{Systemd: true, Parent: path.Base(path.Dir(p)), ScopePrefix: prefix, Name: name, Resources: res}
+}
+
+// cgroupPathOf is the inverse of cgroupConfig: the leaf's absolute cgroup
+// path, for a container re-attached from libcontainer's state.
+func cgroupPathOf(c *cgroups.Cgroup) string {
+	if !c.Systemd {
+		return c.Path
+	}
+	slice, err := systemd.ExpandSlice(c.Parent)
+	if err != nil {
+		return ""
+	}
+	return path.Join(slice, c.ScopePrefix+"-"+c.Name+".scope")
 }
 
 func systemdScopePath(p string) bool {

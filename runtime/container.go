@@ -473,7 +473,7 @@ func (r *Runtime) Load(id string) (*Container, error) {
 		return nil, fmt.Errorf("load container %s: cgroup: %w", id, err)
 	}
 	c := &Container{
-		id: id, lc: lc, cgm: cgm, cgroupPath: cfg.Cgroups.Path, pid: st.InitProcessPid,
+		id: id, lc: lc, cgm: cgm, cgroupPath: cgroupPathOf(cfg.Cgroups), pid: st.InitProcessPid,
 		startedAt:  startTimeOf(st.InitProcessStartTime),
 		privatePID: cfg.Namespaces.IsPrivate(configs.NEWPID),
 		defaults:   procDefaultsFrom(&cfg),

@@ -163,6 +163,12 @@ func TestSystemdCgroupConfig(t *testing.T) {
 	if !c.Systemd || c.Path != "" || c.Parent != "podrun-burstable-pod1_2.slice" || c.ScopePrefix+"-"+c.Name+".scope" != path.Base(p) {
 		t.Errorf("cgroupConfig(%s) = %+v", p, c)
 	}
+	if back := cgroupPathOf(c); back != p {
+		t.Errorf("cgroupPathOf(cgroupConfig(%s)) = %s", p, back)
+	}
+	if back := cgroupPathOf(cgroupConfig("/podrun/pod1/app", false, nil)); back != "/podrun/pod1/app" {
+		t.Errorf("cgroupfs: cgroupPathOf = %s", back)
+	}
 	for _, bad := range []string{"/podrun/burstable/pod1/app", "/podrun.slice/app.scope", "/podrun/x-app.scope"} {
 		if systemdScopePath(bad) {
 			t.Errorf("%s taken for a scope path", bad)
