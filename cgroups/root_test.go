@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,21 +55,41 @@ func randomName(t *testing.T) string {
 }
 
 // realTree is a Tree on the machine's cgroupfs under a root of its own,
-// checked to be gone from every hierarchy afterwards.
+// with the host's default driver (systemd units where systemd runs),
+// checked to be gone from every hierarchy (and systemd) afterwards.
 func realTree(t *testing.T) Tree {
 	t.Helper()
 	testutil.RequiresRoot(t)
-	tree := Tree{Root: "podrun-test-" + randomName(t)}
+	tree := Tree{Root: "podruntest" + randomName(t), Driver: DefaultDriver()}
+	t.Logf("cgroup driver %s, v2 %v", tree.DriverName(), tree.v2())
 	t.Cleanup(func() {
 		if err := tree.GC(func(string) bool { return false }); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
-		left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", tree.Root))
-		if len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
+		expectNoTree(t, tree)
 	})
 	return tree
+}
+
+// expectNoTree checks that nothing of tree is left: no root cgroup in any
+// hierarchy, no systemd unit of its name.
+func expectNoTree(t *testing.T, tree Tree) {
+	t.Helper()
+	hs, err := tree.hierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if _, err := os.Stat(filepath.Join(h, tree.qosPath(corev1.PodQOSGuaranteed))); err == nil {
+			t.Errorf("left behind: %s", filepath.Join(h, tree.qosPath(corev1.PodQOSGuaranteed)))
+		}
+	}
+	if tree.systemd() {
+		out, err := exec.Command("systemctl", "list-units", "--plain", "--no-legend", tree.Root+"*").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("systemd units left: %s (%v)", out, err)
+		}
+	}
 }
 
 func TestRealCreateRemove(t *testing.T) {
@@ -83,18 +104,25 @@ func TestRealCreateRemove(t *testing.T) {
 		}
 	}
 	gp, bp := tree.PodPath(g), tree.PodPath(b)
-	if want := "/" + tree.Root + "/burstable/pod" + string(b.UID); bp != want {
-		t.Fatalf("burstable path %s, want %s", bp, want)
-	}
-	expectFiles(t, "/sys/fs/cgroup/cpu"+gp, map[string]string{"cpu.shares": "512", "cpu.cfs_quota_us": "50000", "cpu.cfs_period_us": "100000"})
-	expectFiles(t, "/sys/fs/cgroup/memory"+gp, map[string]string{"memory.limit_in_bytes": "134217728"})
-	expectFiles(t, "/sys/fs/cgroup/pids"+gp, map[string]string{"pids.max": "100"})
-	// Burstable, with b declaring no limits: shares only.
-	expectFiles(t, "/sys/fs/cgroup/cpu"+bp, map[string]string{"cpu.shares": "102", "cpu.cfs_quota_us": "-1"})
-	expectFiles(t, "/sys/fs/cgroup/memory"+bp, map[string]string{"memory.limit_in_bytes": "9223372036854771712"})
-	for _, h := range []string{"cpuset", "freezer", "devices", "blkio", "systemd", "unified"} {
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, bp)); err != nil {
-			t.Errorf("pod cgroup missing in hierarchy %s: %v", h, err)
+	if tree.v2() {
+		// The kubelet's linear shares -> weight mapping: 512 -> 20, 102 -> 4.
+		expectFiles(t, tree.dir("", gp), map[string]string{"cpu.weight": "20", "cpu.max": "50000 100000", "memory.max": "134217728", "pids.max": "100"})
+		expectFiles(t, tree.dir("", bp), map[string]string{"cpu.weight": "4", "cpu.max": "max 100000", "memory.max": "max"})
+	} else {
+		expectFiles(t, tree.dir("cpu", gp), map[string]string{"cpu.shares": "512", "cpu.cfs_quota_us": "50000", "cpu.cfs_period_us": "100000"})
+		expectFiles(t, tree.dir("memory", gp), map[string]string{"memory.limit_in_bytes": "134217728"})
+		expectFiles(t, tree.dir("pids", gp), map[string]string{"pids.max": "100"})
+		// Burstable, with b declaring no limits: shares only.
+		expectFiles(t, tree.dir("cpu", bp), map[string]string{"cpu.shares": "102", "cpu.cfs_quota_us": "-1"})
+		expectFiles(t, tree.dir("memory", bp), map[string]string{"memory.limit_in_bytes": "9223372036854771712"})
+		hs := []string{"cpuset", "freezer", "devices", "blkio", "systemd", "unified"}
+		if tree.systemd() {
+			hs = slices.DeleteFunc(hs, func(h string) bool { return h == "devices" }) // SkipDevices: libcontainer's systemd driver makes none
+		}
+		for _, h := range hs {
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, bp)); err != nil {
+				t.Errorf("pod cgroup missing in hierarchy %s: %v", h, err)
+			}
 		}
 	}
 	if err := tree.CreatePod(g); err != nil {
@@ -104,34 +132,53 @@ func TestRealCreateRemove(t *testing.T) {
 	if err := tree.RemovePod(b); err != nil {
 		t.Fatal(err)
 	}
-	expectGone(t, filepath.Join("/sys/fs/cgroup/memory", tree.Root, "burstable"))
-	if _, err := os.Stat("/sys/fs/cgroup/memory" + gp); err != nil {
+	expectGone(t, tree.dir("memory", tree.qosPath(corev1.PodQOSBurstable)))
+	if _, err := os.Stat(tree.dir("memory", gp)); err != nil {
 		t.Errorf("removing one pod removed another: %v", err)
 	}
 	if err := tree.RemovePod(g); err != nil {
 		t.Fatal(err)
 	}
-	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", tree.Root))
-	if len(left) > 0 {
-		t.Errorf("after removing every pod, left: %v", left)
-	}
+	expectNoTree(t, tree)
 }
 
-// enter creates the leaf at path in the given hierarchies and moves pid in.
-func enter(t *testing.T, path string, pid int, limits map[string]string, hierarchies ...string) {
+// enter creates the leaf at path in every hierarchy, limits its memory to
+// limit bytes (0: no limit, no swap either way) and moves pid in.
+func enter(t *testing.T, tree Tree, path string, pid int, limit int) {
 	t.Helper()
-	for _, h := range hierarchies {
-		dir := filepath.Join("/sys/fs/cgroup", h, path)
+	hs := []string{tree.fs()}
+	if !tree.v2() {
+		hs = nil
+		for _, c := range []string{"memory", "pids", "cpu", "cpuacct", "freezer"} {
+			hs = append(hs, filepath.Join(tree.fs(), c))
+		}
+	}
+	var files [][2]string // in this order: memsw may not go below the limit
+	switch {
+	case limit > 0 && tree.v2():
+		files = [][2]string{{"memory.max", strconv.Itoa(limit)}, {"memory.swap.max", "0"}}
+	case limit > 0:
+		files = [][2]string{{"memory.limit_in_bytes", strconv.Itoa(limit)}, {"memory.memsw.limit_in_bytes", strconv.Itoa(limit)}}
+	}
+	if tree.v2() {
+		// systemd enables in a slice only the controllers its child units
+		// ask for; this leaf is no unit.
+		if err := os.WriteFile(filepath.Join(tree.fs(), filepath.Dir(path), "cgroup.subtree_control"), []byte("+cpu +memory +pids"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range hs {
+		dir := filepath.Join(h, path)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if h == "memory" {
-			for _, f := range []string{"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"} {
-				if v, ok := limits[f]; ok {
-					if err := os.WriteFile(filepath.Join(dir, f), []byte(v), 0); err != nil {
-						t.Fatal(err)
-					}
-				}
+		for _, fv := range files {
+			f, v := fv[0], fv[1]
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				continue // another hierarchy's file, or no swap accounting
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(v), 0); err != nil {
+				t.Fatal(err)
 			}
 		}
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
@@ -165,14 +212,14 @@ func TestRealRemoveKillsStragglers(t *testing.T) {
 		_ = cmd.Process.Kill()
 		<-done
 	})
-	enter(t, tree.ContainerPath(p, "app"), cmd.Process.Pid, nil, "memory", "pids", "cpu", "freezer")
+	enter(t, tree, tree.ContainerPath(p, "app"), cmd.Process.Pid, 0)
 	if _, err := io.WriteString(stdin, "go\n"); err != nil {
 		t.Fatal(err)
 	}
 	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
 		t.Fatalf("shell said %q, %v", line, err)
 	}
-	pids, err := procs("/sys/fs/cgroup/pids" + tree.PodPath(p))
+	pids, err := procs(tree.dir("pids", tree.PodPath(p)))
 	if err != nil || len(pids) != 3 {
 		t.Fatalf("processes in the pod cgroup: %v, %v; want 3", pids, err)
 	}
@@ -191,10 +238,7 @@ func TestRealRemoveKillsStragglers(t *testing.T) {
 			t.Errorf("process %d survived: %s", pid, b)
 		}
 	}
-	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", tree.Root))
-	if len(left) > 0 {
-		t.Errorf("left: %v", left)
-	}
+	expectNoTree(t, tree)
 }
 
 // startHog starts the memory hog in the container leaf ctr of p, with the
@@ -221,10 +265,7 @@ func startHog(t *testing.T, tree Tree, p *corev1.Pod, ctrName string, mib, limit
 		_ = stdin.Close()
 		<-done
 	})
-	limit := strconv.Itoa(limitMiB << 20)
-	enter(t, tree.ContainerPath(p, ctrName), cmd.Process.Pid,
-		map[string]string{"memory.limit_in_bytes": limit, "memory.memsw.limit_in_bytes": limit},
-		"memory", "cpu", "cpuacct", "pids")
+	enter(t, tree, tree.ContainerPath(p, ctrName), cmd.Process.Pid, limitMiB<<20)
 	if _, err := io.WriteString(stdin, "go\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +322,7 @@ func TestRealConcurrentPods(t *testing.T) {
 					errs <- err
 					return
 				}
-				if _, err := os.Stat("/sys/fs/cgroup/cpu" + tree.PodPath(p) + "/cpu.shares"); err != nil {
+				if _, err := os.Stat(tree.dir("cpu", tree.PodPath(p)) + "/" + map[bool]string{true: "cpu.weight", false: "cpu.shares"}[tree.v2()]); err != nil {
 					errs <- fmt.Errorf("after CreatePod: %w", err)
 					return
 				}
@@ -297,17 +338,14 @@ func TestRealConcurrentPods(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", tree.Root))
-	if len(left) > 0 {
-		t.Errorf("left: %v", left)
-	}
+	expectNoTree(t, tree)
 }
 
 // BenchmarkRealCreateRemovePod times a pod cgroup's life without containers:
 // create and limit, then remove with its parents.
 func BenchmarkRealCreateRemovePod(b *testing.B) {
 	testutil.RequiresRoot(b)
-	tree := Tree{Root: "podrun-bench-" + strconv.Itoa(os.Getpid()), PidsLimit: 1024}
+	tree := Tree{Root: "podrunbench" + strconv.Itoa(os.Getpid()), PidsLimit: 1024, Driver: DefaultDriver()}
 	p := uidPod("bench", pod(nil, ctr("a", "cpu=100m,memory=64Mi", "cpu=1,memory=128Mi")))
 	for b.Loop() {
 		if err := tree.CreatePod(p); err != nil {

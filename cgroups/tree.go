@@ -42,6 +42,17 @@ type Tree struct {
 	// PidsLimit is each pod cgroup's pids.max; 0 or less leaves it
 	// unlimited, like the kubelet's default podPidsLimit.
 	PidsLimit int64
+	// Driver is DriverSystemd or DriverCgroupfs (also when empty). Under
+	// systemd the tree is made of units, with the same shape:
+	//
+	//	/<Root>.slice/<Root>-pod<uid>.slice                          Guaranteed
+	//	/<Root>.slice/<Root>-burstable.slice/<Root>-burstable-pod<uid>.slice
+	//	/<Root>.slice/<Root>-besteffort.slice/<Root>-besteffort-pod<uid>.slice
+	//	<pod slice path>/<pod slice name>-<container>.scope          containers
+	//
+	// (dashes of the UID as underscores), and the runtime makes the
+	// container scopes through systemd too (see runtime.Spec).
+	Driver string
 
 	// emulate says FS is a plain directory standing in for a cgroupfs, as
 	// in tests: interface files are created on write and deleted before
@@ -69,18 +80,45 @@ func (t Tree) fs() string {
 	return t.FS
 }
 
-// PodPath returns the pod's cgroup path, e.g. /podrun/burstable/pod<uid>.
+// PodPath returns the pod's cgroup path, e.g. /podrun/burstable/pod<uid>
+// (systemd: /podrun.slice/podrun-burstable.slice/podrun-burstable-pod<uid>.slice).
 func (t Tree) PodPath(pod *corev1.Pod) string {
+	if t.systemd() {
+		return t.qosPath(QOSClass(pod)) + "/" + t.podSlice(pod)
+	}
 	return t.qosPath(QOSClass(pod)) + "/" + podPrefix + string(pod.UID)
 }
 
 // ContainerPath returns the cgroup path of a container's leaf, for the
-// runtime to create with ContainerResources.
+// runtime to create with ContainerResources: <pod path>/<container>, or
+// under systemd the scope <pod path>/<pod slice name>-<container>.scope.
 func (t Tree) ContainerPath(pod *corev1.Pod, container string) string {
+	if t.systemd() {
+		return t.PodPath(pod) + "/" + strings.TrimSuffix(t.podSlice(pod), ".slice") + "-" + container + ".scope"
+	}
 	return t.PodPath(pod) + "/" + container
 }
 
+// Systemd says whether the tree's cgroups are systemd units: the runtime
+// must then create the container scopes through systemd too.
+func (t Tree) Systemd() bool { return t.systemd() }
+
+// DriverName is the driver in use, as podrun info shows it.
+func (t Tree) DriverName() string {
+	if t.systemd() {
+		return DriverSystemd
+	}
+	return DriverCgroupfs
+}
+
 func (t Tree) qosPath(class corev1.PodQOSClass) string {
+	if t.systemd() {
+		root := "/" + t.rootSlice()
+		if class == corev1.PodQOSGuaranteed {
+			return root
+		}
+		return root + "/" + t.qosSlice(class)
+	}
 	switch class {
 	case corev1.PodQOSGuaranteed:
 		return "/" + t.root()
@@ -96,6 +134,9 @@ func (t Tree) check(pod *corev1.Pod) error {
 	}
 	if uid := string(pod.UID); uid == "" || strings.Contains(uid, "/") || uid == "." || uid == ".." {
 		return fmt.Errorf("pod %s/%s: UID %q cannot name a cgroup", pod.Namespace, pod.Name, uid)
+	}
+	if t.systemd() {
+		return t.checkSystemd(pod)
 	}
 	return nil
 }
@@ -158,6 +199,9 @@ func (t Tree) hierarchies() ([]string, error) {
 func (t Tree) CreatePod(pod *corev1.Pod) (retErr error) {
 	if err := t.check(pod); err != nil {
 		return err
+	}
+	if t.systemd() {
+		return t.createPodUnits(pod)
 	}
 	hs, err := t.hierarchies()
 	if err != nil {
@@ -330,6 +374,9 @@ func (t Tree) RemovePod(pod *corev1.Pod) error {
 	if err := t.check(pod); err != nil {
 		return err
 	}
+	if t.systemd() {
+		return t.removePodUnits(QOSClass(pod), t.podSlice(pod))
+	}
 	return t.remove(t.PodPath(pod))
 }
 
@@ -337,6 +384,9 @@ func (t Tree) RemovePod(pod *corev1.Pod) error {
 // UID live does not report, then the parents no pod uses any more. live must
 // report pods still being created too, or their cgroups go.
 func (t Tree) GC(live func(uid string) bool) error {
+	if t.systemd() {
+		return t.gcUnits(live)
+	}
 	hs, err := t.hierarchies()
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -201,4 +202,42 @@ func TestFakeV1Readers(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectGone(t, filepath.Join(tree.FS, "memory", "podrun"))
+}
+
+func TestSystemdNames(t *testing.T) {
+	tree := Tree{Driver: DriverSystemd}
+	uid := "0b5c-77e1"
+	for _, tc := range []struct {
+		pod                *corev1.Pod
+		podPath, container string
+	}{
+		{uidPod(uid, pod(nil, ctr("app", "cpu=1,memory=1Gi", "cpu=1,memory=1Gi"))),
+			"/podrun.slice/podrun-pod0b5c_77e1.slice",
+			"/podrun.slice/podrun-pod0b5c_77e1.slice/podrun-pod0b5c_77e1-app.scope"},
+		{uidPod(uid, pod(nil, ctr("app", "cpu=1", ""))),
+			"/podrun.slice/podrun-burstable.slice/podrun-burstable-pod0b5c_77e1.slice",
+			"/podrun.slice/podrun-burstable.slice/podrun-burstable-pod0b5c_77e1.slice/podrun-burstable-pod0b5c_77e1-app.scope"},
+		{uidPod(uid, pod(nil, ctr("app", "", ""))),
+			"/podrun.slice/podrun-besteffort.slice/podrun-besteffort-pod0b5c_77e1.slice",
+			"/podrun.slice/podrun-besteffort.slice/podrun-besteffort-pod0b5c_77e1.slice/podrun-besteffort-pod0b5c_77e1-app.scope"},
+	} {
+		if got := tree.PodPath(tc.pod); got != tc.podPath {
+			t.Errorf("PodPath = %s, want %s", got, tc.podPath)
+		}
+		if got := tree.ContainerPath(tc.pod, "app"); got != tc.container {
+			t.Errorf("ContainerPath = %s, want %s", got, tc.container)
+		}
+		if got := unescapeUID(strings.TrimPrefix(strings.TrimSuffix(path.Base(tc.podPath), ".slice"), strings.TrimSuffix(tree.qosSlice(QOSClass(tc.pod)), ".slice")+"-pod")); got != uid {
+			t.Errorf("UID read back from %s: %s", tc.podPath, got)
+		}
+	}
+	if err := (Tree{Root: "pod-run", Driver: DriverSystemd}).check(uidPod(uid, pod(nil, ctr("a", "", "")))); err == nil || !strings.Contains(err.Error(), "pod-run") {
+		t.Errorf("a root with '-' under systemd: %v", err)
+	}
+	if err := tree.check(uidPod("a_b", pod(nil, ctr("a", "", "")))); err == nil || !strings.Contains(err.Error(), "a_b") {
+		t.Errorf("a UID with '_' under systemd: %v", err)
+	}
+	if err := CheckDriver("systemdd"); err == nil || !strings.Contains(err.Error(), "systemdd") {
+		t.Errorf("CheckDriver(systemdd) = %v", err)
+	}
 }

@@ -103,7 +103,8 @@ func (t Tree) PodResources(pod *corev1.Pod) *cgroups.Resources {
 // getMemoryLimit), and its cpu shares follow that cpu limit when it has no
 // cpu request.
 //
-// The caller adds the device rules; no pids limit is set per container.
+// The caller adds the device rules; no pids limit is set per container
+// (under systemd pids.max is set to max explicitly, see below).
 func (t Tree) ContainerResources(pod *corev1.Pod, c *corev1.Container) *cgroups.Resources {
 	r := &cgroups.Resources{CpuPeriod: quotaPeriod}
 	cpuLimit := milliValue(c.Resources.Limits, corev1.ResourceCPU)
@@ -124,6 +125,12 @@ func (t Tree) ContainerResources(pod *corev1.Pod, c *corev1.Container) *cgroups.
 	r.CpuQuota = milliCPUToQuota(cpuLimit)
 	r.Memory = memLimit
 	r.HugetlbLimit = t.hugetlbLimits(c.Resources.Limits)
+	if t.systemd() {
+		// Unlimited, as under cgroupfs: systemd would otherwise give the
+		// scope its DefaultTasksMax (15% of the kernel's pid_max).
+		unlimited := int64(-1)
+		r.PidsLimit = &unlimited
+	}
 	if !t.v2() {
 		if r.Memory > 0 && t.exists("memory", "memory.memsw.limit_in_bytes") {
 			r.MemorySwap = r.Memory
@@ -132,7 +139,7 @@ func (t Tree) ContainerResources(pod *corev1.Pod, c *corev1.Container) *cgroups.
 	}
 	r.CpuWeight = cgroups.ConvertCPUSharesToCgroupV2Value(r.CpuShares)
 	r.Unified = map[string]string{"memory.oom.group": "1"}
-	if t.exists("", t.root(), "memory.swap.max") {
+	if t.exists("", t.qosPath(corev1.PodQOSGuaranteed), "memory.swap.max") {
 		r.Unified["memory.swap.max"] = "0"
 	}
 	return r

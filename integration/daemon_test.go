@@ -186,6 +186,24 @@ func (d *daemonProc) cleanup() {
 	if !d.running() {
 		d.start()
 	}
+	d.deleteAll()
+	d.stop()
+	d.reapOrphans()
+	if t.Failed() {
+		t.Logf("daemon log:\n%s", d.out)
+	}
+	os.RemoveAll(filepath.Join(nodeFlag("root"), "api"))
+	// A shim the daemon could not end must not outlive the test.
+	for _, pid := range shimPIDs("") {
+		t.Errorf("cleanup: shim %d still running; killing it", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// deleteAll deletes every object the daemon has and waits until no pod is
+// left.
+func (d *daemonProc) deleteAll() {
+	t := d.t
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	grace := int64(2)
@@ -213,17 +231,6 @@ func (d *daemonProc) cleanup() {
 			continue
 		}
 		break
-	}
-	d.stop()
-	d.reapOrphans()
-	if t.Failed() {
-		t.Logf("daemon log:\n%s", d.out)
-	}
-	os.RemoveAll(filepath.Join(nodeFlag("root"), "api"))
-	// A shim the daemon could not end must not outlive the test.
-	for _, pid := range shimPIDs("") {
-		t.Errorf("cleanup: shim %d still running; killing it", pid)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
@@ -677,10 +684,7 @@ func TestShimKill9(t *testing.T) {
 	if _, err := os.Stat(netnsFile(uid)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the pod's netns is left: %v", err)
 	}
-	if m, _ := filepath.Glob("/sys/fs/cgroup/*/" + nodeFlag("cgroup-root") + "/*pod" + uid); len(m) != 0 {
-		t.Errorf("cgroups left: %v", m)
-	}
-	if m, _ := filepath.Glob("/sys/fs/cgroup/*/" + nodeFlag("cgroup-root") + "/*/pod" + uid); len(m) != 0 {
+	if m := podCgroupsLeft(uid); len(m) != 0 {
 		t.Errorf("cgroups left: %v", m)
 	}
 	d.must("delete", "pod", "bystander")

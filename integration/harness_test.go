@@ -64,7 +64,7 @@ func testMain(m *testing.M) int {
 		"--log-dir", filepath.Join(tmp, "logs"),
 		"--bridge", "podrunit" + suffix[:min(len(suffix), 5)],
 		"--subnet", "10.252.0.0/24",
-		"--cgroup-root", "podrun-it-" + suffix,
+		"--cgroup-root", "podrunit" + suffix, // no '-': systemd reads it as slice nesting
 	}
 	defer os.RemoveAll("/run/podrun-it-" + suffix)
 	// Where there is no Go toolchain (the VM tests, hack/vmtest), the binary

@@ -2,10 +2,12 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -24,20 +26,60 @@ func cgroupRoot() string {
 }
 
 // podCgroup finds the only pod cgroup under the suite's root, in ctrl's v1
-// hierarchy or the v2 one (the suite runs one pod at a time).
+// hierarchy or the v2 one (the suite runs one pod at a time), under either
+// cgroup driver: <root>/[qos/]pod<uid>, or systemd's
+// <root>.slice/[<root>-qos.slice/]<root>-[qos-]pod<uid>.slice.
 func podCgroup(t *testing.T, ctrl string) string {
 	t.Helper()
-	base := filepath.Join("/sys/fs/cgroup", ctrl, cgroupRoot())
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		base = filepath.Join("/sys/fs/cgroup", cgroupRoot()) // v2: one hierarchy
+	fs := filepath.Join("/sys/fs/cgroup", ctrl)
+	if cgroupV2() {
+		fs = "/sys/fs/cgroup" // v2: one hierarchy
 	}
-	for _, pattern := range []string{"pod*", "*/pod*"} {
-		if m, _ := filepath.Glob(filepath.Join(base, pattern)); len(m) == 1 {
+	r := cgroupRoot()
+	for _, pattern := range []string{r + "/pod*", r + "/*/pod*", r + ".slice/" + r + "-pod*.slice", r + ".slice/*/" + r + "-*-pod*.slice"} {
+		if m, _ := filepath.Glob(filepath.Join(fs, pattern)); len(m) == 1 {
 			return m[0]
 		}
 	}
-	t.Fatalf("no single pod cgroup under %s", base)
+	t.Fatalf("no single pod cgroup under %s", filepath.Join(fs, r+"*"))
 	return ""
+}
+
+func cgroupV2() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}
+
+// ctrCgroup is the cgroup of the container name in the pod cgroup pod:
+// <pod>/<name>, or under systemd the scope <pod>/<pod slice>-<name>.scope.
+func ctrCgroup(pod, name string) string {
+	if slice, ok := strings.CutSuffix(filepath.Base(pod), ".slice"); ok {
+		return filepath.Join(pod, slice+"-"+name+".scope")
+	}
+	return filepath.Join(pod, name)
+}
+
+// podCgroupsLeft are the cgroups of the pod uid still there, in any
+// hierarchy, under either driver.
+func podCgroupsLeft(uid string) []string {
+	r, esc := cgroupRoot(), strings.ReplaceAll(uid, "-", "_")
+	var left []string
+	for _, fs := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/*"} {
+		for _, pattern := range []string{r + "/pod" + uid, r + "/*/pod" + uid, r + ".slice/" + r + "-pod" + esc + ".slice", r + ".slice/*/" + r + "-*-pod" + esc + ".slice"} {
+			m, _ := filepath.Glob(filepath.Join(fs, pattern))
+			left = append(left, m...)
+		}
+	}
+	return left
+}
+
+// cgroupPodUID reads the pod UID back from a pod cgroup's name.
+func cgroupPodUID(pod string) string {
+	base := filepath.Base(pod)
+	if slice, ok := strings.CutSuffix(base, ".slice"); ok {
+		return strings.ReplaceAll(slice[strings.LastIndex(slice, "-pod")+len("-pod"):], "_", "-")
+	}
+	return strings.TrimPrefix(base, "pod")
 }
 
 func readInt(t *testing.T, path string) int64 {
@@ -71,9 +113,12 @@ func needV1(t *testing.T) {
 	}
 }
 
+// A sidecar and an app with limits: every value the kubelet writes, read
+// back from the pod's and the containers' cgroups, on cgroup v1 or v2 and
+// under either driver; under systemd, `systemctl daemon-reload` (which has
+// systemd write every unit's cgroup attributes again) changes none.
 func TestCgroupLimits(t *testing.T) {
 	testutil.RequiresRoot(t)
-	needV1(t)
 	app := container("app", serve)
 	app.Resources = limits("500m", "64Mi")
 	side := container("sidecar", serve)
@@ -84,24 +129,18 @@ func TestCgroupLimits(t *testing.T) {
 
 	// Guaranteed: requests = limits; the pod cgroup holds the sum.
 	cpuPod, memPod := podCgroup(t, "cpu"), podCgroup(t, "memory")
-	if filepath.Base(filepath.Dir(cpuPod)) != cgroupRoot() {
+	if dir := filepath.Base(filepath.Dir(cpuPod)); dir != cgroupRoot() && dir != cgroupRoot()+".slice" {
 		t.Errorf("pod cgroup %s: a Guaranteed pod belongs right under the root", cpuPod)
 	}
-	checks := map[string]int64{
-		filepath.Join(cpuPod, "cpu.shares"):                       768, // 750m
-		filepath.Join(cpuPod, "cpu.cfs_quota_us"):                 75000,
-		filepath.Join(cpuPod, "cpu.cfs_period_us"):                100000,
-		filepath.Join(memPod, "memory.limit_in_bytes"):            96 << 20,
-		filepath.Join(cpuPod, "app", "cpu.shares"):                512,
-		filepath.Join(cpuPod, "app", "cpu.cfs_quota_us"):          50000,
-		filepath.Join(memPod, "app", "memory.limit_in_bytes"):     64 << 20,
-		filepath.Join(cpuPod, "sidecar", "cpu.cfs_quota_us"):      25000,
-		filepath.Join(memPod, "sidecar", "memory.limit_in_bytes"): 32 << 20,
-	}
-	for path, want := range checks {
-		if got := readInt(t, path); got != want {
-			t.Errorf("%s = %d, want %d", path, got, want)
+	checks := cgroupLimitChecks(cpuPod, memPod)
+	checkFiles(t, checks)
+	if _, err := os.Stat("/run/systemd/system"); err == nil && strings.HasSuffix(cpuPod, ".slice") {
+		if out, err := exec.Command("systemctl", "daemon-reload").CombinedOutput(); err != nil {
+			t.Fatalf("systemctl daemon-reload: %v\n%s", err, out)
 		}
+		t.Log("after systemctl daemon-reload:")
+		waitOOMGroups(t, checks)
+		checkFiles(t, checks)
 	}
 	r := bg.interrupt()
 	if q := r.pod(t).Status.QOSClass; q != corev1.PodQOSGuaranteed {
@@ -109,6 +148,73 @@ func TestCgroupLimits(t *testing.T) {
 	}
 	if _, err := os.Stat(cpuPod); err == nil {
 		t.Errorf("%s left behind", cpuPod)
+	}
+}
+
+// cgroupLimitChecks are the values of TestCgroupLimits's pod (app 500m and
+// 64Mi, sidecar 250m and 32Mi) as the kubelet and runc write them.
+func cgroupLimitChecks(cpuPod, memPod string) map[string]string {
+	app, side := ctrCgroup(cpuPod, "app"), ctrCgroup(cpuPod, "sidecar")
+	if cgroupV2() {
+		c := map[string]string{
+			// The pod: 768 shares through the kubelet's linear mapping.
+			cpuPod + "/cpu.weight": "30", cpuPod + "/cpu.max": "75000 100000",
+			cpuPod + "/memory.max": strconv.Itoa(96 << 20), cpuPod + "/pids.max": "max",
+			// The containers: runc's mapping (512 shares -> 59, 256 -> 35).
+			app + "/cpu.weight": "59", app + "/cpu.max": "50000 100000", app + "/memory.max": strconv.Itoa(64 << 20),
+			app + "/memory.oom.group": "1", app + "/pids.max": "max",
+			side + "/cpu.weight": "35", side + "/cpu.max": "25000 100000", side + "/memory.max": strconv.Itoa(32 << 20),
+			side + "/memory.oom.group": "1",
+		}
+		if _, err := os.Stat(app + "/memory.swap.max"); err == nil {
+			c[app+"/memory.swap.max"], c[side+"/memory.swap.max"] = "0", "0"
+		}
+		return c
+	}
+	mapp, mside := ctrCgroup(memPod, "app"), ctrCgroup(memPod, "sidecar")
+	return map[string]string{
+		cpuPod + "/cpu.shares": "768", cpuPod + "/cpu.cfs_quota_us": "75000", cpuPod + "/cpu.cfs_period_us": "100000",
+		memPod + "/memory.limit_in_bytes": strconv.Itoa(96 << 20),
+		app + "/cpu.shares":               "512", app + "/cpu.cfs_quota_us": "50000",
+		mapp + "/memory.limit_in_bytes": strconv.Itoa(64 << 20),
+		side + "/cpu.shares":            "256", side + "/cpu.cfs_quota_us": "25000",
+		mside + "/memory.limit_in_bytes": strconv.Itoa(32 << 20),
+	}
+}
+
+// waitOOMGroups waits until the memory.oom.group files of checks read 1
+// again: systemd before 253 writes 0 into every scope on a daemon-reload,
+// and podrun writes 1 back once systemd signals the reload's end.
+func waitOOMGroups(t *testing.T, checks map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for path := range checks {
+		if filepath.Base(path) != "memory.oom.group" {
+			continue
+		}
+		for {
+			b, err := os.ReadFile(path)
+			if err == nil && strings.TrimSpace(string(b)) == "1" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s not 1 again 10 s after the reload: %q, %v", path, b, err)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func checkFiles(t *testing.T, want map[string]string) {
+	t.Helper()
+	for path, v := range want {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Error(err)
+		} else if got := strings.TrimSpace(string(b)); got != v {
+			t.Errorf("%s = %s, want %s", path, got, v)
+		}
 	}
 }
 
@@ -189,7 +295,7 @@ func TestCPUThrottled(t *testing.T) {
 	s.pod.Spec.TerminationGracePeriodSeconds = &one
 	bg := s.start("--top", "1s")
 	bg.waitEvent("app", "Started")
-	stat := filepath.Join(podCgroup(t, "cpu"), "app", "cpu.stat")
+	stat := filepath.Join(ctrCgroup(podCgroup(t, "cpu"), "app"), "cpu.stat")
 	bg.until("throttling", func() bool {
 		b, err := os.ReadFile(stat)
 		if err != nil {
@@ -238,11 +344,11 @@ func TestPodLevelResourcesReachContainers(t *testing.T) {
 	bg.waitEvent("own", "Started")
 	cpuPod, memPod := podCgroup(t, "cpu"), podCgroup(t, "memory")
 	for path, want := range map[string]int64{
-		filepath.Join(memPod, "memory.limit_in_bytes"):        64 << 20,
-		filepath.Join(memPod, "app", "memory.limit_in_bytes"): 64 << 20, // the pod's
-		filepath.Join(cpuPod, "app", "cpu.cfs_quota_us"):      50000,
-		filepath.Join(memPod, "own", "memory.limit_in_bytes"): 32 << 20, // its own
-		filepath.Join(cpuPod, "own", "cpu.cfs_quota_us"):      10000,
+		filepath.Join(memPod, "memory.limit_in_bytes"):                   64 << 20,
+		filepath.Join(ctrCgroup(memPod, "app"), "memory.limit_in_bytes"): 64 << 20, // the pod's
+		filepath.Join(ctrCgroup(cpuPod, "app"), "cpu.cfs_quota_us"):      50000,
+		filepath.Join(ctrCgroup(memPod, "own"), "memory.limit_in_bytes"): 32 << 20, // its own
+		filepath.Join(ctrCgroup(cpuPod, "own"), "cpu.cfs_quota_us"):      10000,
 	} {
 		if got := readInt(t, path); got != want {
 			t.Errorf("%s = %d, want %d", path, got, want)

@@ -121,7 +121,7 @@ func TestLeftoversOfAKilledRunAreCleaned(t *testing.T) {
 	bg := s.start()
 	bg.waitEvent("app", "Started")
 	cg := podCgroup(t, "memory")
-	uid := strings.TrimPrefix(filepath.Base(cg), "pod")
+	uid := cgroupPodUID(cg)
 	// SIGKILL: podrun cannot clean up; its containers run on.
 	if err := bg.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

@@ -191,7 +191,7 @@ func (n *Node) CreateSandbox(ctx context.Context, p *corev1.Pod, objs pod.Object
 	nsb.rt, err = n.Runtime.CreateSandbox(runtime.SandboxSpec{
 		ID: uid, Hostname: hostname, NetNS: att.NSPath, HostNetwork: p.Spec.HostNetwork,
 		HostIPC: p.Spec.HostIPC, HostPID: p.Spec.HostPID, SharePID: isTrue(p.Spec.ShareProcessNamespace),
-		CgroupPath: n.cfg.Cgroups.PodPath(p),
+		CgroupPath: n.cfg.Cgroups.PodPath(p), CgroupSystemd: n.cfg.Cgroups.Systemd(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pod namespaces: %w", err)
@@ -432,3 +432,18 @@ func (n *Node) PullImage(ctx context.Context, p *corev1.Pod, ref string) (*image
 func isTrue(b *bool) bool { return b != nil && *b }
 
 var _ pod.Host = (*Node)(nil)
+
+// KeepOOMGroups keeps memory.oom.group in the containers of the pods this
+// process hosts across systemd reloads (cgroups.Tree.KeepOOMGroups);
+// returns when ctx is done, at once where nothing needs it.
+func (n *Node) KeepOOMGroups(ctx context.Context) {
+	n.cfg.Cgroups.KeepOOMGroups(ctx, func() []*corev1.Pod {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		var pods []*corev1.Pod
+		for _, sb := range n.sandboxes {
+			pods = append(pods, sb.pod)
+		}
+		return pods
+	})
+}

@@ -71,7 +71,7 @@ func startDaemon(t *testing.T) string {
 	runRoot := "/run/podruntest-d" + suffix
 	node := []string{
 		"--root", filepath.Join(tmp, "root"), "--run-root", runRoot, "--log-dir", filepath.Join(tmp, "logs"),
-		"--bridge", "podruntd" + suffix, "--subnet", "10.254.32.0/24", "--cgroup-root", "podruntest-d" + suffix,
+		"--bridge", "podruntd" + suffix, "--subnet", "10.254.32.0/24", "--cgroup-root", "podruntestd" + suffix,
 	}
 	t.Cleanup(func() { os.RemoveAll(runRoot) })
 	archive := filepath.Join(tmp, "busybox.tar")

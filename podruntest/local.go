@@ -48,7 +48,7 @@ var localConfig = node.Config{
 	RunRoot: "/run/podruntest",
 	LogDir:  "/var/log/podruntest",
 	Network: netns.Config{Bridge: "podruntest0", Subnet: envOr("PODRUNTEST_SUBNET", "10.254.0.0/20")},
-	Cgroups: cgroups.Tree{Root: "podruntest", PidsLimit: -1},
+	Cgroups: cgroups.Tree{Root: "podruntest", PidsLimit: -1, Driver: cgroups.DefaultDriver()},
 }
 
 func envOr(key, def string) string {

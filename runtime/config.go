@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	// Device rules (v1 devices.allow/deny, v2 eBPF) need this registration.
 	_ "github.com/opencontainers/cgroups/devices"
 	devices "github.com/opencontainers/cgroups/devices/config"
+	"github.com/opencontainers/cgroups/systemd"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"golang.org/x/sys/unix"
@@ -116,7 +118,7 @@ func (r *Runtime) config(s *Spec) (*configs.Config, procDefaults, error) {
 		Devices:         devs,
 		Namespaces:      sandboxNamespaces(s.Sandbox),
 		Capabilities:    &configs.Capabilities{Bounding: caps, Effective: caps, Permitted: caps},
-		Cgroups:         &cgroups.Cgroup{Path: s.CgroupPath, Resources: res},
+		Cgroups:         cgroupConfig(s.CgroupPath, s.CgroupSystemd, res),
 		Rlimits:         []configs.Rlimit{{Type: unix.RLIMIT_NOFILE, Hard: r.nofile, Soft: r.nofile}},
 		OomScoreAdj:     oom,
 		Sysctl:          s.Sysctls,
@@ -145,6 +147,8 @@ func checkSpec(s *Spec) error {
 		return fmt.Errorf("rootfs %q: must be absolute", s.Rootfs)
 	case !filepath.IsAbs(s.CgroupPath):
 		return fmt.Errorf("cgroup path %q: must be absolute", s.CgroupPath)
+	case s.CgroupSystemd && !systemdScopePath(s.CgroupPath):
+		return fmt.Errorf("cgroup path %q: a systemd scope's path is <slice path>/<prefix>-<name>.scope", s.CgroupPath)
 	case len(s.Args) == 0:
 		return fmt.Errorf("no command (Args)")
 	case s.Cwd != "" && !filepath.IsAbs(s.Cwd):
@@ -353,4 +357,34 @@ func hostDevices() ([]*devices.Device, error) {
 		return nil, fmt.Errorf("list host devices: %w", err)
 	}
 	return devs, nil
+}
+
+// cgroupConfig is libcontainer's cgroup of a leaf at the absolute path p:
+// the path itself for cgroupfs; for systemd the scope p names
+// (.../<parent>.slice/<prefix>-<name>.scope), which libcontainer starts
+// through D-Bus with the resources as unit properties.
+func cgroupConfig(p string, systemd bool, res *cgroups.Resources) *cgroups.Cgroup {
+	if !systemd {
+		return &cgroups.Cgroup{Path: p, Resources: res}
+	}
+	prefix, name, _ := strings.Cut(strings.TrimSuffix(path.Base(p), ".scope"), "-")
+	return &cgroups.Cgroup{Systemd: true, Parent: path.Base(path.Dir(p)), ScopePrefix: prefix, Name: name, Resources: res}
+}
+
+// cgroupPathOf is the inverse of cgroupConfig: the leaf's absolute cgroup
+// path, for a container re-attached from libcontainer's state.
+func cgroupPathOf(c *cgroups.Cgroup) string {
+	if !c.Systemd {
+		return c.Path
+	}
+	slice, err := systemd.ExpandSlice(c.Parent)
+	if err != nil {
+		return ""
+	}
+	return path.Join(slice, c.ScopePrefix+"-"+c.Name+".scope")
+}
+
+func systemdScopePath(p string) bool {
+	unit := path.Base(p)
+	return strings.HasSuffix(unit, ".scope") && strings.Contains(unit, "-") && strings.HasSuffix(path.Dir(p), ".slice")
 }

@@ -49,6 +49,11 @@ type Spec struct {
 
 	CgroupPath string             // absolute, e.g. /podrun/burstable/pod<uid>/<container>
 	Resources  *cgroups.Resources // limits; device rules are added here
+	// CgroupSystemd makes the leaf a systemd scope, created through
+	// systemd's D-Bus API with the limits as its properties: CgroupPath is
+	// then the scope's path, <slice path>/<prefix>-<name>.scope, in the
+	// slice whose path is its parent (see SystemdCgroup).
+	CgroupSystemd bool
 
 	Privileged, ReadOnlyRootfs, NoNewPrivileges bool
 	CapAdd, CapDrop                             []string // Kubernetes spelling, relative to containerd's default set
@@ -199,6 +204,49 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 	oomBefore, _ := cgm.OOMKillCount()
 
 	// Read before the start: a chatty init must never block on a full pipe.
+	copyPipes(&copiers, sio, sink)
+	if err := lc.Start(p); err != nil {
+		// Run kills what it started, except an init that died by itself.
+		if _, perr := p.Pid(); perr == nil {
+			killInit(p)
+		}
+		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
+	}
+	sp.End()
+	sp = trace.Start(ctx, "start")
+	if err := lc.Exec(); err != nil {
+		killInit(p)
+		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
+	}
+	sio.closeChild()
+	if s.TTY {
+		if err := sio.recvConsole(); err != nil {
+			killInit(p)
+			return nil, fmt.Errorf("container %s: %w", s.ID, err)
+		}
+		copiers.Go(func() { sink.copyStream("stdout", sio.console) })
+	}
+	pid, _ := p.Pid()
+	waitExecve(pid)
+	sp.End()
+	oom, err := watchOOM(cgm, s.CgroupSystemd)
+	if err != nil {
+		slog.Warn("not watching the container's cgroup for OOM kills: its counter after the exit decides", "container", s.ID, "err", err)
+		oom = nil
+	}
+	c := &Container{
+		id: s.ID, lc: lc, cgm: cgm, cgroupPath: s.CgroupPath, pid: pid, startedAt: time.Now(),
+		privatePID: cfg.Namespaces.IsPrivate(configs.NEWPID),
+		defaults:   defaults, io: sio,
+		done: make(chan struct{}),
+	}
+	go c.wait(p, oomBefore, oom, &copiers, sink)
+	return c, nil
+}
+
+// copyPipes copies the container's stdout and stderr pipes (none with a
+// terminal) into its log.
+func copyPipes(copiers *sync.WaitGroup, sio *stdio, sink *logSink) {
 	for _, st := range []struct {
 		name string
 		f    *os.File
@@ -207,41 +255,12 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 			copiers.Go(func() { sink.copyStream(st.name, st.f) })
 		}
 	}
-	if err := lc.Start(p); err != nil {
-		// Run kills what it started, except an init that died by itself.
-		if _, perr := p.Pid(); perr == nil {
-			_ = p.Signal(unix.SIGKILL)
-			_, _ = p.Wait()
-		}
-		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
-	}
-	sp.End()
-	sp = trace.Start(ctx, "start")
-	if err := lc.Exec(); err != nil {
-		_ = p.Signal(unix.SIGKILL)
-		_, _ = p.Wait()
-		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
-	}
-	sio.closeChild()
-	if s.TTY {
-		if err := sio.recvConsole(); err != nil {
-			_ = p.Signal(unix.SIGKILL)
-			_, _ = p.Wait()
-			return nil, fmt.Errorf("container %s: %w", s.ID, err)
-		}
-		copiers.Go(func() { sink.copyStream("stdout", sio.console) })
-	}
-	pid, _ := p.Pid()
-	waitExecve(pid)
-	sp.End()
-	c := &Container{
-		id: s.ID, lc: lc, cgm: cgm, cgroupPath: s.CgroupPath, pid: pid, startedAt: time.Now(),
-		privatePID: cfg.Namespaces.IsPrivate(configs.NEWPID),
-		defaults:   defaults, io: sio,
-		done: make(chan struct{}),
-	}
-	go c.wait(p, oomBefore, &copiers, sink)
-	return c, nil
+}
+
+// killInit kills a container's init that Start will not hand out.
+func killInit(p *libcontainer.Process) {
+	_ = p.Signal(unix.SIGKILL)
+	_, _ = p.Wait()
 }
 
 // newSink opens the container's CRI log with its rotation settings; undo
@@ -278,7 +297,7 @@ func newSink(s *Spec) (_ *logSink, undo func(), _ error) {
 
 // wait reaps the container's init and records its exit, OOM kills
 // included, once its output is drained.
-func (c *Container) wait(p *libcontainer.Process, oomBefore uint64, copiers *sync.WaitGroup, sink *logSink) {
+func (c *Container) wait(p *libcontainer.Process, oomBefore uint64, oom *oomWatch, copiers *sync.WaitGroup, sink *logSink) {
 	ps, err := p.Wait()
 	exit := exitOf(ps)
 	if ps == nil {
@@ -288,6 +307,9 @@ func (c *Container) wait(p *libcontainer.Process, oomBefore uint64, copiers *syn
 	// OOMKilled, whatever its exit code. On cgroup v1 the kernel kills one
 	// process, and a shell PID 1 whose child it killed may exit 0.
 	if n, err := c.cgm.OOMKillCount(); err == nil && n > oomBefore {
+		exit.OOMKilled = true
+	}
+	if oom != nil && oom.result(drainTimeout) {
 		exit.OOMKilled = true
 	}
 	sio := c.io
@@ -475,7 +497,7 @@ func (r *Runtime) Load(id string) (*Container, error) {
 		return nil, fmt.Errorf("load container %s: cgroup: %w", id, err)
 	}
 	c := &Container{
-		id: id, lc: lc, cgm: cgm, cgroupPath: cfg.Cgroups.Path, pid: st.InitProcessPid,
+		id: id, lc: lc, cgm: cgm, cgroupPath: cgroupPathOf(cfg.Cgroups), pid: st.InitProcessPid,
 		startedAt:  startTimeOf(st.InitProcessStartTime),
 		privatePID: cfg.Namespaces.IsPrivate(configs.NEWPID),
 		defaults:   procDefaultsFrom(&cfg),

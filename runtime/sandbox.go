@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,6 +37,10 @@ type SandboxSpec struct {
 	// any) runs in its leaf CgroupPath/pause: on cgroup v2 a cgroup with
 	// children may hold no processes itself.
 	CgroupPath string
+	// CgroupSystemd says CgroupPath is a systemd slice's path
+	// (.../<name>.slice): the pause process then runs in the scope
+	// <name>-pause.scope in it.
+	CgroupSystemd bool `json:",omitempty"`
 }
 
 // Sandbox holds a pod's namespaces: UTS and IPC pinned by bind mounts with
@@ -256,7 +261,7 @@ func (sb *Sandbox) startPause() error {
 	}
 	sb.st.PauseStart = start
 	if sb.st.Spec.CgroupPath != "" {
-		m, err := pauseCgroup(sb.st.Spec.CgroupPath)
+		m, err := pauseCgroup(sb.st.Spec.CgroupPath, sb.st.Spec.CgroupSystemd)
 		if err != nil {
 			return err
 		}
@@ -297,11 +302,12 @@ func pauseReport(r *os.File) error {
 	return errors.New(string(b))
 }
 
-func pauseCgroup(podCgroup string) (cgroups.Manager, error) {
-	m, err := manager.New(&cgroups.Cgroup{
-		Path:      filepath.Join(podCgroup, "pause"),
-		Resources: &cgroups.Resources{SkipDevices: true},
-	})
+func pauseCgroup(podCgroup string, systemd bool) (cgroups.Manager, error) {
+	leaf := filepath.Join(podCgroup, "pause")
+	if systemd {
+		leaf = filepath.Join(podCgroup, strings.TrimSuffix(filepath.Base(podCgroup), ".slice")+"-pause.scope")
+	}
+	m, err := manager.New(cgroupConfig(leaf, systemd, &cgroups.Resources{SkipDevices: true}))
 	if err != nil {
 		return nil, fmt.Errorf("pause cgroup under %s: %w", podCgroup, err)
 	}
@@ -364,7 +370,7 @@ func (sb *Sandbox) Destroy() error {
 		}
 	}
 	if len(errs) == 0 && sb.st.PausePid > 0 && sb.st.Spec.CgroupPath != "" {
-		m, err := pauseCgroup(sb.st.Spec.CgroupPath)
+		m, err := pauseCgroup(sb.st.Spec.CgroupPath, sb.st.Spec.CgroupSystemd)
 		if err == nil {
 			err = m.Destroy()
 		}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -150,5 +151,27 @@ func TestContainerMounts(t *testing.T) {
 	}
 	if want := []string{"/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"}; !slices.Equal(dests, want) {
 		t.Errorf("default mounts %v, want %v", dests, want)
+	}
+}
+
+func TestSystemdCgroupConfig(t *testing.T) {
+	p := "/podrun.slice/podrun-burstable.slice/podrun-burstable-pod1_2.slice/podrun-burstable-pod1_2-app.scope"
+	if !systemdScopePath(p) {
+		t.Fatalf("%s not taken for a scope path", p)
+	}
+	c := cgroupConfig(p, true, nil)
+	if !c.Systemd || c.Path != "" || c.Parent != "podrun-burstable-pod1_2.slice" || c.ScopePrefix+"-"+c.Name+".scope" != path.Base(p) {
+		t.Errorf("cgroupConfig(%s) = %+v", p, c)
+	}
+	if back := cgroupPathOf(c); back != p {
+		t.Errorf("cgroupPathOf(cgroupConfig(%s)) = %s", p, back)
+	}
+	if back := cgroupPathOf(cgroupConfig("/podrun/pod1/app", false, nil)); back != "/podrun/pod1/app" {
+		t.Errorf("cgroupfs: cgroupPathOf = %s", back)
+	}
+	for _, bad := range []string{"/podrun/burstable/pod1/app", "/podrun.slice/app.scope", "/podrun/x-app.scope"} {
+		if systemdScopePath(bad) {
+			t.Errorf("%s taken for a scope path", bad)
+		}
 	}
 }

@@ -128,6 +128,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("opening the node's stores: %w", err)
 	}
+	go n.KeepOOMGroups(ctx)
 	sh := &shim{dir: dir, log: log, spec: spec, changed: make(chan struct{}), done: make(chan struct{})}
 	var settled sync.Once
 	notify := func(p *corev1.Pod) {

@@ -52,7 +52,7 @@ func newDaemonBench(ctx context.Context, c config, tmp, root string) (*daemonBen
 		"--log-dir", filepath.Join(b.dir, "logs"),
 		"--bridge", "podrund" + sfx,
 		"--subnet", "10.249.1.0/24",
-		"--cgroup-root", "podrun-benchd-" + sfx,
+		"--cgroup-root", "podrunbenchd" + sfx,
 	}
 	b.cl = client.New(b.sock)
 	return b, os.MkdirAll(b.dir, 0o755)

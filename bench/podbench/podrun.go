@@ -43,7 +43,7 @@ func newPodrunBench(ctx context.Context, c config, tmp string) (*podrunBench, er
 		"--log-dir", filepath.Join(b.dir, "logs"),
 		"--bridge", "podrunb" + sfx,
 		"--subnet", "10.249.0.0/24",
-		"--cgroup-root", "podrun-bench-" + sfx,
+		"--cgroup-root", "podrunbench" + sfx,
 	}
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return nil, err

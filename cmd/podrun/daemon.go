@@ -25,7 +25,7 @@ var daemonCommand = &cli.Command{
 		if err := checkNodeFlags(c); err != nil {
 			return err
 		}
-		if err := requireHost("daemon", c.String("root")); err != nil {
+		if err := requireHost("daemon", c.String("root"), c.String("cgroup-driver")); err != nil {
 			return err
 		}
 		err := daemon.Run(c.Context, daemon.Config{

@@ -24,7 +24,7 @@ var infoCommand = &cli.Command{
 		"saying what to install or change. Exits 1 when something podrun needs is missing.",
 	Flags: nodeFlags(),
 	Action: func(c *cli.Context) error {
-		h := inspectHost(c.String("root"), true)
+		h := inspectHost(c.String("root"), c.String("cgroup-driver"), true)
 		h.print(c.App.Writer)
 		if len(h.missing) > 0 {
 			return cli.Exit("", 1)
@@ -45,9 +45,10 @@ func (h *host) fact(name, format string, args ...any) {
 }
 
 // inspectHost checks every requirement of running pods here; root is the
-// state directory (container roots are overlays on its filesystem). The
+// state directory (container roots are overlays on its filesystem), driver
+// the cgroup driver pods would get. The
 // overlay probe mounts one (some 10-20 ms): only with probeOverlay.
-func inspectHost(root string, probeOverlay bool) *host {
+func inspectHost(root, driver string, probeOverlay bool) *host {
 	h := &host{}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
@@ -60,7 +61,10 @@ func inspectHost(root string, probeOverlay bool) *host {
 	h.fact("init system", "%s", strings.TrimSpace(string(init)))
 
 	cg := cgroups.HostCgroups()
-	h.fact("cgroups", "%s, driver cgroupfs; controllers: %s", cg.Version, strings.Join(cg.Controllers, " "))
+	h.fact("cgroups", "%s, driver %s; controllers: %s", cg.Version, driver, strings.Join(cg.Controllers, " "))
+	if err := cgroups.CheckDriver(driver); err != nil {
+		h.missing = append(h.missing, err.Error())
+	}
 	for _, c := range cg.Missing {
 		h.missing = append(h.missing, fmt.Sprintf("cgroup controller %s: not enabled (it carries the pods' limits); enable it in the kernel command line or the cgroup mount", c))
 	}
@@ -119,8 +123,8 @@ func (h *host) print(w io.Writer) {
 // requireHost stops verb at once, before any pod is touched, when the host
 // lacks something podrun needs. It leaves overlay out: a start proves it,
 // and probing costs a pod's startup time.
-func requireHost(verb, root string) error {
-	h := inspectHost(root, false)
+func requireHost(verb, root, driver string) error {
+	h := inspectHost(root, driver, false)
 	if len(h.missing) == 0 {
 		return nil
 	}

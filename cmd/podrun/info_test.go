@@ -3,12 +3,13 @@ package main
 import (
 	"testing"
 
+	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/internal/testutil"
 )
 
 func TestInspectHostFindsNothingMissingHere(t *testing.T) {
 	testutil.RequiresRoot(t)
-	h := inspectHost(t.TempDir(), true)
+	h := inspectHost(t.TempDir(), cgroups.DefaultDriver(), true)
 	if len(h.missing) != 0 {
 		t.Errorf("missing on the test machine: %v", h.missing)
 	}
@@ -32,6 +33,6 @@ func BenchmarkInspectHost(b *testing.B) {
 	testutil.RequiresRoot(b)
 	dir := b.TempDir()
 	for b.Loop() {
-		inspectHost(dir, false)
+		inspectHost(dir, cgroups.DefaultDriver(), false)
 	}
 }

@@ -97,25 +97,10 @@ func runAction(c *cli.Context) (retErr error) {
 	if len(b.Pods) == 0 && len(b.Jobs) == 0 {
 		return cli.Exit("run: the files hold no Pod, Deployment or Job", 1)
 	}
-	if err := checkNodeFlags(c); err != nil {
-		return err
-	}
-	if err := requireHost("run", c.String("root")); err != nil {
-		return err
-	}
-	sp = trace.Start(tctx, "node open")
-	n, err := node.New(nodeConfig(c))
-	sp.End()
+	n, err := openRunNode(tctx, c)
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("run: %v", err), 1)
+		return err
 	}
-	// What an earlier podrun killed with SIGKILL left behind goes first;
-	// pods a daemon's shim checkpointed are the daemon's to restore.
-	sp = trace.Start(tctx, "gc")
-	if err := n.GC(tctx, shim.Checkpointed(c.String("run-root"))); err != nil {
-		slog.Warn("cleaning up after earlier runs", "err", err)
-	}
-	sp.End()
 
 	out := &console{w: c.App.Writer, errw: c.App.ErrWriter, quiet: c.Bool("quiet"), streams: format == ""}
 	r := &runner{node: n, bundle: b, out: out, trace: rec}
@@ -160,6 +145,32 @@ func runAction(c *cli.Context) (retErr error) {
 		return cli.Exit("", exitFailed)
 	}
 	return nil
+}
+
+// openRunNode checks the host and opens the node podrun run runs pods on,
+// after cleaning up what an earlier run killed with SIGKILL left behind.
+func openRunNode(tctx context.Context, c *cli.Context) (*node.Node, error) {
+	if err := checkNodeFlags(c); err != nil {
+		return nil, err
+	}
+	if err := requireHost("run", c.String("root"), c.String("cgroup-driver")); err != nil {
+		return nil, err
+	}
+	sp := trace.Start(tctx, "node open")
+	n, err := node.New(nodeConfig(c))
+	sp.End()
+	if err != nil {
+		return nil, cli.Exit(fmt.Sprintf("run: %v", err), 1)
+	}
+	go n.KeepOOMGroups(c.Context)
+	// What an earlier podrun killed with SIGKILL left behind goes first;
+	// pods a daemon's shim checkpointed are the daemon's to restore.
+	sp = trace.Start(tctx, "gc")
+	if err := n.GC(tctx, shim.Checkpointed(c.String("run-root"))); err != nil {
+		slog.Warn("cleaning up after earlier runs", "err", err)
+	}
+	sp.End()
+	return n, nil
 }
 
 // openTrace starts the recorder of --trace FILE (none without the flag);
