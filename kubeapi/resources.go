@@ -49,7 +49,7 @@ var kinds = []*kind{
 		}},
 	{Resource: api.ConfigMaps, Singular: "configmap", Namespaced: true, Verbs: rwVerbs, ShortNames: []string{"cm"}},
 	{Resource: api.Secrets, Singular: "secret", Namespaced: true, Verbs: rwVerbs},
-	{Resource: api.Events, Singular: "event", Namespaced: true, Verbs: []string{"get", "list"}, ShortNames: []string{"ev"}},
+	{Resource: api.Events, Singular: "event", Namespaced: true, Verbs: readVerbs, ShortNames: []string{"ev"}},
 	{Resource: namespacesResource, Singular: "namespace", Verbs: rwVerbs, ShortNames: []string{"ns"}, synthetic: true},
 	{Resource: nodesResource, Singular: "node", Verbs: readVerbs, ShortNames: []string{"no"}, synthetic: true},
 	{Resource: api.Deployments, Singular: "deployment", Namespaced: true, Verbs: rwVerbs, ShortNames: []string{"deploy"}, Categories: []string{"all"},

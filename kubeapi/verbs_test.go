@@ -1,0 +1,104 @@
+package kubeapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/podrun/podrun/api"
+)
+
+// event records an event about a pod in the fake, as the daemon makes
+// them from a shim's.
+func (f *fake) event(podName, reason, msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := metav1.Now()
+	var uid types.UID
+	if p := f.objs[fkey(api.Pods, "default", podName)]; p != nil {
+		uid = p.GetUID()
+	}
+	f.put(api.Events, &corev1.Event{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Event"},
+		ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("%s.%s", podName, strings.ToLower(reason)), Namespace: "default"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: "default", Name: podName, UID: uid},
+		Reason:         reason, Message: msg, Type: corev1.EventTypeNormal, Count: 1, FirstTimestamp: now, LastTimestamp: now,
+		Source: corev1.EventSource{Component: "kubelet", Host: "testnode"}}, nil)
+}
+
+// watchLines starts kubectl args and sends what it prints, line by line.
+func (c *testCluster) watchLines(ctx context.Context, args ...string) (<-chan string, *bytes.Buffer) {
+	c.t.Helper()
+	cmd := c.cmd(ctx, "", args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		_ = cmd.Wait()
+	}()
+	return lines, &stderr
+}
+
+// waitLine reads lines until one contains want, and returns those read.
+func waitLine(t *testing.T, lines <-chan string, stderr *bytes.Buffer, want string) []string {
+	t.Helper()
+	var out []string
+	for l := range lines {
+		out = append(out, l)
+		if strings.Contains(l, want) {
+			return out
+		}
+	}
+	t.Fatalf("the watch ended before a line with %q:\n%s\n%s", want, strings.Join(out, "\n"), stderr)
+	return nil
+}
+
+// TestKubectlEvents: events are listed, watched (get events -w, kubectl
+// events --watch, each event once) and shown by describe.
+func TestKubectlEvents(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		c.run(webPod, "apply", "-f", "-")
+		c.f.event("web", "Scheduled", "Successfully assigned default/web to testnode")
+		wantContains(t, c.run("", "describe", "pod", "web"), "Events:", "Scheduled", "Successfully assigned default/web to testnode")
+		wantContains(t, c.run("", "get", "events"), "LAST SEEN", "Scheduled", "pod/web")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		getW, getErr := c.watchLines(ctx, "get", "events", "-w")
+		evW, evErr := c.watchLines(ctx, "events", "--watch")
+		first := append(waitLine(t, getW, getErr, "Scheduled"), waitLine(t, evW, evErr, "Scheduled")...)
+		c.f.event("web", "Pulled", `Container image "busybox" already present on machine`)
+		got := append(waitLine(t, getW, getErr, "Pulled"), waitLine(t, evW, evErr, "Pulled")...)
+		cancel()
+		for l := range getW {
+			got = append(got, l)
+		}
+		for l := range evW {
+			got = append(got, l)
+		}
+		if n := strings.Count(strings.Join(append(first, got...), "\n"), "Scheduled"); n != 2 {
+			t.Errorf("Scheduled printed %d times by the two watches, not once each:\n%s\n%s", n, strings.Join(first, "\n"), strings.Join(got, "\n"))
+		}
+		if n := strings.Count(strings.Join(got, "\n"), "Pulled"); n != 2 {
+			t.Errorf("Pulled printed %d times by the two watches, not once each:\n%s", n, strings.Join(got, "\n"))
+		}
+	})
+}
