@@ -58,6 +58,9 @@ var kinds = []*kind{
 			{Name: "status", Kind: appsGVK("Deployment"), Verbs: []string{"get"}},
 		}},
 	{Resource: api.ReplicaSets, Singular: "replicaset", Namespaced: true, Verbs: readVerbs, ShortNames: []string{"rs"}, Categories: []string{"all"}},
+	{Resource: accessReviews, Singular: "selfsubjectaccessreview", Verbs: []string{"create"}, synthetic: true},
+	{Resource: rulesReviews, Singular: "selfsubjectrulesreview", Verbs: []string{"create"}, synthetic: true},
+	{Resource: subjectReviews, Singular: "selfsubjectreview", Verbs: []string{"create"}, synthetic: true},
 	{Resource: api.Jobs, Singular: "job", Namespaced: true, Verbs: rwVerbs, Categories: []string{"all"},
 		Subs: []subresource{{Name: "status", Kind: schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, Verbs: []string{"get"}}}},
 }

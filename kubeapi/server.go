@@ -245,6 +245,10 @@ func (s *server) serveResource(w http.ResponseWriter, r *http.Request, t target)
 		api.WriteError(w, apierrors.NewMethodNotSupported(t.k.GroupResource(), strings.ToLower(r.Method)))
 		return
 	}
+	if isReview(t.k) {
+		s.review(w, r, t)
+		return
+	}
 	switch verb {
 	case "list", "watch":
 		s.list(w, r, t, verb == "watch")

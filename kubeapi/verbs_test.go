@@ -102,3 +102,46 @@ func TestKubectlEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestKubectlEverydayVerbs: run, annotate, create twice, get all, get in
+// chunks, delete -f returning once the pod is gone, auth can-i and auth
+// whoami.
+func TestKubectlEverydayVerbs(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		if out := c.run("", "run", "box", "--image=busybox", "--labels=app=box", "--", "sleep", "3600"); strings.TrimSpace(out) != "pod/box created" {
+			t.Errorf("run: %s", out)
+		}
+		if out := c.run("", "get", "pod", "box", "-o", "jsonpath={.spec.containers[0].image} {.spec.containers[0].args} {.metadata.labels.app}"); out != `busybox ["sleep","3600"] box` {
+			t.Errorf("the pod kubectl run made: %s", out)
+		}
+		if out := c.run("", "annotate", "pod", "box", "note=hi"); strings.TrimSpace(out) != "pod/box annotated" {
+			t.Errorf("annotate: %s", out)
+		}
+		if out := c.run("", "get", "pod", "box", "-o", "jsonpath={.metadata.annotations.note}"); out != "hi" {
+			t.Errorf("the annotation: %q", out)
+		}
+		if out := c.run(webPod, "create", "-f", "-"); strings.TrimSpace(out) != "pod/web created" {
+			t.Errorf("create: %s", out)
+		}
+		if out, err := c.try(webPod, "create", "-f", "-"); err == nil || !strings.Contains(out, `pods "web" already exists`) {
+			t.Errorf("a second create: %v\n%s", err, out)
+		}
+		wantContains(t, c.run("", "get", "all"), "pod/box", "pod/web")
+		if rs := rows(c.run("", "get", "pods", "--chunk-size=1", "--no-headers")); len(rs) != 2 || rs[0][0] != "box" || rs[1][0] != "web" {
+			t.Errorf("get --chunk-size=1: %v", rs)
+		}
+		if out := c.run(webPod, "delete", "-f", "-"); strings.TrimSpace(out) != `pod "web" deleted` {
+			t.Errorf("delete -f: %s", out)
+		}
+		if _, err := c.f.Get(api.Pods, "default", "web"); err == nil {
+			t.Errorf("kubectl delete -f returned before the pod was gone")
+		}
+		for _, args := range [][]string{{"create", "pods"}, {"delete", "deployments", "-n", "dev"}, {"watch", "pods", "-A"}, {"*", "*"}} {
+			if out := c.run("", append([]string{"auth", "can-i"}, args...)...); strings.TrimSpace(out) != "yes" {
+				t.Errorf("auth can-i %v: %s", args, out)
+			}
+		}
+		wantContains(t, c.run("", "auth", "can-i", "--list"), "*.*", "[*]")
+		wantContains(t, c.run("", "auth", "whoami"), "Username", ClientUser, "system:masters", "system:authenticated")
+	})
+}
