@@ -61,6 +61,8 @@ var kinds = []*kind{
 	{Resource: accessReviews, Singular: "selfsubjectaccessreview", Verbs: []string{"create"}, synthetic: true},
 	{Resource: rulesReviews, Singular: "selfsubjectrulesreview", Verbs: []string{"create"}, synthetic: true},
 	{Resource: subjectReviews, Singular: "selfsubjectreview", Verbs: []string{"create"}, synthetic: true},
+	{Resource: podMetricsResource, Singular: "", Namespaced: true, Verbs: []string{"get", "list"}, synthetic: true},
+	{Resource: nodeMetricsResource, Singular: "", Verbs: []string{"get", "list"}, synthetic: true},
 	{Resource: api.Jobs, Singular: "job", Namespaced: true, Verbs: rwVerbs, Categories: []string{"all"},
 		Subs: []subresource{{Name: "status", Kind: schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, Verbs: []string{"get"}}}},
 }

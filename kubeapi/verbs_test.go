@@ -10,8 +10,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/pager"
 
 	"github.com/podrun/podrun/api"
 )
@@ -144,4 +147,59 @@ func TestKubectlEverydayVerbs(t *testing.T) {
 		wantContains(t, c.run("", "auth", "can-i", "--list"), "*.*", "[*]")
 		wantContains(t, c.run("", "auth", "whoami"), "Username", ClientUser, "system:masters", "system:authenticated")
 	})
+}
+
+// TestKubectlTop: kubectl top pod (its containers too, a label selector)
+// and top node, from metrics.k8s.io.
+func TestKubectlTop(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		c.run(webPod, "apply", "-f", "-")
+		c.run(strings.ReplaceAll(webPod, "web", "db"), "apply", "-f", "-")
+		rs := rows(c.run("", "top", "pod"))
+		if len(rs) != 3 || strings.Join(rs[0], " ") != "NAME CPU(cores) MEMORY(bytes)" || strings.Join(rs[1], " ") != "db 10m 6Mi" || rs[2][0] != "web" {
+			t.Errorf("top pod: %v", rs)
+		}
+		if rs := rows(c.run("", "top", "pod", "-l", "app=web", "--containers")); len(rs) != 3 || strings.Join(rs[1], " ") != "web app 5m 3Mi" {
+			t.Errorf("top pod -l app=web --containers: %v", rs)
+		}
+		if rs := rows(c.run("", "top", "pod", "db", "--no-headers")); len(rs) != 1 || rs[0][0] != "db" {
+			t.Errorf("top pod db: %v", rs)
+		}
+		rs = rows(c.run("", "top", "node"))
+		if len(rs) != 2 || rs[0][0] != "NAME" || rs[1][0] != "testnode" || !strings.HasSuffix(rs[1][2], "%") || !strings.HasSuffix(rs[1][4], "%") {
+			t.Errorf("top node: %v", rs)
+		}
+	})
+}
+
+// TestListLimit: a list with a limit is answered whole, without a
+// continue token (client-go's pager takes it as the last page); a
+// continue token is one podrun never gave: 400.
+func TestListLimit(t *testing.T) {
+	c := startCluster(t, "")
+	cs, _ := c.protobufClient(t)
+	ctx := t.Context()
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, configMap(n, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := cs.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil || len(l.Items) != 3 || l.Continue != "" {
+		t.Fatalf("list limit=1: %v, %d items, continue %q", err, len(l.Items), l.Continue)
+	}
+	var names []string
+	p := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return cs.CoreV1().ConfigMaps("default").List(ctx, o)
+	})
+	p.PageSize = 2
+	if err := p.EachListItem(ctx, metav1.ListOptions{}, func(o runtime.Object) error {
+		names = append(names, o.(*corev1.ConfigMap).Name)
+		return nil
+	}); err != nil || strings.Join(names, " ") != "a b c" {
+		t.Errorf("the pager: %v %v", err, names)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{Limit: 1, Continue: "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"}); !apierrors.IsBadRequest(err) {
+		t.Errorf("a continue token podrun did not give: %v", err)
+	}
 }
