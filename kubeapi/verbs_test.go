@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -202,4 +203,53 @@ func TestListLimit(t *testing.T) {
 	if _, err := cs.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{Limit: 1, Continue: "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"}); !apierrors.IsBadRequest(err) {
 		t.Errorf("a continue token podrun did not give: %v", err)
 	}
+}
+
+const onceJob = `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: once
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: run
+        image: busybox
+`
+
+// complete marks the fake's Job complete, as the daemon's controller does.
+func (f *fake) complete(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.objs[fkey(api.Jobs, "default", name)]
+	j := old.DeepCopyObject().(*batchv1.Job)
+	j.Status.Succeeded = 1
+	j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+	f.put(api.Jobs, j, old)
+}
+
+// TestKubectlWaitComplete: kubectl wait --for=condition=complete of a Job
+// that completes while it waits, with and without WatchList.
+func TestKubectlWaitComplete(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, c *testCluster) {
+		for _, watchList := range []string{"true", "false"} {
+			c.run(onceJob, "apply", "-f", "-")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			cmd := c.cmd(ctx, "", "wait", "--for=condition=complete", "job/once", "--timeout=20s")
+			cmd.Env = append(cmd.Env, "KUBE_FEATURE_WatchListClient="+watchList)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			c.f.complete("once")
+			err := cmd.Wait()
+			cancel()
+			if err != nil || strings.TrimSpace(out.String()) != "job.batch/once condition met" {
+				t.Errorf("WatchList=%s wait complete: %v %s", watchList, err, out.String())
+			}
+			c.run("", "delete", "job", "once")
+		}
+	})
 }
