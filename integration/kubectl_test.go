@@ -99,7 +99,7 @@ func TestKubectl(t *testing.T) {
 	}
 	helmWait(t, k.kubeconfig, k.home)
 	run("delete", "deployment", "myapp")
-	out := run("get", "pods")
+	out := run("get", "pod", "sidecars") // the Deployment's pod may still be terminating
 	if f := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1]); len(f) < 3 || f[0] != "sidecars" || f[1] != "3/3" || f[2] != "Running" {
 		t.Errorf("get pods:\n%s", out)
 	}
