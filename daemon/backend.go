@@ -19,7 +19,6 @@ import (
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/netns"
-	"github.com/podrun/podrun/pod"
 )
 
 var _ api.Backend = (*Daemon)(nil)
@@ -76,8 +75,8 @@ func (d *Daemon) list(r api.Resource, ns string) []api.Object {
 	case api.Events:
 		for k, rec := range d.pods {
 			if ns == "" || k.ns == ns {
-				for i := range rec.events {
-					out = append(out, podEvent(rec.pod, &rec.events[i], i))
+				for _, e := range rec.eventObjects() {
+					out = append(out, e)
 				}
 			}
 		}
@@ -89,21 +88,6 @@ func (d *Daemon) list(r api.Resource, ns string) []api.Object {
 		return out[i].GetName() < out[j].GetName()
 	})
 	return out
-}
-
-// podEvent is a supervisor's event as a core/v1 Event about the pod.
-func podEvent(p *corev1.Pod, e *pod.Event, i int) *corev1.Event {
-	host := p.Spec.NodeName
-	return &corev1.Event{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Event"},
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", p.Name, e.First.UnixNano()+int64(i)), Namespace: p.Namespace},
-		InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.Namespace, Name: p.Name,
-			UID: p.UID, FieldPath: e.FieldPath},
-		Reason: e.Reason, Message: e.Message, Type: e.Type, Count: e.Count,
-		FirstTimestamp: metav1.NewTime(e.First), LastTimestamp: metav1.NewTime(e.Last),
-		Source:              corev1.EventSource{Component: "kubelet", Host: host},
-		ReportingController: "podrun", ReportingInstance: host,
-	}
 }
 
 // List implements api.Backend.
@@ -192,9 +176,6 @@ func (d *Daemon) Delete(r api.Resource, ns, name string, grace *int64) (api.Obje
 
 // Watch implements api.Backend.
 func (d *Daemon) Watch(ctx context.Context, r api.Resource, ns string) (<-chan api.Event, error) {
-	if r == api.Events {
-		return nil, apierrors.NewMethodNotSupported(r.GroupResource(), "watch")
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	objs := d.list(r, ns)

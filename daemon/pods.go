@@ -32,15 +32,17 @@ type podRec struct {
 	// guarded by d.mu:
 	pod       *corev1.Pod // the API object: spec as applied, status as reported
 	events    []pod.Event
-	finished  bool        // the shim ended; pod holds the final status
-	deleting  bool        // deletion requested, with grace
-	grace     *int64      //
-	uncounted bool        // finished while the daemon was down: its Job has yet to count it
-	owned     bool        // an owner goroutine runs
-	shimPod   *corev1.Pod // the pod as the shim last reported it
-	sentPod   *corev1.Pod // the pod last sent to this shim process as an update
-	sentDel   bool        // the deletion was sent to this shim process
-	objsStale bool        // the namespace's ConfigMaps or Secrets changed since the shim was told
+	eventRVs  map[string]string // an event's name → the resourceVersion of its last change
+	loadedRV  string            // the resourceVersion of the events loaded at the daemon's start
+	finished  bool              // the shim ended; pod holds the final status
+	deleting  bool              // deletion requested, with grace
+	grace     *int64            //
+	uncounted bool              // finished while the daemon was down: its Job has yet to count it
+	owned     bool              // an owner goroutine runs
+	shimPod   *corev1.Pod       // the pod as the shim last reported it
+	sentPod   *corev1.Pod       // the pod last sent to this shim process as an update
+	sentDel   bool              // the deletion was sent to this shim process
+	objsStale bool              // the namespace's ConfigMaps or Secrets changed since the shim was told
 }
 
 func newPodRec(p *corev1.Pod, dir shim.Dir) *podRec {
@@ -350,7 +352,8 @@ func (d *Daemon) updatePod(rec *podRec, st *shim.State) {
 	if rec.finished || st.Pod == nil {
 		return
 	}
-	rec.shimPod, rec.events = st.Pod, st.Events
+	rec.shimPod = st.Pod
+	d.setEvents(rec, st.Events)
 	if !rec.deleting && rec.sentPod != rec.pod && imagesDiffer(rec.pod, st.Pod) {
 		select { // the shim runs other images than applied: tell it
 		case rec.kick <- struct{}{}:
@@ -377,11 +380,13 @@ func (d *Daemon) podFinished(rec *podRec, st *shim.State) {
 	}
 	p := withStatus(rec.pod, st.Pod)
 	p.ResourceVersion = d.nextRV()
-	rec.pod, rec.events, rec.finished, rec.shimPod = p, st.Events, true, nil
+	rec.pod, rec.finished, rec.shimPod = p, true, nil
+	d.setEvents(rec, st.Events)
 	k := rec.key()
 	if rec.deleting {
 		if d.pods[k] == rec {
 			delete(d.pods, k)
+			d.dropEvents(rec)
 			d.forget(api.Pods, k.ns, k.name)
 			go d.dropLogs(p)
 		}
@@ -450,6 +455,7 @@ func (d *Daemon) deleteRec(rec *podRec, grace *int64) *corev1.Pod {
 	if rec.finished {
 		if d.pods[k] == rec {
 			delete(d.pods, k)
+			d.dropEvents(rec)
 			d.forget(api.Pods, k.ns, k.name)
 			d.emit(api.Pods, "DELETED", rec.pod)
 			go d.dropLogs(rec.pod)

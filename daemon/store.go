@@ -233,6 +233,7 @@ func (d *Daemon) load() error {
 		}
 		rec := newPodRec(f.Pod, d.podDir(string(f.Pod.UID)))
 		rec.events, rec.finished, rec.deleting, rec.grace = f.Events, f.Finished, f.Deleting, f.Grace
+		rec.loadedRV = f.Pod.ResourceVersion
 		if rec.finished {
 			close(rec.gone)
 		}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -40,6 +41,7 @@ func TestKubectl(t *testing.T) {
 		with.env = append(append([]string{}, k.env...), env...)
 		return with.run(args...)
 	}
+	events := k.watchEvents("sidecars") // kubectl get events -w, from before the pod
 	if out := run("apply", "-f", "../examples/pod-sidecars.yaml"); strings.TrimSpace(out) != "pod/sidecars created" {
 		t.Fatalf("apply: %s", out)
 	}
@@ -49,6 +51,16 @@ func TestKubectl(t *testing.T) {
 	run("wait", "--for=condition=Ready", "pod/sidecars", "--timeout=60s")
 	if out := runEnv([]string{"KUBE_FEATURE_WatchListClient=true"}, "wait", "--for=condition=Ready", "pod/sidecars", "--timeout=60s"); !strings.Contains(out, "condition met") {
 		t.Errorf("wait with WatchList: %s", out)
+	}
+	events("Started container app")
+	if out := run("describe", "pod", "sidecars"); !strings.Contains(out, "Events:") || !strings.Contains(out, "Started container app") {
+		t.Errorf("describe pod shows no events:\n%s", out)
+	}
+	if out := run("top", "pod", "sidecars", "--containers", "--no-headers"); !strings.Contains(out, "sidecars") || !strings.Contains(out, "app") {
+		t.Errorf("top pod: %s", out)
+	}
+	if out := run("top", "node", "--no-headers"); !strings.Contains(out, "%") {
+		t.Errorf("top node: %s", out)
 	}
 	// Server-side apply over the client-side apply keeps the pod as it is.
 	if out := run("apply", "--server-side", "-f", "../examples/pod-sidecars.yaml"); strings.TrimSpace(out) != "pod/sidecars serverside-applied" {
@@ -87,7 +99,7 @@ func TestKubectl(t *testing.T) {
 	}
 	helmWait(t, k.kubeconfig, k.home)
 	run("delete", "deployment", "myapp")
-	out := run("get", "pods")
+	out := run("get", "pod", "sidecars") // the Deployment's pod may still be terminating
 	if f := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1]); len(f) < 3 || f[0] != "sidecars" || f[1] != "3/3" || f[2] != "Running" {
 		t.Errorf("get pods:\n%s", out)
 	}
@@ -214,4 +226,32 @@ func helmWait(t *testing.T, kubeconfig, home string) {
 		t.Errorf("helm install --wait: %s", out)
 	}
 	helmRun("uninstall", "web", "--wait", "--timeout", "60s")
+}
+
+// watchEvents starts kubectl get events -w about a pod; the function it
+// returns reads what it prints until a line contains want.
+func (k *kubectlCLI) watchEvents(pod string) func(want string) {
+	k.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	k.t.Cleanup(cancel)
+	cmd := k.command(ctx, "get", "events", "-w", "--field-selector", "involvedObject.name="+pod)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		k.t.Fatal(err)
+	}
+	k.t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	return func(want string) {
+		k.t.Helper()
+		var seen []string
+		for sc.Scan() {
+			if seen = append(seen, sc.Text()); strings.Contains(sc.Text(), want) {
+				return
+			}
+		}
+		k.t.Fatalf("kubectl get events -w ended before %q:\n%s", want, strings.Join(seen, "\n"))
+	}
 }

@@ -218,7 +218,14 @@ var public = map[string]bool{"/version": true, "/healthz": true, "/livez": true,
 // 401 metav1.Status (but the health and version endpoints).
 func (c *Credentials) Authenticate(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 || c.validToken(r) || public[strings.TrimSuffix(r.URL.Path, "/")] {
+		switch {
+		case r.TLS != nil && len(r.TLS.VerifiedChains) > 0:
+			h.ServeHTTP(w, withUser(r, certUser(r.TLS.VerifiedChains[0][0])))
+			return
+		case c.validToken(r):
+			h.ServeHTTP(w, withUser(r, tokenUser()))
+			return
+		case public[strings.TrimSuffix(r.URL.Path, "/")]:
 			h.ServeHTTP(w, r)
 			return
 		}

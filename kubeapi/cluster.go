@@ -113,7 +113,10 @@ func osImage() string {
 }
 
 // memTotal is MemTotal of /proc/meminfo in bytes.
-func memTotal() int64 {
+func memTotal() int64 { return meminfo("MemTotal:") }
+
+// meminfo is a field of /proc/meminfo in bytes, 0 when unknown.
+func meminfo(field string) int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0
@@ -121,7 +124,7 @@ func memTotal() int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb * 1024
 		}

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/yaml"
@@ -355,8 +356,20 @@ func (f *fake) PortForward(ctx context.Context, ns, name string, port int) (net.
 	return (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 }
 
+// Metrics: each container of a pod uses 5m CPU and 3 MiB.
 func (f *fake) Metrics(ctx context.Context, ns, name string) (*api.PodMetrics, error) {
-	return nil, apierrors.NewNotFound(api.Pods.GroupResource(), name)
+	o, err := f.Get(api.Pods, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	p := o.(*corev1.Pod)
+	m := &api.PodMetrics{TypeMeta: metav1.TypeMeta{APIVersion: "metrics.k8s.io/v1beta1", Kind: "PodMetrics"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: p.Labels}, Timestamp: metav1.Now(), Window: metav1.Duration{Duration: time.Second}}
+	for _, c := range p.Spec.Containers {
+		m.Containers = append(m.Containers, api.ContainerMetrics{Name: c.Name, Usage: corev1.ResourceList{
+			corev1.ResourceCPU: resource.MustParse("5m"), corev1.ResourceMemory: resource.MustParse("3Mi")}})
+	}
+	return m, nil
 }
 
 // content is an object's JSON without its metadata and status.

@@ -557,7 +557,7 @@ func TestLegacyDiscovery(t *testing.T) {
 	}
 	_, body = get("/apis", "")
 	var gl metav1.APIGroupList
-	if err := json.Unmarshal(body, &gl); err != nil || len(gl.Groups) != 2 || gl.Groups[0].PreferredVersion.GroupVersion != "apps/v1" {
+	if err := json.Unmarshal(body, &gl); err != nil || len(gl.Groups) != 5 || gl.Groups[0].PreferredVersion.GroupVersion != "apps/v1" {
 		t.Errorf("/apis: %v %s", err, body)
 	}
 	typ, _ := get("/apis", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")

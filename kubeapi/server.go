@@ -130,7 +130,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveOpenAPI(w, r, p)
 		return
 	}
-	if strings.HasPrefix(p, "/apis/podrun.dev/") || strings.HasPrefix(p, "/apis/metrics.k8s.io/") {
+	if strings.HasPrefix(p, "/apis/podrun.dev/") {
 		s.inner.ServeHTTP(w, r)
 		return
 	}
@@ -245,6 +245,14 @@ func (s *server) serveResource(w http.ResponseWriter, r *http.Request, t target)
 		api.WriteError(w, apierrors.NewMethodNotSupported(t.k.GroupResource(), strings.ToLower(r.Method)))
 		return
 	}
+	if isMetrics(t.k) {
+		s.serveMetrics(w, r, t)
+		return
+	}
+	if isReview(t.k) {
+		s.review(w, r, t)
+		return
+	}
 	switch verb {
 	case "list", "watch":
 		s.list(w, r, t, verb == "watch")
@@ -347,6 +355,13 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, t target, watch bo
 	}
 	if watch {
 		s.watch(w, r, t, match, out)
+		return
+	}
+	// A limit is answered with the whole list and no continue token, as
+	// ListOptions allows ("servers may choose not to support the limit
+	// argument"); so a continue token is one podrun never gave.
+	if c := q.Get("continue"); c != "" {
+		api.WriteError(w, apierrors.NewBadRequest("continue key is not valid: podrun answers every list whole and gives no continue tokens"))
 		return
 	}
 	all, listRV, err := s.listed(t.k, t.ns)
