@@ -145,6 +145,9 @@ const (
 	drainTimeout = 2 * time.Second
 	// killWait bounds the wait for SIGKILLed processes to disappear.
 	killWait = 10 * time.Second
+	// strayWait is how long a SIGKILLed init may take before runc's stray
+	// zombies are looked for: well within killWait.
+	strayWait = 2 * time.Second
 )
 
 // Start creates and starts a container and returns once its process runs.
@@ -416,7 +419,22 @@ func (c *Container) Signal(sig syscall.Signal) error {
 	if err := c.lc.Signal(sig); err != nil && !notRunning(err) {
 		return fmt.Errorf("signal %v to container %s: %w", sig, c.id, err)
 	}
+	if sig == unix.SIGKILL {
+		go c.unblockExit()
+	}
 	return nil
+}
+
+// unblockExit reaps runc's stray zombies (reapStrays) when a SIGKILLed
+// init has not exited after a while: they are what can hold it.
+func (c *Container) unblockExit() {
+	select {
+	case <-c.done:
+	case <-time.After(strayWait):
+		if n := reapStrays(); n > 0 {
+			slog.Warn("reaped runc processes a failed exec left behind, which held the container's exit", "container", c.id, "reaped", n)
+		}
+	}
 }
 
 // Destroy kills whatever is left of the container, waits for it, and

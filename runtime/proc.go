@@ -123,3 +123,44 @@ func waitExecve(pid int) {
 		time.Sleep(d)
 	}
 }
+
+// reapStrays reaps this process' zombie children that are runc's own
+// bootstrap stages (comm "runc:[1:CHILD]" or "runc:[2:INIT]"). They are
+// children of podrun (runc clones them with CLONE_PARENT) and libcontainer
+// waits for them only on its success path: after an exec that failed while
+// its container was dying, they stay zombies. A zombie in a PID namespace
+// holds its PID, so the container's init, exiting, waits for it in
+// zap_pid_ns_processes forever, and the container never exits. It returns
+// how many it reaped.
+func reapStrays() int {
+	self := os.Getpid()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		comm, f := string(b[open+1:end]), bytes.Fields(b[end+1:])
+		if len(f) < 2 || string(f[0]) != "Z" || string(f[1]) != strconv.Itoa(self) ||
+			(comm != "runc:[1:CHILD]" && comm != "runc:[2:INIT]") {
+			continue
+		}
+		var ws unix.WaitStatus
+		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && got == pid {
+			n++
+		}
+	}
+	return n
+}

@@ -3,10 +3,13 @@ package runtime
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -173,5 +176,42 @@ func TestSystemdCgroupConfig(t *testing.T) {
 		if systemdScopePath(bad) {
 			t.Errorf("%s taken for a scope path", bad)
 		}
+	}
+}
+
+// zombie starts bin under the name name and waits until it is a zombie
+// child of this process.
+func zombie(t *testing.T, name string) *exec.Cmd {
+	t.Helper()
+	link := filepath.Join(t.TempDir(), name)
+	if err := os.Symlink("/bin/true", link); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(link)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stat := fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, err := os.ReadFile(stat); err == nil && strings.Contains(string(b), ") Z ") {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not become a zombie", name)
+		}
+	}
+}
+
+func TestReapStraysReapsOnlyRuncStages(t *testing.T) {
+	stray := zombie(t, "runc:[2:INIT]")
+	other := zombie(t, "true")
+	if n := reapStrays(); n != 1 {
+		t.Errorf("reaped %d, want 1 (the runc stage only)", n)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", stray.Process.Pid)); !os.IsNotExist(err) {
+		t.Errorf("the runc stage is still there: %v", err)
+	}
+	if err := other.Wait(); err != nil {
+		t.Errorf("another child was reaped by reapStrays: %v", err)
 	}
 }
