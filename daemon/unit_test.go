@@ -22,11 +22,19 @@ import (
 	"github.com/podrun/podrun/shim"
 )
 
+// testStore is a store in dir whose queued writes are on disk before dir
+// is removed (cleanups run last registered first, after dir's own).
+func testStore(t *testing.T, dir string) *store {
+	s := newStore(dir, slog.Default().Error)
+	t.Cleanup(s.flush)
+	return s
+}
+
 // testDaemon is a daemon without a node: enough for what decides, not for
 // what runs pods.
 func testDaemon(t *testing.T) *Daemon {
 	return &Daemon{
-		log: slog.Default(), store: newStore(t.TempDir(), slog.Default().Error),
+		log: slog.Default(), store: testStore(t, t.TempDir()),
 		cfg:         Config{Node: node.Config{RunRoot: t.TempDir()}},
 		pods:        map[key]*podRec{},
 		deployments: map[key]*appsv1.Deployment{},
@@ -296,7 +304,7 @@ func TestLogLinesBoundPartialLines(t *testing.T) {
 func TestResourceVersionNeverGoesBack(t *testing.T) {
 	dir := t.TempDir()
 	d := testDaemon(t)
-	d.store = newStore(dir, slog.Default().Error)
+	d.store = testStore(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch, err := d.Watch(ctx, api.ConfigMaps, "")
@@ -319,7 +327,7 @@ func TestResourceVersionNeverGoesBack(t *testing.T) {
 	d.store.flush()
 
 	d2 := testDaemon(t)
-	d2.store = newStore(dir, slog.Default().Error)
+	d2.store = testStore(t, dir)
 	if err := d2.load(); err != nil {
 		t.Fatal(err)
 	}
