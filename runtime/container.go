@@ -232,10 +232,12 @@ func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr erro
 	pid, _ := p.Pid()
 	waitExecve(pid)
 	sp.End()
-	oom, err := watchOOM(cgm, s.CgroupSystemd)
-	if err != nil {
-		slog.Warn("not watching the container's cgroup for OOM kills: its counter after the exit decides", "container", s.ID, "err", err)
-		oom = nil
+	var oom *oomWatch
+	if s.CgroupSystemd {
+		if oom, err = watchOOM(cgm); err != nil {
+			slog.Warn("not watching the container's cgroup for OOM kills: its counter after the exit decides", "container", s.ID, "err", err)
+			oom = nil
+		}
 	}
 	c := &Container{
 		id: s.ID, lc: lc, cgm: cgm, cgroupPath: s.CgroupPath, pid: pid, startedAt: time.Now(),

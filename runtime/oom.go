@@ -26,14 +26,15 @@ import (
 type oomWatch struct {
 	killed atomic.Bool
 	done   chan struct{} // closed when the cgroup emptied or went
-	final  bool          // done comes by itself once the init is gone
 }
 
-// watchOOM starts watching cgm's cgroup; systemd says whether it is a
-// systemd unit (v1: removed by systemd once empty). Nil when the cgroup
-// cannot be watched: the counter read after the exit is all there is then.
-func watchOOM(cgm cgroups.Manager, systemd bool) (*oomWatch, error) {
-	w := &oomWatch{done: make(chan struct{}), final: systemd || cgroups.IsCgroup2UnifiedMode()}
+// watchOOM starts watching the cgroup of cgm, a systemd unit's (v1: removed
+// by systemd once empty). Under cgroupfs the cgroup stays until podrun
+// removes it, so the counter read after the exit is enough and nothing is
+// watched. Nil when the cgroup cannot be watched: the counter read after
+// the exit is all there is then.
+func watchOOM(cgm cgroups.Manager) (*oomWatch, error) {
+	w := &oomWatch{done: make(chan struct{})}
 	if cgroups.IsCgroup2UnifiedMode() {
 		return w, w.inotify(cgm.Path(""))
 	}
@@ -41,13 +42,12 @@ func watchOOM(cgm cgroups.Manager, systemd bool) (*oomWatch, error) {
 }
 
 // result says whether an OOM kill was seen, after waiting (at most
-// timeout) for the watch to end when it ends by itself.
+// timeout) for the watch to end: it ends by itself once the unit's
+// cgroup emptied or went.
 func (w *oomWatch) result(timeout time.Duration) bool {
-	if w.final {
-		select {
-		case <-w.done:
-		case <-time.After(timeout):
-		}
+	select {
+	case <-w.done:
+	case <-time.After(timeout):
 	}
 	return w.killed.Load()
 }
