@@ -91,11 +91,17 @@ func tracked(r *http.Request, k *kind, cur api.Object, data []byte) ([]byte, err
 	if err != nil {
 		return data, nil
 	}
-	var live runtime.Object = cur
+	return json.Marshal(fm.UpdateNoErrors(liveOf(k, cur), n, managerName(r)))
+}
+
+// liveOf is the object the field manager compares a write with: cur, or
+// for a create (cur nil) an empty object of k.
+func liveOf(k *kind, cur api.Object) runtime.Object {
 	if cur == nil {
-		live, _ = scheme.New(k.gvk())
+		o, _ := scheme.New(k.gvk())
+		return o
 	}
-	return json.Marshal(fm.UpdateNoErrors(live, n, managerName(r)))
+	return cur
 }
 
 // applyPatch is server-side apply: PATCH application/apply-patch+yaml.
@@ -116,12 +122,8 @@ func (s *server) applyPatch(w http.ResponseWriter, r *http.Request, t target, ou
 		api.WriteError(w, err)
 		return
 	}
-	var live runtime.Object = cur
-	if cur == nil {
-		live, _ = scheme.New(t.k.gvk())
-	}
 	force := isTrue(r.URL.Query().Get("force"))
-	n, err := fm.Apply(live, obj, r.URL.Query().Get("fieldManager"), force)
+	n, err := fm.Apply(liveOf(t.k, cur), obj, r.URL.Query().Get("fieldManager"), force)
 	if err != nil {
 		api.WriteError(w, err)
 		return

@@ -154,7 +154,7 @@ func (s *server) serveOpenAPI(w http.ResponseWriter, r *http.Request, p string) 
 	}
 	for _, gv := range groupVersions() {
 		if p == "/openapi/v3"+gvPath(gv) {
-			doc, err := openAPIDocument(gv)
+			doc, err := cachedOpenAPIDocument(gv)
 			if err != nil {
 				api.WriteError(w, err)
 				return
@@ -211,6 +211,26 @@ func operation(k *kind, action string, model string, params ...string) map[strin
 			"application/apply-patch+yaml")}
 	}
 	return o
+}
+
+var (
+	openAPIDocsMu sync.Mutex
+	openAPIDocs   = map[schema.GroupVersion]map[string]any{}
+)
+
+// cachedOpenAPIDocument is openAPIDocument(gv), built once: it depends only
+// on the kinds served and the embedded schemas, which do not change.
+func cachedOpenAPIDocument(gv schema.GroupVersion) (map[string]any, error) {
+	openAPIDocsMu.Lock()
+	defer openAPIDocsMu.Unlock()
+	if doc, ok := openAPIDocs[gv]; ok {
+		return doc, nil
+	}
+	doc, err := openAPIDocument(gv)
+	if err == nil {
+		openAPIDocs[gv] = doc
+	}
+	return doc, err
 }
 
 func openAPIDocument(gv schema.GroupVersion) (map[string]any, error) {
