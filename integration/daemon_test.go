@@ -795,6 +795,25 @@ while true; do sleep 1 & wait; done`))
 	}
 }
 
+// startWatch starts a --watch command with its output gathered; the test's
+// end kills it unless it was waited for (done).
+func startWatch(t *testing.T, cmd *exec.Cmd) (out *syncBuffer, done <-chan error) {
+	t.Helper()
+	out = &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done = waitCmd(cmd)
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return out, done
+}
+
 func waitCmd(c *exec.Cmd) <-chan error {
 	ch := make(chan error, 1)
 	go func() { ch <- c.Wait() }()

@@ -330,6 +330,16 @@ func (s *scenario) start(extra ...string) *background {
 // whose event log is dir/events.
 func startObjects(t *testing.T, dir string, objs []any, extra ...string) *background {
 	t.Helper()
+	file := filepath.Join(dir, "manifest.yaml")
+	if err := os.WriteFile(file, manifestYAML(t, objs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startFiles(t, dir, []string{file}, extra...)
+}
+
+// manifestYAML is objs as one multi-document YAML manifest.
+func manifestYAML(t *testing.T, objs []any) []byte {
+	t.Helper()
 	var docs [][]byte
 	for _, o := range objs {
 		b, err := yaml.Marshal(o)
@@ -338,11 +348,7 @@ func startObjects(t *testing.T, dir string, objs []any, extra ...string) *backgr
 		}
 		docs = append(docs, b)
 	}
-	file := filepath.Join(dir, "manifest.yaml")
-	if err := os.WriteFile(file, bytes.Join(docs, []byte("---\n")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return startFiles(t, dir, []string{file}, extra...)
+	return bytes.Join(docs, []byte("---\n"))
 }
 
 // startFiles starts `podrun run -o json` on files; dir holds the event log.

@@ -267,18 +267,7 @@ func TestDaemonApplyWatchImageMoved(t *testing.T) {
 	file := filepath.Join(s.dir, "manifest.yaml")
 	save(t, file, s.pod)
 	cmd := exec.Command(bin, "apply", "--socket", d.sock, "--root", root, "--watch", "-f", file)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := waitCmd(cmd)
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	out, done := startWatch(t, cmd)
 	first := d.waitPod("applymoving", "Running", running)
 	s.waitLog("app", "start 1")
 

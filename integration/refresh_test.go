@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // configMap is the ConfigMap "conf" with one key, greeting.
@@ -125,16 +123,8 @@ func TestDaemonConfigMapRefresh(t *testing.T) {
 // the old one.
 func save(t *testing.T, file string, objs ...any) {
 	t.Helper()
-	var docs [][]byte
-	for _, o := range objs {
-		b, err := yaml.Marshal(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, b)
-	}
 	tmpf := file + ".tmp"
-	if err := os.WriteFile(tmpf, bytes.Join(docs, []byte("---\n")), 0o644); err != nil {
+	if err := os.WriteFile(tmpf, manifestYAML(t, objs), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmpf, file); err != nil {
@@ -208,18 +198,7 @@ func TestDaemonApplyWatch(t *testing.T) {
 	file := filepath.Join(s.dir, "manifest.yaml")
 	save(t, file, configMap("hello"), s.pod)
 	cmd := exec.Command(bin, "apply", "--socket", d.sock, "--watch", "-f", file)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := waitCmd(cmd)
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	out, done := startWatch(t, cmd)
 	first := d.waitPod("applywatch", "Running", running)
 	s.waitLog("app", "saw hello")
 

@@ -115,12 +115,8 @@ func watchApply(c *cli.Context, apply applyFunc, paths, files []string) error {
 		iw = newImageWatch(s, note)
 		defer iw.Close()
 	}
-	var poll <-chan time.Time
-	if iw != nil {
-		t := time.NewTicker(imagePoll)
-		defer t.Stop()
-		poll = t.C
-	}
+	poll, stopPoll := iw.ticks()
+	defer stopPoll()
 	for {
 		if err := applyFiles(c, apply, files); err != nil && c.Context.Err() == nil {
 			if msg := err.Error(); msg != "" {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -50,11 +49,9 @@ func (r *runner) runWatch(ctx context.Context, paths []string) (failed bool, err
 	}
 	iw := newImageWatch(r.node.Images, r.out.note)
 	defer iw.Close()
-	var poll <-chan time.Time
+	poll, stopPoll := iw.ticks()
+	defer stopPoll()
 	if iw != nil {
-		t := time.NewTicker(imagePoll)
-		defer t.Stop()
-		poll = t.C
 		iw.reload(ctx, podImages(bundlePods(r.bundle)))
 	}
 	var jobs sync.WaitGroup

@@ -42,6 +42,16 @@ func (iw *imageWatch) Close() {
 	}
 }
 
+// ticks are the polls of a --watch loop that follows iw, with the func
+// that stops them; without iw (nil) there are none.
+func (iw *imageWatch) ticks() (<-chan time.Time, func()) {
+	if iw == nil {
+		return nil, func() {}
+	}
+	t := time.NewTicker(imagePoll)
+	return t.C, t.Stop
+}
+
 // reload loads again every ref whose tag moved in the daemon (or that
 // podrun lacks and the daemon has) and returns them. Images pulled from
 // a registry (they have a repo digest) are left alone.
