@@ -16,7 +16,7 @@
 // directory is gone), so no layer a container uses is ever deleted.
 //
 // May import: the standard library, x/sys, x/sync, klauspost/compress (gzip
-// and zstd layers), go-containerregistry, containerd's pkg/archive and the
-// Docker Engine API client (moby/moby/client: loads from dockerd or podman).
+// and zstd layers), go-containerregistry and containerd's pkg/archive. The
+// Docker Engine API (loads from dockerd or podman) is spoken with net/http.
 // Never another podrun package.
 package image
