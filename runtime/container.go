@@ -134,6 +134,9 @@ type Container struct {
 	done chan struct{} // closed once the init is reaped and output drained
 	exit Exit          // written before done is closed
 
+	execMu   sync.Mutex
+	idleExec []execCgroup // empty exec cgroups for reuse, at most maxIdleExec
+
 	destroyMu sync.Mutex // serialises Destroy
 	destroyed bool
 }

@@ -13,9 +13,10 @@
 //     created with no process in them; with SharePID, pid pins the namespace
 //     of the pod's pause process; sandbox.json says what LoadSandbox needs.
 //   - The container's leaf cgroup (libcontainer creates and removes it), the
-//     pause process's leaf <pod cgroup>/pause, and per exec a child cgroup
-//     <container leaf>/exec-<pid>-<n> that lets a timeout kill exactly that
-//     process tree. Parent cgroups belong to the cgroups package.
+//     pause process's leaf <pod cgroup>/pause, and per running exec a child
+//     cgroup <container leaf>/exec-<pid>-<n> that lets a timeout kill exactly
+//     that process tree; a container keeps up to two that execs left empty
+//     for later execs. Parent cgroups belong to the cgroups package.
 //   - The pause process (pause.c, run from a C constructor of this binary
 //     before the Go runtime starts): PID 1 of a shared PID namespace, which
 //     reaps orphans and exits on SIGTERM or SIGINT. Like the pause container

@@ -60,21 +60,16 @@ func (c *Container) Exec(ctx context.Context, e ExecSpec) (exitCode int, retErr 
 	// The process gets a cgroup of its own below the container's, so that a
 	// timeout kills exactly it and all its descendants, however they fork
 	// or get reparented.
-	name := fmt.Sprintf("exec-%d-%d", os.Getpid(), execSeq.Add(1))
-	sub, err := c.newExecCgroup(name)
+	sub, err := c.takeExecCgroup()
 	if err != nil {
 		return -1, fmt.Errorf("exec %q in container %s: %w", e.Args[0], c.id, err)
 	}
 	defer func() {
-		// What the process left running (kubectl exec 'daemon &') keeps
-		// running, as with CRI; its cgroup then goes with the container's.
-		if pids, err := sub.GetAllPids(); err == nil && len(pids) == 0 {
-			if err := sub.Destroy(); err != nil {
-				retErr = errors.Join(retErr, fmt.Errorf("exec %q in container %s: remove its cgroup: %w", e.Args[0], c.id, err))
-			}
+		if err := c.putExecCgroup(sub); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("exec %q in container %s: remove its cgroup: %w", e.Args[0], c.id, err))
 		}
 	}()
-	p.SubCgroupPaths = map[string]string{"": name}
+	p.SubCgroupPaths = map[string]string{"": sub.name}
 
 	sio, err := newStdio(p, e.TTY, e.Stdin != nil, !e.TTY && e.Stdout != nil, !e.TTY && e.Stderr != nil)
 	if err != nil {
@@ -193,6 +188,63 @@ func (c *Container) feedExec(e ExecSpec, sio *stdio, exited <-chan struct{}) {
 			}
 		}()
 	}
+}
+
+// maxIdleExec is how many empty exec cgroups a container keeps for reuse:
+// creating and removing one (a directory in each v1 hierarchy) was most of
+// an exec probe's cost, and probes of one container seldom overlap.
+const maxIdleExec = 2
+
+// execCgroup is the cgroup <container leaf>/name of one exec at a time.
+type execCgroup struct {
+	name string
+	cgroups.Manager
+}
+
+// takeExecCgroup is an idle exec cgroup that is still empty, else a new one.
+// It is the caller's alone until putExecCgroup.
+func (c *Container) takeExecCgroup() (execCgroup, error) {
+	if cg, ok := c.popIdleExec(); ok {
+		return cg, nil
+	}
+	name := fmt.Sprintf("exec-%d-%d", os.Getpid(), execSeq.Add(1))
+	m, err := c.newExecCgroup(name)
+	return execCgroup{name, m}, err
+}
+
+func (c *Container) popIdleExec() (execCgroup, bool) {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
+	for len(c.idleExec) > 0 {
+		cg := c.idleExec[len(c.idleExec)-1]
+		c.idleExec = c.idleExec[:len(c.idleExec)-1]
+		// A process moved in while it was idle makes it like one an exec
+		// left running in: it goes with the container's.
+		if pids, err := cg.GetAllPids(); err == nil && len(pids) == 0 {
+			return cg, true
+		}
+	}
+	return execCgroup{}, false
+}
+
+// putExecCgroup ends an exec's use of cg: empty, it becomes idle or, with
+// enough idle, is removed. What the exec left running (kubectl exec
+// 'daemon &') keeps running, as with CRI, and keeps cg, which then goes
+// with the container's cgroup (whose removal removes its children).
+func (c *Container) putExecCgroup(cg execCgroup) error {
+	if pids, err := cg.GetAllPids(); err != nil || len(pids) > 0 {
+		return nil
+	}
+	c.execMu.Lock()
+	keep := len(c.idleExec) < maxIdleExec
+	if keep {
+		c.idleExec = append(c.idleExec, cg)
+	}
+	c.execMu.Unlock()
+	if keep {
+		return nil
+	}
+	return cg.Destroy()
 }
 
 // newExecCgroup creates the cgroup <container leaf>/name.

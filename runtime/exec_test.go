@@ -1,13 +1,16 @@
 package runtime
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,18 +84,15 @@ func TestExec(t *testing.T) {
 		if out.String() != "started\n" {
 			t.Errorf("output before the timeout: %q", out.String())
 		}
-		// Only the container's init is left in its cgroup, and no exec
-		// cgroup remains.
+		// Only the container's init is left in its cgroup; the exec's
+		// cgroup, empty, may be kept for reuse.
 		for _, dir := range cgroupDirs(s.CgroupPath, "memory", "pids") {
 			pids, err := cgroups.GetAllPids(dir)
 			if err != nil || len(pids) != 1 || pids[0] != c.Pid() {
 				t.Errorf("%s: processes after the timeout: %v, %v; want only init %d", dir, pids, err, c.Pid())
 			}
-			entries, _ := os.ReadDir(dir)
-			for _, en := range entries {
-				if en.IsDir() {
-					t.Errorf("exec cgroup left: %s", filepath.Join(dir, en.Name()))
-				}
+			if left := subdirs(dir); len(left) > maxIdleExec {
+				t.Errorf("%s: exec cgroups left: %v, want at most %d idle", dir, left, maxIdleExec)
 			}
 		}
 		if left := pidsInNamespaceOf(c.Pid()); len(left) != 1 {
@@ -155,6 +155,148 @@ func pidsInNamespaceOf(pid int) []int {
 		}
 	}
 	return pids
+}
+
+// Execs that leave their cgroup empty hand it on; one that leaves a process
+// running keeps it; concurrent ones never share; Destroy removes them all.
+func TestExecCgroupReuse(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{HostNetwork: true})
+	c := e.start(e.spec(sb, "sleep", "1000"))
+	paths := maps.Clone(c.cgm.GetPaths()) // Destroy clears c.cgm's
+
+	first := execCgroupName(t, c, "")
+	if again := execCgroupName(t, c, ""); again != first {
+		t.Errorf("second exec ran in %s, want %s reused", again, first)
+	}
+	checkExecDirs(t, paths, first)
+
+	// The daemon keeps first; the next exec needs another.
+	if bg := execCgroupName(t, c, "sleep 1000 >/dev/null 2>&1 &"); bg != first {
+		t.Errorf("exec ran in %s, want idle %s", bg, first)
+	}
+	next := execCgroupName(t, c, "")
+	if next == first {
+		t.Errorf("exec reused %s, which holds a process", first)
+	}
+	checkExecDirs(t, paths, first, next)
+
+	// A process moved into an idle cgroup makes it as taken: here the
+	// daemon, into next.
+	pids, err := cgroups.GetAllPids(filepath.Join(c.cgm.Path("pids"), first))
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("processes in %s: %v %v, want the daemon", first, pids, err)
+	}
+	for _, p := range paths {
+		if err := cgroups.WriteCgroupProc(filepath.Join(p, next), pids[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := execCgroupName(t, c, ""); got == first || got == next {
+		t.Errorf("exec ran in %s, want a new one, not %s (emptied but not idle) nor %s (taken)", got, first, next)
+	}
+
+	// Three at once: the idle one and two new, each alone in its own. Of
+	// the three left empty, maxIdleExec stay.
+	const n = 3
+	seen := concurrentExecCgroups(t, c, n)
+	if len(seen) != n || seen[first] || seen[next] {
+		t.Errorf("concurrent execs ran in %v: want %d distinct, neither %s nor %s", slices.Collect(maps.Keys(seen)), n, first, next)
+	}
+	if t.Failed() {
+		return
+	}
+	for ctrl, p := range paths {
+		if got := subdirs(p); len(got) != 2+maxIdleExec || !slices.Contains(got, first) || !slices.Contains(got, next) {
+			t.Errorf("cgroups below %s (%s): %v, want %s, %s and %d idle", p, ctrl, got, first, next, maxIdleExec)
+		}
+	}
+
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for ctrl, p := range paths {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("container cgroup %s (%s) after Destroy: %v", p, ctrl, err)
+		}
+	}
+}
+
+// concurrentExecCgroups runs n execs at once, each printing its cgroup's
+// name and then waiting until all have, and returns the names.
+func concurrentExecCgroups(t *testing.T, c *Container, n int) map[string]bool {
+	t.Helper()
+	names := make(chan string, n)
+	stdins := make([]*io.PipeWriter, n)
+	errs := make(chan error, n)
+	for i := range n {
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		stdins[i] = inW
+		go func() {
+			_, err := c.Exec(context.Background(), ExecSpec{
+				Args: []string{"sh", "-c", execCgroupScript + "; read x"}, Stdin: inR, Stdout: outW,
+			})
+			outW.Close()
+			errs <- err
+		}()
+		go func() {
+			line, _ := bufio.NewReader(outR).ReadString('\n')
+			names <- strings.TrimSpace(line)
+		}()
+	}
+	seen := map[string]bool{}
+	for range n {
+		seen[<-names] = true
+	}
+	for _, w := range stdins {
+		w.Close()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	return seen
+}
+
+// execCgroupScript prints the name of the cgroup it runs in (its pids
+// controller's on v1).
+const execCgroupScript = `sed -n -e 's|.*:pids:.*/||p' -e 's|^0::.*/||p' /proc/self/cgroup | head -n 1`
+
+// execCgroupName runs script in c and returns the name of the cgroup the
+// exec ran in.
+func execCgroupName(t *testing.T, c *Container, script string) string {
+	t.Helper()
+	code, out := execOut(t, c, "sh", "-c", script+"\n"+execCgroupScript)
+	if code != 0 || out == "" {
+		t.Fatalf("exec: %d %q", code, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+// checkExecDirs fails t unless the cgroups below the container's leaf are
+// exactly want, in each hierarchy it has.
+func checkExecDirs(t *testing.T, leaves map[string]string, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	for ctrl, p := range leaves {
+		if got := subdirs(p); !slices.Equal(got, want) {
+			t.Errorf("cgroups below %s (%s): %v, want %v", p, ctrl, got, want)
+		}
+	}
+}
+
+// subdirs lists the directories in dir, sorted.
+func subdirs(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, en := range entries {
+		if en.IsDir() {
+			names = append(names, en.Name())
+		}
+	}
+	return names
 }
 
 func TestExecAfterExit(t *testing.T) {
