@@ -53,7 +53,7 @@ func fieldManager(k *kind) (*managedfields.FieldManager, error) {
 					continue
 				}
 				gvk := k.gvk()
-				if managers[k], err = managedfields.NewDefaultFieldManager(tc, scheme, scheme, scheme, gvk, gvk.GroupVersion(), "", nil); err != nil {
+				if managers[k], err = managedfields.NewDefaultFieldManager(tc, scheme(), scheme(), scheme(), gvk, gvk.GroupVersion(), "", nil); err != nil {
 					return fmt.Errorf("%s: %w", gvk, err)
 				}
 			}
@@ -98,7 +98,7 @@ func tracked(r *http.Request, k *kind, cur api.Object, data []byte) ([]byte, err
 // for a create (cur nil) an empty object of k.
 func liveOf(k *kind, cur api.Object) runtime.Object {
 	if cur == nil {
-		o, _ := scheme.New(k.gvk())
+		o, _ := scheme().New(k.gvk())
 		return o
 	}
 	return cur

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -29,19 +30,22 @@ import (
 
 // scheme knows the types of the kinds served, their lists and the meta
 // types, so that bodies can be read and written in JSON, YAML and
-// protobuf, as the API server's codecs do.
-var scheme = runtime.NewScheme()
-
-var codecs serializer.CodecFactory
-
-func init() {
+// protobuf, as the API server's codecs do. Both are made on first use, not
+// at package initialisation: every podrun process (each command, each
+// shim, each runc init re-exec of the binary) would pay ~1.2 ms for them.
+var schemeAndCodecs = sync.OnceValues(func() (*runtime.Scheme, serializer.CodecFactory) {
+	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme,
 		autoscalingv1.AddToScheme, authorizationv1.AddToScheme, authenticationv1.AddToScheme, metav1.AddMetaToScheme} {
-		utilruntime.Must(add(scheme))
+		utilruntime.Must(add(s))
 	}
-	metav1.AddToGroupVersion(scheme, metav1.SchemeGroupVersion)
-	codecs = serializer.NewCodecFactory(scheme)
-}
+	metav1.AddToGroupVersion(s, metav1.SchemeGroupVersion)
+	return s, serializer.NewCodecFactory(s)
+})
+
+func scheme() *runtime.Scheme { s, _ := schemeAndCodecs(); return s }
+
+func codecs() serializer.CodecFactory { _, c := schemeAndCodecs(); return c }
 
 // The media types objects are served in; a Table is JSON only (it has no
 // protobuf form), as on the API server.
@@ -50,7 +54,7 @@ var mediaTypes = []string{runtime.ContentTypeJSON, runtime.ContentTypeYAML, runt
 func serializerFor(mediaType string) (runtime.SerializerInfo, bool) {
 	for _, m := range mediaTypes {
 		if m == mediaType {
-			return runtime.SerializerInfoForMediaType(codecs.SupportedMediaTypes(), m)
+			return runtime.SerializerInfoForMediaType(codecs().SupportedMediaTypes(), m)
 		}
 	}
 	return runtime.SerializerInfo{}, false
@@ -84,7 +88,7 @@ func typed(k *kind, v any) (runtime.Object, error) {
 	if o, ok := v.(runtime.Object); ok {
 		return o, nil
 	}
-	o, err := scheme.New(k.gvk())
+	o, err := scheme().New(k.gvk())
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +111,7 @@ func (k *kind) gvk() schema.GroupVersionKind {
 func listOf(k *kind, items []api.Object, rv string) (runtime.Object, error) {
 	gvk := k.gvk()
 	gvk.Kind += "List"
-	l, err := scheme.New(gvk)
+	l, err := scheme().New(gvk)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +149,7 @@ func bodyJSON(r *http.Request, data []byte) ([]byte, error) {
 		}
 		return out, nil
 	case runtime.ContentTypeProtobuf:
-		obj, gvk, err := codecs.UniversalDeserializer().Decode(data, nil, nil)
+		obj, gvk, err := codecs().UniversalDeserializer().Decode(data, nil, nil)
 		if err != nil {
 			return nil, apierrors.NewBadRequest("the body is not a protobuf object podrun knows: " + err.Error())
 		}

@@ -230,7 +230,7 @@ func eventFor(c change, match func(api.Object) bool) (string, api.Object) {
 // bookmarkOf is the object of a BOOKMARK event: an empty object of k with
 // only a resourceVersion (and the end-of-initial-events annotation).
 func bookmarkOf(k *kind, rv int64, end bool) (runtime.Object, error) {
-	o, err := scheme.New(k.gvk())
+	o, err := scheme().New(k.gvk())
 	if err != nil {
 		return nil, err
 	}

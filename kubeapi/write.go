@@ -165,7 +165,7 @@ func validateFields(w http.ResponseWriter, r *http.Request, k *kind, data []byte
 	default:
 		return apierrors.NewBadRequest(fmt.Sprintf("fieldValidation: invalid value %q: the values are Ignore, Warn and Strict", mode))
 	}
-	o, err := scheme.New(k.gvk())
+	o, err := scheme().New(k.gvk())
 	if err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (s *server) patch(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	typ, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	schemaOf, err := scheme.New(t.k.gvk()) // the struct strategic merge patches read their strategies from
+	schemaOf, err := scheme().New(t.k.gvk()) // the struct strategic merge patches read their strategies from
 	if err != nil {
 		api.WriteError(w, err)
 		return

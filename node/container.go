@@ -99,7 +99,7 @@ func (c *container) Signal(sig syscall.Signal) error { return c.Container.Signal
 // Remove reads the termination message (its last 4096 bytes; with
 // FallbackToLogsOnError and no message after a failure, the last 80 log
 // lines up to 2048 bytes) and removes the container and its root.
-func (c *container) Remove() (string, error) {
+func (c *container) TerminationMessage() string {
 	msg := ""
 	// The last 4096 bytes, reading no more (the kubelet's tail.ReadAtMost).
 	if b, err := runtime.ReadTail(filepath.Join(c.dir, "termination-log"), 4096); err == nil {
@@ -108,8 +108,11 @@ func (c *container) Remove() (string, error) {
 	if msg == "" && c.spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError && c.Exit().Code != 0 {
 		msg = tailLog(c.logPath, 80, 2048)
 	}
-	err := errors.Join(c.Container.Destroy(), image.Unmount(c.dir))
-	return msg, err
+	return msg
+}
+
+func (c *container) Remove() error {
+	return errors.Join(c.Container.Destroy(), image.Unmount(c.dir))
 }
 
 func lastBytes(s string, n int) string {

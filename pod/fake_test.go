@@ -190,11 +190,12 @@ func (c *fakeContainer) run() {
 	close(c.done)
 }
 
-func (c *fakeContainer) ID() string              { return c.id }
-func (c *fakeContainer) StartedAt() time.Time    { return c.started }
-func (c *fakeContainer) Done() <-chan struct{}   { return c.done }
-func (c *fakeContainer) Exit() runtime.Exit      { return c.exit }
-func (c *fakeContainer) Remove() (string, error) { return "", nil }
+func (c *fakeContainer) ID() string                 { return c.id }
+func (c *fakeContainer) StartedAt() time.Time       { return c.started }
+func (c *fakeContainer) Done() <-chan struct{}      { return c.done }
+func (c *fakeContainer) Exit() runtime.Exit         { return c.exit }
+func (c *fakeContainer) TerminationMessage() string { return "" }
+func (c *fakeContainer) Remove() error              { return nil }
 func (c *fakeContainer) Signal(s syscall.Signal) error {
 	select {
 	case <-c.done:

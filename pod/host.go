@@ -72,9 +72,12 @@ type Container interface {
 	Exit() runtime.Exit
 	Signal(syscall.Signal) error
 	Exec(ctx context.Context, e runtime.ExecSpec) (int, error)
-	// Remove reads the termination message and removes the container's
-	// runtime state and root filesystem. Call once, after Done.
-	Remove() (terminationMessage string, err error)
+	// TerminationMessage reads the termination message. Call after Done,
+	// before Remove.
+	TerminationMessage() string
+	// Remove removes the container's runtime state and root filesystem.
+	// Call once, after Done.
+	Remove() error
 }
 
 // StartError is a start failure before any container existed, with the

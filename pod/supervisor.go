@@ -359,6 +359,11 @@ func (s *Supervisor) sync() (changed bool) {
 // finish tears the pod down once nothing runs any more.
 func (s *Supervisor) finish() {
 	s.stopProbes(probes.Liveness, probes.Readiness, probes.Startup)
+	for _, c := range s.st.all() {
+		if c.cur != nil && c.cur.removed != nil {
+			<-c.cur.removed
+		}
+	}
 	if s.sb != nil {
 		sp := trace.Start(s.tctx, "sandbox teardown")
 		err := s.o.Host.DestroySandbox(s.tctx, s.st.pod)
@@ -545,21 +550,23 @@ func (s *Supervisor) publishRunning() {
 	s.running.Store(&m)
 }
 
-// watch reports the instance's exit, once it is removed, and starts its probes.
+// watch reports the instance's exit, then removes it, and starts its
+// probes. The removal is off the pod's critical path: the next init
+// container starts meanwhile; a restart of this one and the sandbox's
+// teardown wait for it (removed).
 func (s *Supervisor) watch(c *ctr, inst *instance) {
 	go func() {
 		h := inst.handle
 		<-h.Done()
 		exit := h.Exit()
 		trace.Mark(s.tctx, "exited", c.spec.Name)
+		s.send(evExited{c: c, inst: inst, exit: exit, msg: h.TerminationMessage()})
 		sp := trace.Start(trace.Container(s.tctx, c.spec.Name), "remove")
-		msg, err := h.Remove()
-		sp.End()
-		if err != nil {
+		if err := h.Remove(); err != nil {
 			s.log.Error("removing container", "container", c.spec.Name, "err", err)
 		}
+		sp.End()
 		close(inst.removed)
-		s.send(evExited{c: c, inst: inst, exit: exit, msg: msg})
 	}()
 	if !inst.inHook {
 		s.startProbes(c, inst)

@@ -189,10 +189,15 @@ func (b *daemonBench) newRun(yaml func(name, logDir string) string) (file, event
 // `podrun apply` → containers running (the agents' stamps) → Ready as
 // the API reports it; then `podrun delete` → all exited (in the kubelet's
 // order) → the pod gone from the API (watch) → the command done.
-func (b *daemonBench) pods(res *results) error {
+func (b *daemonBench) pods(res *results) (retErr error) {
 	if err := b.up(); err != nil {
 		return err
 	}
+	stop, err := b.keeper()
+	if err != nil {
+		return errors.Join(err, b.down())
+	}
+	defer func() { retErr = errors.Join(retErr, stop(), b.down()) }()
 	for _, m := range []struct {
 		ctrs                               []ctr
 		running, ready, exited, gone, done string
@@ -242,7 +247,34 @@ func (b *daemonBench) pods(res *results) error {
 			res.add(m.done, podrunTool, ms(del.start, del.exitAt))
 		}
 	}
-	return b.down()
+	return nil
+}
+
+// keeper applies a pod that stays for as long as the measured runs last,
+// so that they find the node's bridge and nftables table up (the steady
+// state, as podrunBench.keeper does for podrun run). It returns its
+// deletion.
+func (b *daemonBench) keeper() (stop func() error, err error) {
+	file, _, err := b.newRun(func(name, dir string) string { return podYAML("keeper-"+name, dir, agentDir(b.c), onePod) })
+	if err != nil {
+		return nil, err
+	}
+	name := fmt.Sprintf("keeper-bench-%d", b.n)
+	running := b.watch.expect(podsReady([]string{name}))
+	if err := b.verb("apply", "-f", file); err != nil {
+		return nil, err
+	}
+	if _, err := running.wait(time.Minute); err != nil {
+		return nil, fmt.Errorf("keeper pod: %w", err)
+	}
+	return func() error {
+		gone := b.watch.expect(podsGone([]string{name}))
+		if err := b.verb("delete", "pod", name); err != nil {
+			return err
+		}
+		_, err := gone.wait(time.Minute)
+		return err
+	}, nil
 }
 
 // exitOrder checks that the containers logged Exiting in order (each

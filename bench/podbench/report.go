@@ -69,7 +69,9 @@ var sections = []struct{ id, title, intro string }{
 	{"run", "`podrun run`: the pods in the foreground, in one process", ""},
 	{"daemon", "`podrun daemon`: `podrun apply` / `podrun delete`, one shim process per pod",
 		"The same pods, applied to a running daemon. \"In the API\" is what a watch of the daemon's API (api/client) " +
-			"reported, stamped as each event arrived; READY and STATUS as `podrun get` shows them."},
+			"reported, stamped as each event arrived; READY and STATUS as `podrun get` shows them. " +
+			"The 1-container and sidecar rows are measured beside a pod kept running meanwhile (the node's bridge and nftables " +
+			"table up), as the `podrun run` rows are; what the node's first pod pays more is shown there."},
 	{"probes", "Probes", ""},
 	{"images", "Images", ""},
 }
