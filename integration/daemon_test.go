@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -908,5 +909,71 @@ func TestDaemonJobAcrossRestart(t *testing.T) {
 	}
 	if out := d.must("get", "pods"); !regexpMatch(`once-\w+ +0/1 +Completed`, out) {
 		t.Errorf("get pods:\n%s", out)
+	}
+}
+
+// A shim killed while the app waits prepared (created, its process held)
+// behind a running init container: the new shim removes the prepared
+// container, and the app starts when the init container succeeds.
+func TestShimKill9WhilePrepared(t *testing.T) {
+	d := startDaemon(t)
+	s := newScenario(t, "prepared", corev1.RestartPolicyAlways).
+		init(container("gate", `log Starting; while [ ! -e /log/go ]; do sleep 0.05; done; log Exiting`)).
+		app(container("app", serve))
+	d.apply(s.pod)
+	p := d.waitPod("prepared", "the init container running", func(p *corev1.Pod) bool {
+		return len(p.Status.InitContainerStatuses) == 1 && p.Status.InitContainerStatuses[0].State.Running != nil
+	})
+	uid := string(p.UID)
+	runRoot := nodeArg[slices.Index(nodeArg, "--run-root")+1]
+	appState := filepath.Join(runRoot, "runc", uid+"-app-0", "state.json")
+	deadline := time.Now().Add(time.Minute)
+	for _, err := os.Stat(appState); err != nil; _, err = os.Stat(appState) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the app was not prepared while the init container ran: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	shims := shimPIDs(uid)
+	if len(shims) != 1 {
+		t.Fatalf("shims %v", shims)
+	}
+	if err := syscall.Kill(shims[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for got := shimPIDs(uid); len(got) != 1 || got[0] == shims[0]; got = shimPIDs(uid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new shim:\n%s", d.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The new shim removes it as it takes the pod over.
+	for _, err := os.Stat(appState); !errors.Is(err, os.ErrNotExist); _, err = os.Stat(appState) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the prepared app is still there after the takeover: %v\n%s", err, d.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after := d.waitPod("prepared", "Running", running)
+	if st := status(after, "app"); st.RestartCount != 0 || st.State.Running == nil {
+		t.Errorf("app after the takeover: %+v", st)
+	}
+	evFile := filepath.Join(s.dir, "events")
+	for len(readEvents(t, evFile).all("app", "Starting")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the app did not log Starting:\n%s", readEvents(t, evFile))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	readEvents(t, evFile).order(t, "gate Exiting", "app Starting")
+	d.must("delete", "pod", "prepared")
+	if got := shimPIDs(uid); len(got) != 0 {
+		t.Errorf("shims left: %v", got)
+	}
+	if m := podCgroupsLeft(uid); len(m) != 0 {
+		t.Errorf("cgroups left: %v", m)
 	}
 }

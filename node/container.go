@@ -31,7 +31,17 @@ func (n *Node) AttachContainer(ctx context.Context, p *corev1.Pod, c *corev1.Con
 
 // StartContainer mounts the container's root filesystem, turns the
 // container spec into a runtime.Spec and starts it.
-func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (_ pod.Container, retErr error) {
+func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (pod.Container, error) {
+	pc, err := n.PrepareContainer(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return pc.Start(ctx)
+}
+
+// PrepareContainer does all of StartContainer but the start of the
+// container's process.
+func (n *Node) PrepareContainer(ctx context.Context, r *pod.ContainerRequest) (_ pod.Prepared, retErr error) {
 	p, c := r.Pod, r.Container
 	nsb, err := n.sandbox(string(p.UID))
 	if err != nil {
@@ -62,14 +72,53 @@ func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (_ p
 	if err != nil {
 		return nil, pod.ConfigError(err)
 	}
-	h, err := n.Runtime.Start(ctx, spec)
+	cr, err := n.Runtime.Create(ctx, spec)
 	if errors.Is(err, runtime.ErrSeccompProfile) || errors.Is(err, runtime.ErrAppArmorProfile) {
 		// containerd fails this in CreateContainer.
 		return nil, pod.CreateError(err)
 	} else if err != nil {
 		return nil, err
 	}
-	return &container{Container: h, dir: dir, spec: c, logPath: spec.LogPath}, nil
+	return &prepared{cr: cr, c: &container{dir: dir, spec: c, logPath: spec.LogPath}}, nil
+}
+
+// prepared is a created container whose process waits for Start.
+type prepared struct {
+	cr *runtime.Created
+	c  *container // without its runtime.Container until Start
+}
+
+func (p *prepared) Start(ctx context.Context) (pod.Container, error) {
+	h, err := p.cr.Start(ctx)
+	if err != nil {
+		return nil, errors.Join(err, image.Unmount(p.c.dir))
+	}
+	p.c.Container = h
+	return p.c, nil
+}
+
+func (p *prepared) Discard() error {
+	return errors.Join(p.cr.Discard(), image.Unmount(p.c.dir))
+}
+
+// discardUnstarted removes the pod's containers that were created and
+// never started (prepared by a process that died before it started or
+// discarded them), with their root filesystems: their runtime IDs are
+// needed again for the starts to come.
+func (n *Node) discardUnstarted(uid, podDir string) error {
+	ids, err := n.Runtime.List()
+	var errs []error
+	for _, id := range ids {
+		if podUIDOf(id) != uid {
+			continue
+		}
+		c, err := n.Runtime.Load(id)
+		if err != nil || !c.Unstarted() {
+			continue
+		}
+		errs = append(errs, c.Destroy(), image.Unmount(filepath.Join(podDir, "containers", id[len(uid)+1:])))
+	}
+	return errors.Join(append(errs, err)...)
 }
 
 // containerID is a container instance's runtime ID:

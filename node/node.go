@@ -369,6 +369,10 @@ func (n *Node) RestoreSandbox(ctx context.Context, p *corev1.Pod, objs pod.Objec
 		nsb.lock.Close()
 		return nil, err
 	}
+	if err := n.discardUnstarted(uid, nsb.dir); err != nil {
+		nsb.lock.Close()
+		return nil, fmt.Errorf("containers prepared and never started: %w", err)
+	}
 	if nsb.vols, err = volumes.Setup(filepath.Join(nsb.dir, "volumes"), p, objs, n.memSize(cgroups.PodLimits(p))); err != nil {
 		nsb.lock.Close()
 		return nil, fmt.Errorf("volumes: %w", err)

@@ -63,6 +63,7 @@ func (s *Supervisor) execute(ctx context.Context, j *syncWork) {
 		s.send(evSandbox{sb: sb})
 		j.sb = sb
 	}
+	s.prepareAhead(j)
 	for _, i := range p.startInit {
 		c := s.st.init[i]
 		if ctx.Err() != nil {
@@ -226,22 +227,20 @@ func (s *Supervisor) start(ctx context.Context, j *syncWork, c *ctr) bool {
 		return false
 	}
 	sp = trace.Start(ctx, "resolve")
-	args, env, specEnv, err := resolveContainer(pod, c.spec, img, j.sb, s.o.Objects)
+	req, err := s.request(c, img, j.sb, j.restarts[c])
 	sp.End()
 	if err != nil {
 		s.rec.record(c, warning, "Failed", "Error: %v", err)
 		s.send(evStartFailed{c: c, reason: reasonCreateConfig, message: err.Error()})
 		return false
 	}
-	req := &ContainerRequest{Pod: pod, Container: c.spec, Image: img, Args: args, Env: env, SpecEnv: specEnv, RestartCount: j.restarts[c]}
-	if out := s.o.Output; out != nil {
-		req.Output = func(stream, line string) { out(s.Pod(), c.spec.Name, stream, line) }
-	}
-	if raw := s.o.Raw; raw != nil {
-		req.Raw = func(stream string, p []byte) { raw(c.spec.Name, stream, p) }
-	}
 	sp = trace.Start(ctx, "container")
-	h, err := s.o.Host.StartContainer(ctx, req)
+	var h Container
+	if pc := s.takePrepared(c, img, j.restarts[c]); pc != nil {
+		h, err = pc.Start(ctx)
+	} else {
+		h, err = s.o.Host.StartContainer(ctx, req)
+	}
 	sp.End()
 	if err != nil {
 		s.rec.record(c, warning, "Failed", "Error: %v", err)
@@ -256,7 +255,7 @@ func (s *Supervisor) start(ctx context.Context, j *syncWork, c *ctr) bool {
 		return false
 	}
 	postStart := c.spec.Lifecycle != nil && c.spec.Lifecycle.PostStart != nil
-	inst := &instance{id: h.ID(), hash: specHash(c.spec), handle: h, env: env, startedAt: h.StartedAt(),
+	inst := &instance{id: h.ID(), hash: specHash(c.spec), handle: h, env: req.Env, startedAt: h.StartedAt(),
 		removed: make(chan struct{}), applied: make(chan struct{}),
 		readiness: probes.Failure, liveness: probes.Success, startup: probes.Unknown, stopSignal: img.Config.StopSignal,
 		inHook: postStart}

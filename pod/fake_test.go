@@ -148,6 +148,25 @@ func (h *fakeHost) StartContainer(ctx context.Context, r *ContainerRequest) (Con
 	return c, nil
 }
 
+// PrepareContainer: the fake container starts (and logs "start") at Start.
+func (h *fakeHost) PrepareContainer(ctx context.Context, r *ContainerRequest) (Prepared, error) {
+	h.log("prepare %s", r.Container.Name)
+	return &fakePrepared{h: h, r: r}, nil
+}
+
+type fakePrepared struct {
+	h *fakeHost
+	r *ContainerRequest
+}
+
+func (p *fakePrepared) Start(ctx context.Context) (Container, error) {
+	return p.h.StartContainer(ctx, p.r)
+}
+func (p *fakePrepared) Discard() error {
+	p.h.log("discard %s", p.r.Container.Name)
+	return nil
+}
+
 type fakeContainer struct {
 	h       *fakeHost
 	name    string

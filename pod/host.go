@@ -38,6 +38,19 @@ type Host interface {
 	// *StartError says the container never existed (config or create
 	// failure); any other error is a failed start of a created container.
 	StartContainer(ctx context.Context, r *ContainerRequest) (Container, error)
+	// PrepareContainer does all of StartContainer but the start of the
+	// container's process, with the same errors.
+	PrepareContainer(ctx context.Context, r *ContainerRequest) (Prepared, error)
+}
+
+// Prepared is a container created up to its start (its process waits).
+// Exactly one of Start and Discard must follow.
+type Prepared interface {
+	// Start starts the process; its errors are StartContainer's for a
+	// created container.
+	Start(ctx context.Context) (Container, error)
+	// Discard removes the container as if it had never been created.
+	Discard() error
 }
 
 // Sandbox is what the supervisor learns of the sandbox the Host made for

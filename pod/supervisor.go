@@ -65,6 +65,8 @@ type Supervisor struct {
 	crash   *backoff  // crash-loop back-off, keyed as the kubelet keys it
 	pulls   *backoff  // image pull back-off, keyed pod UID + image
 	boffMu  sync.Mutex
+	prepMu  sync.Mutex
+	prep    map[*ctr]*preparedCtr // containers prepared ahead of their start
 	events  chan any
 	deletes chan *int64
 	updates chan *corev1.Pod
@@ -359,6 +361,7 @@ func (s *Supervisor) sync() (changed bool) {
 // finish tears the pod down once nothing runs any more.
 func (s *Supervisor) finish() {
 	s.stopProbes(probes.Liveness, probes.Readiness, probes.Startup)
+	s.discardPrepared()
 	for _, c := range s.st.all() {
 		if c.cur != nil && c.cur.removed != nil {
 			<-c.cur.removed

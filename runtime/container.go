@@ -155,101 +155,152 @@ const (
 
 // Start creates and starts a container and returns once its process runs.
 // On error nothing is left: no container, cgroup, process or new log file.
-func (r *Runtime) Start(ctx context.Context, s *Spec) (_ *Container, retErr error) {
+func (r *Runtime) Start(ctx context.Context, s *Spec) (*Container, error) {
+	cr, err := r.Create(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return cr.Start(ctx)
+}
+
+// Created is a container created up to its start: its cgroup, state and
+// log exist, and its init (runc init) has set up its namespaces and root
+// and waits at the exec fifo. Exactly one of Start and Discard must follow.
+type Created struct {
+	s         *Spec
+	lc        *libcontainer.Container
+	p         *libcontainer.Process
+	cgm       cgroups.Manager
+	oomBefore uint64
+	defaults  procDefaults
+	sio       *stdio
+	copiers   *sync.WaitGroup
+	sink      *logSink
+	undoSink  func()
+	private   bool // its own PID namespace
+}
+
+// Create does all of Start but the start of the container's process. On
+// error nothing is left.
+func (r *Runtime) Create(ctx context.Context, s *Spec) (_ *Created, retErr error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
 	}
 	sp := trace.Start(ctx, "create")
+	defer sp.End()
 	cfg, defaults, err := r.config(s)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", s.ID, err)
 	}
-	sink, undoSink, err := newSink(s)
-	if err != nil {
+	cr := &Created{s: s, defaults: defaults, copiers: &sync.WaitGroup{}, private: cfg.Namespaces.IsPrivate(configs.NEWPID)}
+	if cr.sink, cr.undoSink, err = newSink(s); err != nil {
 		return nil, fmt.Errorf("container %s: %w", s.ID, err)
 	}
 	defer func() {
 		if retErr != nil {
-			undoSink()
+			cr.undoSink()
 		}
 	}()
-	p := &libcontainer.Process{
+	cr.p = &libcontainer.Process{
 		Args: s.Args, Env: defaults.Env, Cwd: defaults.Cwd,
 		UID: int(s.UID), GID: int(s.GID), AdditionalGroups: toInts(s.AdditionalGIDs),
 		Init: true,
 	}
-	sio, err := newStdio(p, s.TTY, s.Stdin, !s.TTY, !s.TTY)
-	if err != nil {
+	if cr.sio, err = newStdio(cr.p, s.TTY, s.Stdin, !s.TTY, !s.TTY); err != nil {
 		return nil, fmt.Errorf("container %s: %w", s.ID, err)
 	}
-	var copiers sync.WaitGroup
 	defer func() {
 		if retErr != nil {
-			sio.closeChild()
-			sio.close()
-			copiers.Wait()
+			cr.sio.closeChild()
+			cr.sio.close()
+			cr.copiers.Wait()
 		}
 	}()
-
-	lc, err := libcontainer.Create(r.root, s.ID, cfg)
-	if err != nil {
+	if cr.lc, err = libcontainer.Create(r.root, s.ID, cfg); err != nil {
 		return nil, fmt.Errorf("create container %s: %w", s.ID, err)
 	}
 	defer func() {
 		if retErr != nil {
-			if err := lc.Destroy(); err != nil {
+			if err := cr.lc.Destroy(); err != nil {
 				slog.Warn("rolling back container", "container", s.ID, "err", err)
 			}
 		}
 	}()
-	cgm, err := manager.New(cfg.Cgroups)
-	if err != nil {
+	if cr.cgm, err = manager.New(cfg.Cgroups); err != nil {
 		return nil, fmt.Errorf("container %s: cgroup: %w", s.ID, err)
 	}
 	// The leaf usually does not exist yet (0); if it does, only a rise counts.
-	oomBefore, _ := cgm.OOMKillCount()
+	cr.oomBefore, _ = cr.cgm.OOMKillCount()
 
 	// Read before the start: a chatty init must never block on a full pipe.
-	copyPipes(&copiers, sio, sink)
-	if err := lc.Start(p); err != nil {
+	copyPipes(cr.copiers, cr.sio, cr.sink)
+	if err := cr.lc.Start(cr.p); err != nil {
 		// Run kills what it started, except an init that died by itself.
-		if _, perr := p.Pid(); perr == nil {
-			killInit(p)
+		if _, perr := cr.p.Pid(); perr == nil {
+			killInit(cr.p)
 		}
 		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
 	}
-	sp.End()
-	sp = trace.Start(ctx, "start")
-	if err := lc.Exec(); err != nil {
-		killInit(p)
+	return cr, nil
+}
+
+// Start starts the container's process and returns once it runs. On error
+// nothing of the container is left.
+func (cr *Created) Start(ctx context.Context) (_ *Container, retErr error) {
+	s := cr.s
+	defer func() {
+		if retErr != nil {
+			cr.discard(false)
+		}
+	}()
+	sp := trace.Start(ctx, "start")
+	if err := cr.lc.Exec(); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", s.ID, err)
 	}
-	sio.closeChild()
+	cr.sio.closeChild()
 	if s.TTY {
-		if err := sio.recvConsole(); err != nil {
-			killInit(p)
+		if err := cr.sio.recvConsole(); err != nil {
 			return nil, fmt.Errorf("container %s: %w", s.ID, err)
 		}
-		copiers.Go(func() { sink.copyStream("stdout", sio.console) })
+		cr.copiers.Go(func() { cr.sink.copyStream("stdout", cr.sio.console) })
 	}
-	pid, _ := p.Pid()
+	pid, _ := cr.p.Pid()
 	waitExecve(pid)
 	sp.End()
 	var oom *oomWatch
 	if s.CgroupSystemd {
-		if oom, err = watchOOM(cgm); err != nil {
+		var err error
+		if oom, err = watchOOM(cr.cgm); err != nil {
 			slog.Warn("not watching the container's cgroup for OOM kills: its counter after the exit decides", "container", s.ID, "err", err)
 			oom = nil
 		}
 	}
 	c := &Container{
-		id: s.ID, lc: lc, cgm: cgm, cgroupPath: s.CgroupPath, pid: pid, startedAt: time.Now(),
-		privatePID: cfg.Namespaces.IsPrivate(configs.NEWPID),
-		defaults:   defaults, io: sio,
+		id: s.ID, lc: cr.lc, cgm: cr.cgm, cgroupPath: s.CgroupPath, pid: pid, startedAt: time.Now(),
+		privatePID: cr.private, defaults: cr.defaults, io: cr.sio,
 		done: make(chan struct{}),
 	}
-	go c.wait(p, oomBefore, oom, &copiers, sink)
+	go c.wait(cr.p, cr.oomBefore, oom, cr.copiers, cr.sink)
 	return c, nil
+}
+
+// Discard kills the created container's init and removes the container,
+// its cgroup and its new log file, as a failed Start would.
+func (cr *Created) Discard() error { return cr.discard(true) }
+
+func (cr *Created) discard(report bool) error {
+	killInit(cr.p)
+	cr.sio.closeChild()
+	cr.sio.close()
+	cr.copiers.Wait()
+	cr.undoSink()
+	if err := cr.lc.Destroy(); err != nil {
+		if !report {
+			slog.Warn("rolling back container", "container", cr.s.ID, "err", err)
+		}
+		return fmt.Errorf("discard container %s: %w", cr.s.ID, err)
+	}
+	return nil
 }
 
 // copyPipes copies the container's stdout and stderr pipes (none with a
@@ -498,6 +549,14 @@ func killCgroup(m cgroups.Manager) error {
 		}
 		time.Sleep(time.Millisecond) // SIGKILL is asynchronous; the exits take microseconds
 	}
+}
+
+// Unstarted reports whether the container was created but its process
+// never started: its init still waits at the exec fifo, as a Created left
+// by a process that died before Start or Discard leaves it.
+func (c *Container) Unstarted() bool {
+	st, err := c.lc.Status()
+	return err == nil && st == libcontainer.Created
 }
 
 // Load re-attaches to a container after the process that started it ended

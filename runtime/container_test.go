@@ -436,3 +436,78 @@ func TestRecursiveReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// Create leaves the process unstarted (a file it would write is absent)
+// until Start; Discard leaves nothing; a Created left by a dead process
+// is Unstarted once loaded, and Destroy removes it.
+func TestCreateStartDiscard(t *testing.T) {
+	e := newEnv(t)
+	sb := e.sandbox(SandboxSpec{HostNetwork: true})
+	var mark string // the file the latest spec's process writes
+	spec := func() *Spec {
+		dir := t.TempDir()
+		mark = filepath.Join(dir, "mark")
+		s := e.spec(sb, "sh", "-c", "touch /mnt/mark; exec sleep 1000")
+		s.Mounts = []Mount{{Source: dir, Destination: "/mnt"}}
+		return s
+	}
+
+	s := spec()
+	cr, err := e.rt.Create(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the process ran before Start: %v", err)
+	}
+	c, err := cr.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Destroy() })
+	if code, _ := execOut(t, c, "test", "-e", "/mnt/mark"); code != 0 {
+		t.Errorf("the process did not run after Start: exec test -e = %d", code)
+	}
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = spec()
+	if cr, err = e.rt.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	rt2, err := New(e.rt.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := rt2.Load(s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !loaded.Unstarted() {
+		t.Error("a created container loaded: Unstarted = false")
+	}
+	if err := cr.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.LogPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("log file left behind: %v", err)
+	}
+	if ids, _ := e.rt.List(); len(ids) != 0 {
+		t.Errorf("containers left behind: %v", ids)
+	}
+	for _, d := range cgroupDirs(s.CgroupPath, "memory", "pids") {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %s left behind: %v", d, err)
+		}
+	}
+	if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a discarded container's process ran: %v", err)
+	}
+
+	// A started one is not Unstarted.
+	c = e.start(spec())
+	if loaded, err := rt2.Load(c.ID()); err != nil || loaded.Unstarted() {
+		t.Errorf("a started container loaded: Unstarted = %v, %v", loaded != nil && loaded.Unstarted(), err)
+	}
+}
