@@ -32,16 +32,28 @@ func (n *Node) AttachContainer(ctx context.Context, p *corev1.Pod, c *corev1.Con
 // StartContainer mounts the container's root filesystem, turns the
 // container spec into a runtime.Spec and starts it.
 func (n *Node) StartContainer(ctx context.Context, r *pod.ContainerRequest) (pod.Container, error) {
-	pc, err := n.PrepareContainer(ctx, r)
+	pc, err := n.prepare(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	return pc.Start(ctx)
 }
 
+// errNoPids: with a pids limit per pod, a prepared container's waiting
+// runc init (the Go runtime's threads) would take from the budget of the
+// containers running meanwhile, which a kubelet's start never does.
+var errNoPids = errors.New("not prepared ahead: the node limits each pod's pids (--pod-pids-limit)")
+
 // PrepareContainer does all of StartContainer but the start of the
 // container's process.
-func (n *Node) PrepareContainer(ctx context.Context, r *pod.ContainerRequest) (_ pod.Prepared, retErr error) {
+func (n *Node) PrepareContainer(ctx context.Context, r *pod.ContainerRequest) (pod.Prepared, error) {
+	if n.cfg.Cgroups.PidsLimit > 0 {
+		return nil, errNoPids
+	}
+	return n.prepare(ctx, r)
+}
+
+func (n *Node) prepare(ctx context.Context, r *pod.ContainerRequest) (_ pod.Prepared, retErr error) {
 	p, c := r.Pod, r.Container
 	nsb, err := n.sandbox(string(p.UID))
 	if err != nil {

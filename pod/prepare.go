@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/image"
 	"github.com/podrun/podrun/internal/trace"
 )
@@ -24,7 +25,9 @@ import (
 // to be pulled, no environment from configMaps, secrets or the downward
 // API (resolved at the start), no subPath (the kubelet creates it at the
 // start, often after an init container wrote it), no terminal or stdin,
-// and no shared PID namespace (the waiting runc init would show in ps).
+// no shared PID namespace (the waiting runc init would show in ps), and
+// no limit on the pod's memory or pids (the waiting runc init would take
+// from them).
 
 // preparedCtr is a container prepared ahead of its start.
 type preparedCtr struct {
@@ -39,6 +42,12 @@ type preparedCtr struct {
 // after the first init container this sync starts.
 func (s *Supervisor) prepareAhead(j *syncWork) {
 	if len(j.plan.startInit) == 0 || j.sb == nil || s.st.pod.Spec.ShareProcessNamespace != nil && *s.st.pod.Spec.ShareProcessNamespace {
+		return
+	}
+	// A waiting runc init holds ~4 MB of its own: charged to a pod cgroup
+	// with a memory limit, it would take from what the running containers
+	// may use.
+	if _, limited := cgroups.PodLimits(s.st.pod)[corev1.ResourceMemory]; limited {
 		return
 	}
 	next := append(slices.Clone(s.st.init[j.plan.startInit[0]+1:]), s.st.apps...)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 func presentImages(p *corev1.Pod) *corev1.Pod {
@@ -73,6 +74,13 @@ func TestNotPrepared(t *testing.T) {
 				ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}, Key: "k"}}}}
 		},
 		"shared PID namespace": func(p *corev1.Pod) { share := true; p.Spec.ShareProcessNamespace = &share },
+		"a pod memory limit": func(p *corev1.Pod) {
+			for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+				for i := range cs {
+					cs[i].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}
+				}
+			}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := presentImages(testPod("Never", "i1 | a1"))
