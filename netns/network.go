@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,8 @@ type Network struct {
 	mu      sync.Mutex
 	proxies map[string][]stopper // guarded by mu: this process's hostPort proxies, by pod ID
 	nsDirOK bool                 // guarded by mu: NSDir is known to be a shared mount
+
+	bridgeDel sync.WaitGroup // deleteBridge's deletions the kernel is finishing
 }
 
 // Pod is what Setup needs to know of a pod.
@@ -373,12 +376,68 @@ func (n *Network) removeHost() error {
 	go func() { errc <- n.deleteRules() }()
 	go func() { errf <- n.removeForward() }()
 	var errLink error
-	if br, err := netlink.LinkByName(n.cfg.Bridge); err == nil {
-		if err := netlink.LinkDel(br); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) {
-			errLink = fmt.Errorf("delete bridge %s: %w", n.cfg.Bridge, err)
+	if linkExists(n.cfg.Bridge) {
+		if br, err := netlink.LinkByName(n.cfg.Bridge); err == nil {
+			errLink = n.deleteBridge(br)
 		}
 	}
 	return errors.Join(<-errc, <-errf, errLink)
+}
+
+// deleteBridge deletes the bridge and returns once the kernel has unlisted
+// it and flushed its routes: nothing of it is visible any more, and a
+// netlink request (the next Setup's) waits for the RTNL lock, i.e. for the
+// deletion to be past them. The rest of the deletion (three RCU waits in
+// the bridge's uninit and the device's unregistration, ~45 ms measured)
+// the kernel finishes within the deleting thread's netlink call, even if
+// this process exits meanwhile; Settle waits for it. A deletion that fails
+// leaves the bridge listed, so its error is never lost.
+func (n *Network) deleteBridge(br netlink.Link) error {
+	done := make(chan error, 1)
+	n.bridgeDel.Go(func() {
+		err := netlink.LinkDel(br)
+		if err != nil && !linkGone(err) {
+			err = fmt.Errorf("delete bridge %s: %w", n.cfg.Bridge, err)
+		} else {
+			err = nil
+		}
+		done <- err
+	})
+	for {
+		select {
+		case err := <-done:
+			return err
+		default:
+		}
+		if unlisted(br.Attrs().Name) {
+			return nil
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// unlisted says whether the link is gone from the host's links and main
+// routing table.
+func unlisted(name string) bool {
+	return !inProcTable("/proc/net/dev", ":", name) && !inProcTable("/proc/net/route", "\t", name)
+}
+
+// inProcTable says whether a line of the /proc table at path starts with
+// name, then sep (an unreadable table counts as holding it). Reading one
+// takes no RTNL lock: any netlink request, a lookup included, waits for
+// it, and a bridge's deletion holds it through two RCU waits (~25 ms
+// measured).
+func inProcTable(path, sep, name string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return true
+	}
+	for l := range bytes.Lines(b) {
+		if field, _, ok := strings.Cut(string(l), sep); ok && strings.TrimSpace(field) == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Network) ensureBridge() error {
@@ -641,11 +700,10 @@ func (n *Network) reap(st *state, force bool) error {
 	return errors.Join(errs...)
 }
 
-// linkExists says whether the host has a link of that name.
-func linkExists(name string) bool {
-	_, err := netlink.LinkByName(name)
-	return err == nil
-}
+// linkExists says whether the host has a link of that name. It asks
+// /proc/net/dev: a netlink lookup would wait for a bridge's deletion under
+// way (inProcTable).
+func linkExists(name string) bool { return inProcTable("/proc/net/dev", ":", name) }
 
 // linkGone says a link operation failed because the link no longer exists
 // (the kernel may be deleting it right then: ENODEV).
@@ -655,8 +713,10 @@ func linkGone(err error) bool {
 
 // Settle waits until the kernel has deleted the veths of every released
 // pod (deleting any still there after reapAfter) and forgets their
-// entries: after it, nothing of a torn-down pod is left.
+// entries, and until it has finished deleting the bridge this Network
+// deleted: after it, nothing of a torn-down pod is left.
 func (n *Network) Settle(ctx context.Context) error {
+	n.bridgeDel.Wait()
 	for {
 		left := 0
 		err := n.withState(func(st *state) error {

@@ -1,11 +1,54 @@
 package node
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/podrun/podrun/internal/trace"
 )
+
+func TestConcurrentlyOverlapsStepsAndJoinsErrors(t *testing.T) {
+	var out bytes.Buffer
+	rec := trace.New(&out, nil)
+	ctx := trace.With(context.Background(), rec, "uid-1")
+	var started sync.WaitGroup
+	started.Add(3)
+	all := make(chan struct{})
+	go func() { started.Wait(); close(all) }()
+	// Each step returns only once all three have started: run one after
+	// another, they would time out.
+	fn := func(err error) func() error {
+		return func() error {
+			started.Done()
+			select {
+			case <-all:
+				return err
+			case <-time.After(5 * time.Second):
+				return errors.New("steps not run concurrently")
+			}
+		}
+	}
+	errA, errC := errors.New("a failed"), errors.New("c failed")
+	err := concurrently(ctx, step{"a", fn(errA)}, step{"b", fn(nil)}, step{"c", fn(errC)})
+	if !errors.Is(err, errA) || !errors.Is(err, errC) || strings.Contains(err.Error(), "concurrently") {
+		t.Fatalf("err = %v, want a's and c's errors joined", err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, phase := range []string{"a", "b", "c"} {
+		if !strings.Contains(out.String(), `"phase":"`+phase+`"`) {
+			t.Errorf("no span %q in the trace:\n%s", phase, out.String())
+		}
+	}
+}
 
 func TestTailLogJoinsPartialRecords(t *testing.T) {
 	log := "2026-01-01T00:00:00Z stdout F first\n" +
