@@ -179,6 +179,12 @@ func (d *Daemon) spawnShim(rec *podRec) (started bool, retErr error) {
 	}
 	cmd := exec.Command(d.cfg.Exe, "--log-level", level, "shim", "--dir", string(rec.dir))
 	cmd.Stdout, cmd.Stderr = out, out
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		// One P: a shim mostly waits, and each P's caches and each extra
+		// thread's stacks cost it ~0.5 MB (RssAnon 5.3 -> 4.8 MB measured).
+		// It has to be in the environment from the process's start.
+		cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	}
 	cmd.ExtraFiles = []*os.File{lock}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
