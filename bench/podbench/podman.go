@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-var errNoPodman = errors.New("not installed (apt-get install podman runc to compare with it)")
+var errNoPodman = errors.New("unavailable (apt-get install podman runc to compare with it)")
 
 // podmanBench runs `podman kube play` with a storage root and a
 // containers.conf of its own: runc, the cgroupfs manager and the file
@@ -38,6 +38,11 @@ func newPodmanBench(ctx context.Context, c config, tmp string) (*podmanBench, er
 	out, err := exec.Command(path, "--version").Output()
 	if err != nil {
 		return nil, fmt.Errorf("%w: podman --version: %v", errNoPodman, err)
+	}
+	// The comparison is podman with runc, podrun's runtime (Debian's podman
+	// does not depend on it).
+	if _, err := exec.LookPath("runc"); err != nil {
+		return nil, fmt.Errorf("%w: podman is installed but runc is not (apt-get install runc)", errNoPodman)
 	}
 	b := &podmanBench{ctx: ctx, c: c, dir: filepath.Join(tmp, "podman"), runBase: "/run/podbench-" + randSuffix(), version: strings.TrimSpace(string(out))}
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
