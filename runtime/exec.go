@@ -124,6 +124,7 @@ func (c *Container) Exec(ctx context.Context, e ExecSpec) (exitCode int, retErr 
 	case <-ctx.Done():
 		close(exited)
 		// The whole tree, at once; returns when the cgroup is empty.
+		sub.killed = true
 		if err := killCgroup(sub); err != nil {
 			slog.Warn("killing timed-out exec", "container", c.id, "err", err)
 		}
@@ -199,6 +200,11 @@ const maxIdleExec = 2
 type execCgroup struct {
 	name string
 	cgroups.Manager
+	// killed: a timeout killed its tree. It is removed, not reused: on
+	// Linux 6.1 (Debian 12, cgroup v2) a process forked into a cgroup that
+	// cgroup.kill was written to died at once (the next exec failed with
+	// "error copying bootstrap data to pipe: write init-p: broken pipe").
+	killed bool
 }
 
 // takeExecCgroup is an idle exec cgroup that is still empty, else a new one.
@@ -209,7 +215,7 @@ func (c *Container) takeExecCgroup() (execCgroup, error) {
 	}
 	name := fmt.Sprintf("exec-%d-%d", os.Getpid(), execSeq.Add(1))
 	m, err := c.newExecCgroup(name)
-	return execCgroup{name, m}, err
+	return execCgroup{name: name, Manager: m}, err
 }
 
 func (c *Container) popIdleExec() (execCgroup, bool) {
@@ -236,7 +242,7 @@ func (c *Container) putExecCgroup(cg execCgroup) error {
 		return nil
 	}
 	c.execMu.Lock()
-	keep := len(c.idleExec) < maxIdleExec
+	keep := !cg.killed && len(c.idleExec) < maxIdleExec
 	if keep {
 		c.idleExec = append(c.idleExec, cg)
 	}
