@@ -250,7 +250,9 @@ func (cr *Created) Start(ctx context.Context) (_ *Container, retErr error) {
 	s := cr.s
 	defer func() {
 		if retErr != nil {
-			cr.discard(false)
+			if err := cr.Discard(); err != nil {
+				slog.Warn("rolling back container", "container", s.ID, "err", err)
+			}
 		}
 	}()
 	sp := trace.Start(ctx, "start")
@@ -286,18 +288,13 @@ func (cr *Created) Start(ctx context.Context) (_ *Container, retErr error) {
 
 // Discard kills the created container's init and removes the container,
 // its cgroup and its new log file, as a failed Start would.
-func (cr *Created) Discard() error { return cr.discard(true) }
-
-func (cr *Created) discard(report bool) error {
+func (cr *Created) Discard() error {
 	killInit(cr.p)
 	cr.sio.closeChild()
 	cr.sio.close()
 	cr.copiers.Wait()
 	cr.undoSink()
 	if err := cr.lc.Destroy(); err != nil {
-		if !report {
-			slog.Warn("rolling back container", "container", cr.s.ID, "err", err)
-		}
 		return fmt.Errorf("discard container %s: %w", cr.s.ID, err)
 	}
 	return nil
