@@ -33,6 +33,7 @@ var getCommand = &cli.Command{
 		&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "every namespace"},
 		&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Usage: "label selector (k=v,k!=v,k in (a,b))"},
 		&cli.StringFlag{Name: "field-selector", Usage: "field selector (metadata.name=x, status.phase=Running)"},
+		&cli.BoolFlag{Name: "show-managed-fields", Usage: "with -o json or yaml, keep metadata.managedFields (kubectl drops them by default)"},
 		namespaceFlag(), socketFlag(),
 	},
 	Action: getAction,
@@ -76,7 +77,7 @@ func getAction(c *cli.Context) error {
 	if c.Bool("all-namespaces") {
 		ns = ""
 	}
-	p := &printer{r: r, format: format, allNS: ns == "", now: time.Now()}
+	p := &printer{r: r, format: format, allNS: ns == "", now: time.Now(), managed: c.Bool("show-managed-fields")}
 	cl := newClient(c)
 	sel := client.Selector{Label: c.String("selector"), Field: c.String("field-selector")}
 	if c.Bool("watch") {
@@ -151,15 +152,17 @@ type printer struct {
 	now    time.Time
 	header bool  // printed (watch)
 	widths []int // column widths so far (watch)
+	// managed keeps metadata.managedFields in json and yaml output.
+	managed bool
 }
 
 func (p *printer) print(w io.Writer, items []json.RawMessage, single bool) error {
 	switch p.format {
 	case "json", "yaml":
 		if single && len(items) == 1 {
-			return writeObject(w, items[0], p.format)
+			return writeObject(w, items[0], p.format, p.managed)
 		}
-		return writeList(w, items, p.format)
+		return writeList(w, items, p.format, p.managed)
 	case "name":
 		for _, raw := range items {
 			var o struct {
@@ -186,7 +189,7 @@ func (p *printer) print(w io.Writer, items []json.RawMessage, single bool) error
 func (p *printer) watchRow(w io.Writer, raw json.RawMessage) error {
 	switch p.format {
 	case "json", "yaml":
-		return writeObject(w, raw, p.format)
+		return writeObject(w, raw, p.format, p.managed)
 	case "name":
 		return p.print(w, []json.RawMessage{raw}, true)
 	}
@@ -329,12 +332,10 @@ func (p *printer) row(raw json.RawMessage) ([]string, error) {
 }
 
 // writeObject prints one object as kubectl -o json|yaml does: keys sorted,
-// JSON indented by four spaces.
-func writeObject(w io.Writer, raw json.RawMessage, format string) error {
-	var m any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
+// JSON indented by four spaces, managedFields left out unless managed.
+func writeObject(w io.Writer, raw json.RawMessage, format string, managed bool) error {
+	m, err := decodeObject(raw, managed)
+	if err != nil {
 		return err
 	}
 	return encode(w, m, format)
@@ -342,20 +343,35 @@ func writeObject(w io.Writer, raw json.RawMessage, format string) error {
 
 // writeList prints objects as a v1 List, the way kubectl prints several
 // (manifest.WriteList's shape, for any kind).
-func writeList(w io.Writer, items []json.RawMessage, format string) error {
+func writeList(w io.Writer, items []json.RawMessage, format string, managed bool) error {
 	list := map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]any{"resourceVersion": ""}}
 	objs := make([]any, 0, len(items))
 	for _, raw := range items {
-		var m any
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&m); err != nil {
+		m, err := decodeObject(raw, managed)
+		if err != nil {
 			return err
 		}
 		objs = append(objs, m)
 	}
 	list["items"] = objs
 	return encode(w, list, format)
+}
+
+// decodeObject decodes raw keeping numbers as written. Without managed it
+// drops metadata.managedFields, as kubectl's --show-managed-fields=false.
+func decodeObject(raw json.RawMessage, managed bool) (any, error) {
+	var m any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if obj, ok := m.(map[string]any); ok && !managed {
+		if md, ok := obj["metadata"].(map[string]any); ok {
+			delete(md, "managedFields")
+		}
+	}
+	return m, nil
 }
 
 func encode(w io.Writer, v any, format string) error {
