@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +21,7 @@ import (
 	"github.com/podrun/podrun/cgroups"
 	"github.com/podrun/podrun/internal/podspec"
 	"github.com/podrun/podrun/netns"
+	"github.com/podrun/podrun/shim"
 )
 
 var _ api.Backend = (*Daemon)(nil)
@@ -215,7 +218,7 @@ func (d *Daemon) Exec(ctx context.Context, ns, name string, q url.Values) (io.Re
 	if err != nil {
 		return nil, err
 	}
-	return rec.dir.Connect().Exec(ctx, q)
+	return d.shimStream(ctx, rec, name, func(c *shim.Client) (io.ReadWriteCloser, error) { return c.Exec(ctx, q) })
 }
 
 // Attach implements api.Backend: the shim serves it; frames pass through.
@@ -224,7 +227,51 @@ func (d *Daemon) Attach(ctx context.Context, ns, name string, q url.Values) (io.
 	if err != nil {
 		return nil, err
 	}
-	return rec.dir.Connect().Attach(ctx, q)
+	return d.shimStream(ctx, rec, name, func(c *shim.Client) (io.ReadWriteCloser, error) { return c.Attach(ctx, q) })
+}
+
+// shimReplaceWait bounds how long an exec or attach waits for the shim of
+// a pod to answer: a dead shim's replacement takes a back-off (200 ms at
+// first) and the new shim's start.
+const shimReplaceWait = time.Minute
+
+// shimStream opens a stream with rec's shim. While the shim is being
+// replaced (it died: the owner goroutine starts a new one that takes the
+// pod over) it waits for the new one to answer instead of failing with
+// "connection refused".
+func (d *Daemon) shimStream(ctx context.Context, rec *podRec, name string, open func(*shim.Client) (io.ReadWriteCloser, error)) (io.ReadWriteCloser, error) {
+	timer := time.NewTimer(shimReplaceWait)
+	defer timer.Stop()
+	wait := func(ch <-chan struct{}) error {
+		select {
+		case <-ch:
+			return nil
+		case <-rec.gone:
+			return apierrors.NewBadRequest(fmt.Sprintf("pod %s is not running", name))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return apierrors.NewServiceUnavailable(fmt.Sprintf("the shim of pod %s has not answered for %v", name, shimReplaceWait))
+		}
+	}
+	for {
+		d.mu.Lock()
+		gen := rec.shimGen
+		d.mu.Unlock()
+		if err := wait(gen.up); err != nil {
+			return nil, err
+		}
+		c := rec.dir.Connect()
+		conn, err := open(c)
+		c.Close()
+		if err == nil || !(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)) {
+			return conn, err
+		}
+		// It died since it answered: the owner notices, and starts another.
+		if err := wait(gen.down); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // streamTo finds the running pod of an exec or attach and names its only

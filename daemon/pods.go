@@ -43,10 +43,17 @@ type podRec struct {
 	sentPod   *corev1.Pod       // the pod last sent to this shim process as an update
 	sentDel   bool              // the deletion was sent to this shim process
 	objsStale bool              // the namespace's ConfigMaps or Secrets changed since the shim was told
+	shimGen   *shimGen          // the shim process the owner follows now, or waits for
 }
 
+// shimGen is one shim process as the owner goroutine sees it: up closes
+// once it answers, down once the owner lost it (it died, or the pod ended).
+type shimGen struct{ up, down chan struct{} }
+
+func newShimGen() *shimGen { return &shimGen{up: make(chan struct{}), down: make(chan struct{})} }
+
 func newPodRec(p *corev1.Pod, dir shim.Dir) *podRec {
-	return &podRec{pod: p, dir: dir, gone: make(chan struct{}), kick: make(chan struct{}, 1)}
+	return &podRec{pod: p, dir: dir, gone: make(chan struct{}), kick: make(chan struct{}, 1), shimGen: newShimGen()}
 }
 
 func (r *podRec) key() key { return keyOf(r.pod.Namespace, r.pod.Name) }
@@ -230,7 +237,15 @@ func (d *Daemon) follow(rec *podRec) error {
 	sp.End()
 	d.mu.Lock()
 	rec.sentPod, rec.sentDel = nil, false // a new shim process knows nothing yet
+	gen := rec.shimGen
 	d.mu.Unlock()
+	close(gen.up)
+	defer func() {
+		d.mu.Lock()
+		rec.shimGen = newShimGen()
+		d.mu.Unlock()
+		close(gen.down)
+	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- sc.Watch(ctx, func(st *shim.State) { d.updatePod(rec, st) }) }()

@@ -642,6 +642,10 @@ func TestShimKill9(t *testing.T) {
 	if err := syscall.Kill(shimA[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// An exec sent meanwhile waits for the shim that replaces it.
+	if out := d.must("exec", "victim", "-c", "app", "--", "echo", "taken over"); out != "taken over\n" {
+		t.Errorf("exec while the shim is replaced: %q", out)
+	}
 	// The daemon starts a shim that takes the pod over.
 	deadline := time.Now().Add(time.Minute)
 	for {
