@@ -184,7 +184,7 @@ func (d *Daemon) serveKubeAPI(errc chan<- error) (*http.Server, error) {
 	}
 	ln, err := net.Listen("tcp", d.cfg.KubeListen)
 	if err != nil {
-		return nil, fmt.Errorf("the Kubernetes API: %w", err)
+		return nil, fmt.Errorf("the Kubernetes API (--kube-listen %s; another podrun daemon may serve it): %w", d.cfg.KubeListen, err)
 	}
 	url := "https://" + ln.Addr().String()
 	if err := creds.SaveServer(url); err != nil {
