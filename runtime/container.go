@@ -136,6 +136,9 @@ type Container struct {
 
 	execMu   sync.Mutex
 	idleExec []execCgroup // empty exec cgroups for reuse, at most maxIdleExec
+	// execClosed: Destroy began; no exec cgroup may be made any more (on
+	// v1 making one would make the container's removed leaf again).
+	execClosed bool
 
 	destroyMu sync.Mutex // serialises Destroy
 	destroyed bool
@@ -498,6 +501,10 @@ func (c *Container) Destroy() error {
 	if c.destroyed {
 		return nil
 	}
+	// Waits for an exec making its cgroup; later ones fail.
+	c.execMu.Lock()
+	c.execClosed = true
+	c.execMu.Unlock()
 	if err := c.Signal(unix.SIGKILL); err != nil {
 		return fmt.Errorf("destroy: %w", err)
 	}

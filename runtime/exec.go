@@ -209,7 +209,14 @@ type execCgroup struct {
 
 // takeExecCgroup is an idle exec cgroup that is still empty, else a new one.
 // It is the caller's alone until putExecCgroup.
+// A new one is made with execMu held, so that Destroy, which closes execs
+// first, never removes the container's cgroup while one is being made.
 func (c *Container) takeExecCgroup() (execCgroup, error) {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
+	if c.execClosed {
+		return execCgroup{}, errors.New("the container is being removed")
+	}
 	if cg, ok := c.popIdleExec(); ok {
 		return cg, nil
 	}
@@ -218,9 +225,8 @@ func (c *Container) takeExecCgroup() (execCgroup, error) {
 	return execCgroup{name: name, Manager: m}, err
 }
 
+// popIdleExec takes an idle exec cgroup (execMu held).
 func (c *Container) popIdleExec() (execCgroup, bool) {
-	c.execMu.Lock()
-	defer c.execMu.Unlock()
 	for len(c.idleExec) > 0 {
 		cg := c.idleExec[len(c.idleExec)-1]
 		c.idleExec = c.idleExec[:len(c.idleExec)-1]
@@ -242,7 +248,7 @@ func (c *Container) putExecCgroup(cg execCgroup) error {
 		return nil
 	}
 	c.execMu.Lock()
-	keep := !cg.killed && len(c.idleExec) < maxIdleExec
+	keep := !cg.killed && !c.execClosed && len(c.idleExec) < maxIdleExec
 	if keep {
 		c.idleExec = append(c.idleExec, cg)
 	}

@@ -216,6 +216,11 @@ func TestExecCgroupReuse(t *testing.T) {
 	if err := c.Destroy(); err != nil {
 		t.Fatal(err)
 	}
+	// An exec that comes too late (a probe racing the removal) fails and
+	// makes no cgroup: on v1 it used to make the removed leaf again.
+	if code, err := c.Exec(context.Background(), ExecSpec{Args: []string{"true"}}); err == nil {
+		t.Errorf("Exec after Destroy = %d, nil; want an error", code)
+	}
 	for ctrl, p := range paths {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("container cgroup %s (%s) after Destroy: %v", p, ctrl, err)
