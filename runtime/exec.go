@@ -208,9 +208,9 @@ type execCgroup struct {
 }
 
 // takeExecCgroup is an idle exec cgroup that is still empty, else a new one.
-// It is the caller's alone until putExecCgroup.
-// A new one is made with execMu held, so that Destroy, which closes execs
-// first, never removes the container's cgroup while one is being made.
+// It is the caller's alone until putExecCgroup. A new one is made with
+// execMu held, so that Destroy, which closes execs first, never removes the
+// container's cgroup while one is being made.
 func (c *Container) takeExecCgroup() (execCgroup, error) {
 	c.execMu.Lock()
 	defer c.execMu.Unlock()
