@@ -3,6 +3,7 @@ package netns
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -447,7 +448,7 @@ func (n *Network) ensureBridge() error {
 			return fmt.Errorf("look up bridge %s: %w", n.cfg.Bridge, err)
 		}
 		la := netlink.NewLinkAttrs()
-		la.Name, la.MTU = n.cfg.Bridge, n.mtu
+		la.Name, la.MTU, la.HardwareAddr = n.cfg.Bridge, n.mtu, randomMAC()
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("create bridge %s: %w", n.cfg.Bridge, err)
 		}
@@ -458,6 +459,9 @@ func (n *Network) ensureBridge() error {
 	if br.Type() != "bridge" {
 		return fmt.Errorf("link %s exists and is a %s, not a bridge", n.cfg.Bridge, br.Type())
 	}
+	if err := pinMAC(br); err != nil {
+		return err
+	}
 	gw := &net.IPNet{IP: n.gateway.AsSlice(), Mask: net.CIDRMask(n.subnet.Bits(), 32)}
 	if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: gw}); err != nil {
 		return fmt.Errorf("address bridge %s: %w", n.cfg.Bridge, err)
@@ -466,6 +470,41 @@ func (n *Network) ensureBridge() error {
 		if err := netlink.LinkSetUp(br); err != nil {
 			return fmt.Errorf("set bridge %s up: %w", n.cfg.Bridge, err)
 		}
+	}
+	return nil
+}
+
+// The gateway's MAC must not change under running pods: they cache it, and
+// the kernel sends no gratuitous ARP when it changes (arp_notify is off by
+// default), so a pod's traffic through the host is lost for seconds, until
+// its neighbour entry is probed again. A bridge whose address was never set
+// takes the lowest MAC of its ports, so each pod that comes or goes can
+// change it, and systemd-udevd (MACAddressPolicy=persistent) rewrites it
+// shortly after it is made. An address given at creation, or set once on a
+// bridge made without one, is NET_ADDR_SET: the kernel keeps it and udev
+// leaves it alone.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(mac)
+	mac[0] = mac[0]&^1 | 2 // unicast, locally administered
+	return mac
+}
+
+// pinMAC makes the current MAC of a bridge made without one (by an older
+// podrun) a set one, so that it stays. A bridge whose MAC is set already is
+// left alone: setting it again would notify every listener of a change.
+func pinMAC(br netlink.Link) error {
+	const netAddrSet = "3" // NET_ADDR_SET in include/uapi/linux/netdevice.h
+	p := "/sys/class/net/" + br.Attrs().Name + "/addr_assign_type"
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", p, err)
+	}
+	if strings.TrimSpace(string(b)) == netAddrSet {
+		return nil
+	}
+	if err := netlink.LinkSetHardwareAddr(br, br.Attrs().HardwareAddr); err != nil {
+		return fmt.Errorf("pin the MAC of bridge %s: %w", br.Attrs().Name, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -155,7 +156,9 @@ func TestOutboundNATAndExternalClient(t *testing.T) {
 	}
 	defer ns.Close()
 	la := netlink.NewLinkAttrs()
-	la.Name, la.Flags = name, net.FlagUp
+	// A MAC of its own, or udev on a systemd host rewrites it while the
+	// outside has it cached (see randomMAC).
+	la.Name, la.Flags, la.HardwareAddr = name, net.FlagUp, randomMAC()
 	veth := &netlink.Veth{LinkAttrs: la, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns.Fd()))}
 	if err := netlink.LinkAdd(veth); err != nil {
 		t.Fatal(err)
@@ -529,5 +532,83 @@ func TestSubnetOverlapIsRefused(t *testing.T) {
 	}
 	if _, err := New(cfg); err != nil {
 		t.Fatalf("the route on our own bridge counted as an overlap: %v", err)
+	}
+}
+
+// TestBridgeMACStays: pods cache the gateway's MAC, so it must not follow
+// the bridge's ports (the kernel's default) nor be rewritten by udev. A
+// bridge made before podrun pinned its MAC (an older podrun's) keeps the
+// MAC it has.
+func TestBridgeMACStays(t *testing.T) {
+	for _, before := range []bool{false, true} {
+		t.Run(fmt.Sprint("made before: ", before), func(t *testing.T) {
+			n, _ := newTestNetwork(t, 24)
+			br := func() (net.HardwareAddr, string) {
+				t.Helper()
+				l, err := netlink.LinkByName(n.cfg.Bridge)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := os.ReadFile("/sys/class/net/" + n.cfg.Bridge + "/addr_assign_type")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l.Attrs().HardwareAddr, strings.TrimSpace(string(b))
+			}
+			var made net.HardwareAddr
+			if before {
+				la := netlink.NewLinkAttrs()
+				la.Name = n.cfg.Bridge
+				if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if l, err := netlink.LinkByName(la.Name); err == nil {
+						_ = netlink.LinkDel(l)
+					}
+				})
+				// On a systemd host udev gives a new bridge its own MAC
+				// (MACAddressPolicy=persistent) a moment later: that one is
+				// the MAC a bridge made long ago has.
+				if _, err := os.Stat("/run/udev/control"); err == nil {
+					if out, err := exec.Command("udevadm", "settle").CombinedOutput(); err != nil {
+						t.Fatalf("udevadm settle: %v: %s", err, out)
+					}
+				}
+				made, _ = br()
+			}
+			setup(t, n, "a")
+			mac, kind := br()
+			if kind != "3" {
+				t.Errorf("bridge addr_assign_type %s, want 3 (NET_ADDR_SET)", kind)
+			}
+			if made != nil && !bytes.Equal(mac, made) {
+				t.Errorf("the bridge's MAC went from %s to %s", made, mac)
+			}
+			b := Pod{ID: "uid-b-" + randHex(4), Name: "b", Namespace: "test"}
+			if _, err := n.Setup(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := n.Teardown(context.Background(), b.ID); err != nil {
+					t.Error(err)
+				}
+			})
+			links, err := netlink.LinkList()
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(links, func(l netlink.Link) bool { return l.Attrs().Alias == linkAlias(n.cfg.Bridge, b.ID) })
+			if i < 0 {
+				t.Fatalf("no host veth for pod b")
+			}
+			// The lowest MAC a port can have: an unpinned bridge takes it.
+			if err := netlink.LinkSetHardwareAddr(links[i], net.HardwareAddr{2, 0, 0, 0, 0, 0}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := br(); !bytes.Equal(got, mac) {
+				t.Errorf("the bridge's MAC went from %s to %s with a port's change", mac, got)
+			}
+		})
 	}
 }
