@@ -148,6 +148,9 @@ func Restore(ctx context.Context, cp *Checkpoint, o Options) (*Supervisor, error
 		i.handle = h
 		s.restored = append(s.restored, target{c, i})
 	}
+	// A new shim answers before Run's first turn: an exec or a watch then
+	// finds the pod as it was taken over, not a pod without status.
+	s.publish()
 	return s, nil
 }
 

@@ -122,3 +122,21 @@ func TestVersion1CheckpointsAreRead(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoredPodIsShownBeforeRun: a new shim serves execs and watches as
+// soon as it has restored the pod, before its supervisor's first turn.
+func TestRestoredPodIsShownBeforeRun(t *testing.T) {
+	h := newFakeHost(nil)
+	h.running("a1", "a1-7", behaviour{onTerm: 0})
+	s, err := Restore(context.Background(), runningCheckpoint(testPod("Never", "| a1"), "running", ""), Options{Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := appStatus(s); cs.State.Running == nil || cs.ContainerID != containerID("a1-7") {
+		t.Errorf("a1 before Run: %+v, want running as a1-7", cs)
+	}
+	if _, ok := s.Running("a1"); !ok {
+		t.Error("a1 cannot be exec'd into before Run")
+	}
+	supervise(t, h, s, func(s *Supervisor) { s.Delete(nil) })
+}

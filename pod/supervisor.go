@@ -113,6 +113,7 @@ func New(p *corev1.Pod, o Options) *Supervisor {
 	if o.OnEvent != nil {
 		s.rec.notify = func(e Event) { o.OnEvent(s.Pod(), e) }
 	}
+	s.st.qos = cgroups.QOSClass(p)
 	s.snap.Store(p.DeepCopy())
 	return s
 }
@@ -229,7 +230,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if s.st.startTime.IsZero() {
 		s.st.startTime = time.Now()
 	}
-	s.st.qos = cgroups.QOSClass(s.st.pod)
 	if s.st.life == creating && !s.st.sandbox {
 		if reason, msg, ok := admit(s.st.pod, s.o.AllowedUnsafeSysctls); !ok {
 			s.reject(reason, msg)
