@@ -154,7 +154,7 @@ func (d *Daemon) runPod(rec *podRec) {
 			time.Sleep(shimRestartInitial) // alive but unreachable for a moment
 			continue
 		}
-		log.Warn("the pod shim died; starting a new one to take the pod over", "after", delay)
+		log.Warn("the pod shim died; starting a new one to take the pod over", "after", delay, "shimLog", rec.dir.LogTail(2048))
 		time.Sleep(delay)
 		delay = min(2*delay, shimRestartMax)
 	}

@@ -1,9 +1,11 @@
 package shim
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -126,6 +128,31 @@ func (d Dir) readCheckpoint() (*pod.Checkpoint, error) {
 // OpenLog opens the shim's log for appending.
 func (d Dir) OpenLog() (*os.File, error) {
 	return os.OpenFile(d.path(logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+}
+
+// LogTail is the end of the shim's log, at most n bytes from a line's
+// start: what a shim that died last said.
+func (d Dir) LogTail(n int64) string {
+	f, err := os.Open(d.path(logFile))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(st.Size()-n, 0)
+	b := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return ""
+	}
+	if off > 0 {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return string(bytes.TrimSpace(b))
 }
 
 // writeJSON writes v atomically (a temporary file renamed over it), so a

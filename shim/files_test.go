@@ -49,3 +49,19 @@ func TestNewerFilesAreRefusedAndOldOnesRead(t *testing.T) {
 		t.Errorf("final.json of version 3: err = %v", err)
 	}
 }
+
+func TestLogTailStartsAtALine(t *testing.T) {
+	d := Dir(t.TempDir())
+	if got := d.LogTail(64); got != "" {
+		t.Errorf("no log: %q", got)
+	}
+	f, err := d.OpenLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString(strings.Repeat("x", 100) + "\nfirst\nlast: opening the node's stores\n")
+	f.Close()
+	if got := d.LogTail(40); got != "first\nlast: opening the node's stores" {
+		t.Errorf("tail %q", got)
+	}
+}
