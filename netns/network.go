@@ -494,19 +494,26 @@ func randomMAC() net.HardwareAddr {
 // podrun) a set one, so that it stays. A bridge whose MAC is set already is
 // left alone: setting it again would notify every listener of a change.
 func pinMAC(br netlink.Link) error {
-	const netAddrSet = "3" // NET_ADDR_SET in include/uapi/linux/netdevice.h
-	p := "/sys/class/net/" + br.Attrs().Name + "/addr_assign_type"
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", p, err)
-	}
-	if strings.TrimSpace(string(b)) == netAddrSet {
-		return nil
+	kind, err := addrAssignType(br.Attrs().Name)
+	if err != nil || kind == netAddrSet {
+		return err
 	}
 	if err := netlink.LinkSetHardwareAddr(br, br.Attrs().HardwareAddr); err != nil {
 		return fmt.Errorf("pin the MAC of bridge %s: %w", br.Attrs().Name, err)
 	}
 	return nil
+}
+
+const netAddrSet = "3" // NET_ADDR_SET in include/uapi/linux/netdevice.h
+
+// addrAssignType is how the link's MAC was assigned, as sysfs shows it.
+func addrAssignType(link string) (string, error) {
+	p := "/sys/class/net/" + link + "/addr_assign_type"
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", p, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // enableForwarding turns on net.ipv4.ip_forward, which outbound pod traffic

@@ -549,11 +549,11 @@ func TestBridgeMACStays(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				b, err := os.ReadFile("/sys/class/net/" + n.cfg.Bridge + "/addr_assign_type")
+				kind, err := addrAssignType(n.cfg.Bridge)
 				if err != nil {
 					t.Fatal(err)
 				}
-				return l.Attrs().HardwareAddr, strings.TrimSpace(string(b))
+				return l.Attrs().HardwareAddr, kind
 			}
 			var made net.HardwareAddr
 			if before {
@@ -579,7 +579,7 @@ func TestBridgeMACStays(t *testing.T) {
 			}
 			setup(t, n, "a")
 			mac, kind := br()
-			if kind != "3" {
+			if kind != netAddrSet {
 				t.Errorf("bridge addr_assign_type %s, want 3 (NET_ADDR_SET)", kind)
 			}
 			if made != nil && !bytes.Equal(mac, made) {
