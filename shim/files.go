@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/podrun/podrun/internal/atomicfile"
 	"github.com/podrun/podrun/pod"
+	"github.com/podrun/podrun/runtime"
 )
 
 // Version is the version of the contract between the daemon and its
@@ -133,24 +133,13 @@ func (d Dir) OpenLog() (*os.File, error) {
 // LogTail is the end of the shim's log, at most n bytes from a line's
 // start: what a shim that died last said.
 func (d Dir) LogTail(n int64) string {
-	f, err := os.Open(d.path(logFile))
+	// One byte more says whether the window starts a line.
+	b, err := runtime.ReadTail(d.path(logFile), n+1)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	off := max(st.Size()-n, 0)
-	b := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
-		return ""
-	}
-	if off > 0 {
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			b = b[i+1:]
-		}
+	if int64(len(b)) > n {
+		b = b[max(bytes.IndexByte(b, '\n'), 0)+1:]
 	}
 	return string(bytes.TrimSpace(b))
 }
