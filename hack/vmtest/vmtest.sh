@@ -160,15 +160,14 @@ for p in $profiles; do
 	fi
 	times=$(cat "$res/times" 2>/dev/null || true)
 	log "$p: VM ran ${wall}s ($times); results in $res"
-	for f in "${failures[@]}"; do log "$p: FAIL $f"; done
-	# The CI log is often all there is of a run: the end of each failed
-	# test's output.
-	for l in "$res"/*.log; do
+	for f in "${failures[@]}"; do
+		log "$p: FAIL $f"
+		# The CI log is often all there is of a run: the end of the failed
+		# test's output (a failure named NAME.TEST has it in NAME.log).
+		l=$res/${f%%.*}.log t=${f#*.}
 		[ -f "$l" ] || continue
-		{ grep '^--- FAIL' "$l" || true; } | awk '{print $3}' | while read -r t; do
-			log "$p: $(basename "$l" .log).$t, the last 60 lines of its output:"
-			awk -v t="$t" '$0 == "=== RUN   " t {p = 1} p {print} index($0, "--- FAIL: " t " ") == 1 {p = 0}' "$l" | tail -60 >&2
-		done
+		log "$p: $f, the last 60 lines of its output:"
+		awk -v t="$t" '$0 == "=== RUN   " t {p = 1} p {print} index($0, "--- FAIL: " t " ") == 1 {p = 0}' "$l" | tail -60 >&2
 	done
 	line="$p: $passed passed, $failed failed ($skipped skipped)"
 	if [ -n "$why" ]; then
