@@ -217,21 +217,27 @@ func TestContainerTTYAndStdin(t *testing.T) {
 	}
 }
 
-// More than 10 MiB of output with the kubelet's defaults: at most 5 files
-// of at most 10 MiB each, listed oldest first by LogFiles, whose records
-// follow each other without a gap since the oldest kept.
+// Several times maxSize of output: at most maxFiles files of at most
+// maxSize bytes each, listed oldest first by LogFiles, whose records follow
+// each other without a gap since the oldest kept. The sizes are small so
+// that the test stays quick in an emulated guest (70 MiB took a minute
+// there); the kubelet's defaults are checked apart.
 func TestLogRotation(t *testing.T) {
+	if DefaultLogMaxSize != 10<<20 || DefaultLogMaxFiles != 5 {
+		t.Errorf("defaults %d bytes, %d files: the kubelet's are 10Mi and 5", DefaultLogMaxSize, DefaultLogMaxFiles)
+	}
+	const maxSize, maxFiles = 64 << 10, 5
 	path := filepath.Join(t.TempDir(), "0.log")
 	f, _, err := openLog(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &logSink{f: f, path: path, maxSize: DefaultLogMaxSize, maxFiles: DefaultLogMaxFiles}
+	sink := &logSink{f: f, path: path, maxSize: maxSize, maxFiles: maxFiles}
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() { sink.copyStream("stdout", pr); close(done) }()
-	line := strings.Repeat("y", 1000)
-	const lines = 70_000 // ~70 MiB of records
+	line := strings.Repeat("y", 200)
+	const lines = 7_000 // ~1.7 MiB of records: ~27 rotations
 	for i := range lines {
 		fmt.Fprintf(pw, "%08d %s\n", i, line)
 	}
@@ -243,13 +249,13 @@ func TestLogRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != DefaultLogMaxFiles || files[len(files)-1] != path {
-		t.Fatalf("log files %v, want %d ending with %s", files, DefaultLogMaxFiles, path)
+	if len(files) != maxFiles || files[len(files)-1] != path {
+		t.Fatalf("log files %v, want %d ending with %s", files, maxFiles, path)
 	}
 	next := -1
 	for _, p := range files {
 		fi, err := os.Stat(p)
-		if err != nil || fi.Size() > DefaultLogMaxSize {
+		if err != nil || fi.Size() > maxSize {
 			t.Errorf("%s: %v bytes, %v", p, fi.Size(), err)
 		}
 		b, err := os.ReadFile(p)
@@ -268,7 +274,7 @@ func TestLogRotation(t *testing.T) {
 		t.Errorf("last record %d, want %d", next-1, lines-1)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != DefaultLogMaxFiles {
+	if len(entries) != maxFiles {
 		t.Errorf("files in the log directory: %v", entries)
 	}
 }
