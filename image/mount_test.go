@@ -300,3 +300,41 @@ func TestMergedRootRuns(t *testing.T) {
 		t.Errorf("as uid 1000: %q, %v", out, err)
 	}
 }
+
+// A container's overlay is volatile, by either mount path: its unmount
+// does not sync the filesystem under its upper directory.
+func TestOverlayIsVolatile(t *testing.T) {
+	testutil.RequiresRoot(t)
+	s := newStore(t)
+	img := pushPull(t, s, busybox(t))
+	for _, legacy := range []bool{false, true} {
+		legacyOnly.Store(legacy)
+		_, root := mount(t, s, img)
+		// Linux 6.1 shows "volatile", newer kernels "fsync=volatile".
+		if opts := superOptions(t, root); !slices.Contains(opts, "volatile") && !slices.Contains(opts, "fsync=volatile") {
+			t.Errorf("legacy %v: overlay options %v, want volatile", legacy, opts)
+		}
+	}
+	legacyOnly.Store(false)
+}
+
+// superOptions returns the filesystem options of the mount at path, from
+// /proc/self/mountinfo (the field after the filesystem type and source).
+func superOptions(t *testing.T, path string) []string {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 || f[4] != path {
+			continue
+		}
+		if i := slices.Index(f, "-"); i > 0 && len(f) > i+3 {
+			return strings.Split(f[i+3], ",")
+		}
+	}
+	t.Fatalf("%s is not in mountinfo", path)
+	return nil
+}
