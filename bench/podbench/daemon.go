@@ -199,12 +199,12 @@ func (b *daemonBench) pods(res *results) (retErr error) {
 	}
 	defer func() { retErr = errors.Join(retErr, stop(), b.down()) }()
 	for _, m := range []struct {
-		ctrs                               []ctr
-		running, ready, exited, gone, done string
-		exiting                            []string // Exiting, in the kubelet's order
+		ctrs                                       []ctr
+		running, ready, exited, gone, done, beyond string
+		exiting                                    []string // Exiting, in the kubelet's order
 	}{
-		{onePod, mDStart1, "", mDStop1Exited, mDStop1Gone, mDStop1Done, []string{"app"}},
-		{sidecarPod, mDSidecarsRunning, mDSidecarsReady, mDSidecarsExited, mDSidecarsGone, mDSidecarsDone, []string{"app", "sidecar-2", "sidecar-1"}},
+		{onePod, mDStart1, "", mDStop1Exited, mDStop1Gone, mDStop1Done, mDStop1Beyond, []string{"app"}},
+		{sidecarPod, mDSidecarsRunning, mDSidecarsReady, mDSidecarsExited, mDSidecarsGone, mDSidecarsDone, mDSidecarsBeyond, []string{"app", "sidecar-2", "sidecar-1"}},
 	} {
 		for i := 0; i < b.c.runs; i++ {
 			file, evs, err := b.newRun(func(name, dir string) string { return podYAML(name, dir, agentDir(b.c), m.ctrs) })
@@ -245,6 +245,7 @@ func (b *daemonBench) pods(res *results) (retErr error) {
 			res.add(m.exited, podrunTool, ms(del.start, stopped))
 			res.add(m.gone, podrunTool, ms(del.start, goneAt))
 			res.add(m.done, podrunTool, ms(del.start, del.exitAt))
+			res.add(m.beyond, podrunTool, ms(stopped, goneAt))
 		}
 	}
 	return nil

@@ -158,6 +158,7 @@ func (b *podrunBench) start1Runs(res *results, runs int, first bool) error {
 			res.add(mStart1, podrunTool, ms(p.start, started))
 			res.add(mStop1Exited, podrunTool, ms(sent, stopped))
 			res.add(mStop1Done, podrunTool, ms(sent, exited))
+			res.add(mStop1Beyond, podrunTool, ms(stopped, exited))
 			return res.addTrace(traceStart1, traceFile(file), p.start)
 		}()
 		if err != nil {
@@ -210,6 +211,7 @@ func (b *podrunBench) sidecars(res *results) (retErr error) {
 			res.add(mSidecarsReady, podrunTool, ms(p.start, ready))
 			res.add(mSidecarsExited, podrunTool, ms(sent, stopped))
 			res.add(mSidecarsDone, podrunTool, ms(sent, exited))
+			res.add(mSidecarsBeyond, podrunTool, ms(stopped, exited))
 			return res.addTrace(traceSidecars, traceFile(file), p.start)
 		}()
 		if err != nil {

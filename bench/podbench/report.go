@@ -24,12 +24,14 @@ const (
 	mStart1          = "start1"
 	mStop1Exited     = "stop1.exited"
 	mStop1Done       = "stop1.done"
+	mStop1Beyond     = "stop1.beyond"
 	mStart1First     = "start1.first"
 	mStop1DoneFirst  = "stop1.first.done"
 	mSidecarsRunning = "sidecars.running"
 	mSidecarsReady   = "sidecars.ready"
 	mSidecarsExited  = "sidecars.exited"
 	mSidecarsDone    = "sidecars.done"
+	mSidecarsBeyond  = "sidecars.beyond"
 	m100Start        = "pods100.start"
 	m100Stop         = "pods100.stop"
 	m100RSS          = "pods100.rss"
@@ -40,11 +42,13 @@ const (
 	mDStop1Exited     = "daemon.stop1.exited"
 	mDStop1Gone       = "daemon.stop1.gone"
 	mDStop1Done       = "daemon.stop1.done"
+	mDStop1Beyond     = "daemon.stop1.beyond"
 	mDSidecarsRunning = "daemon.sidecars.running"
 	mDSidecarsReady   = "daemon.sidecars.ready"
 	mDSidecarsExited  = "daemon.sidecars.exited"
 	mDSidecarsGone    = "daemon.sidecars.gone"
 	mDSidecarsDone    = "daemon.sidecars.done"
+	mDSidecarsBeyond  = "daemon.sidecars.beyond"
 	mD100Start        = "daemon.pods100.start"
 	mD100Ready        = "daemon.pods100.ready"
 	mD100RSS          = "daemon.pods100.rss"
@@ -84,12 +88,14 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 	mStart1:          {"run", "1-container pod: command → container running", "ms", "", ""},
 	mStop1Exited:     {"run", "1-container pod: delete → container exited", "ms", "podman 4.3 `kube down` SIGKILLs: no exit to observe", ""},
 	mStop1Done:       {"run", "1-container pod: delete → command done (pod removed)", "ms", "`podman kube down`", ""},
+	mStop1Beyond:     {"run", "1-container pod: the container's exit → command done (pod removed)", "ms", "", ""},
 	mStart1First:     {"run", "1-container pod, the node's first (bridge and nftables table made for it): command → container running", "ms", "", ""},
 	mStop1DoneFirst:  {"run", "… delete → command done (the bridge and table removed with it)", "ms", "", ""},
 	mSidecarsRunning: {"run", "init + 2 sidecars + app: command → all running", "ms", "podman: init + 3 plain containers (podman 4.3 has no sidecars)", ""},
 	mSidecarsReady:   {"run", "init + 2 sidecars + app: command → Ready (3/3)", "ms", "podman has no readiness without systemd", ""},
 	mSidecarsExited:  {"run", "init + 2 sidecars + app: delete → all exited (app, then sidecars in reverse)", "ms", "podman 4.3 `kube down` SIGKILLs all at once, unordered", ""},
 	mSidecarsDone:    {"run", "init + 2 sidecars + app: delete → command done (pod removed)", "ms", "podman: `kube down` of init + 3 plain containers", ""},
+	mSidecarsBeyond:  {"run", "init + 2 sidecars + app: the last container's exit → command done (pod removed)", "ms", "", ""},
 	m100Start:        {"run", "100 pods (sidecar + app) in one command → all 200 containers running", "ms", "podman: 100 pods of 2 plain containers", ""},
 	m100Stop:         {"run", "100 pods: delete → command done", "ms", "`podman kube down`", ""},
 	m100RSS:          {"run", "100 pods: resident memory (VmRSS) of podrun's processes per pod, while running", "MB", "podman: conmon + catatonit (infra) per pod", ""},
@@ -100,11 +106,13 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 	mDStop1Exited:     {"daemon", "1-container pod: `podrun delete` → container exited", "ms", "", ""},
 	mDStop1Gone:       {"daemon", "1-container pod: `podrun delete` → pod gone from the API", "ms", "", ""},
 	mDStop1Done:       {"daemon", "1-container pod: `podrun delete` → command done", "ms", "", mStop1Done},
+	mDStop1Beyond:     {"daemon", "1-container pod: the container's exit → pod gone from the API", "ms", "", ""},
 	mDSidecarsRunning: {"daemon", "init + 2 sidecars + app: `podrun apply` → all running", "ms", "", mSidecarsRunning},
 	mDSidecarsReady:   {"daemon", "init + 2 sidecars + app: `podrun apply` → Running, Ready 3/3 in the API", "ms", "", ""},
 	mDSidecarsExited:  {"daemon", "init + 2 sidecars + app: `podrun delete` → all exited (app, then sidecars in reverse)", "ms", "", ""},
 	mDSidecarsGone:    {"daemon", "init + 2 sidecars + app: `podrun delete` → pod gone from the API", "ms", "", ""},
 	mDSidecarsDone:    {"daemon", "init + 2 sidecars + app: `podrun delete` → command done", "ms", "", mSidecarsDone},
+	mDSidecarsBeyond:  {"daemon", "init + 2 sidecars + app: the last container's exit → pod gone from the API", "ms", "", ""},
 	mD100Start:        {"daemon", "100 pods (sidecar + app) in one `podrun apply` → all 200 containers running", "ms", "", m100Start},
 	mD100Ready:        {"daemon", "100 pods: `podrun apply` → all 100 Running, Ready 2/2 in the API", "ms", "", ""},
 	mD100RSS:          {"daemon", "100 pods: VmRSS of the daemon + 100 shims, summed, per pod", "MB", "", m100RSS},
@@ -125,10 +133,11 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 }
 
 var metricOrder = []string{
-	mStart1, mStop1Exited, mStop1Done, mStart1First, mStop1DoneFirst, mSidecarsRunning, mSidecarsReady, mSidecarsExited, mSidecarsDone,
+	mStart1, mStop1Exited, mStop1Done, mStop1Beyond, mStart1First, mStop1DoneFirst,
+	mSidecarsRunning, mSidecarsReady, mSidecarsExited, mSidecarsDone, mSidecarsBeyond,
 	m100Start, m100Stop, m100RSS, m100Peak, m100PSS,
-	mDStart1, mDStop1Exited, mDStop1Gone, mDStop1Done,
-	mDSidecarsRunning, mDSidecarsReady, mDSidecarsExited, mDSidecarsGone, mDSidecarsDone,
+	mDStart1, mDStop1Exited, mDStop1Gone, mDStop1Done, mDStop1Beyond,
+	mDSidecarsRunning, mDSidecarsReady, mDSidecarsExited, mDSidecarsGone, mDSidecarsDone, mDSidecarsBeyond,
 	mD100Start, mD100Ready, mD100RSS, mD100PSS, mDDaemonRSS, mDShimRSS, mDShimFile, mDShimAnon,
 	mDRestartAnswers, mDRestartListed, mD100Stop,
 	mProbeExec, mProbeHTTP, mProbeCPU, mImageLoad, mImagePull,
