@@ -165,6 +165,7 @@ var legacyOnly atomic.Bool
 // layer that nothing reads after a crash: a container never gets its
 // upper directory back (Mount makes a new one), as the kubelet makes a new
 // container after a reboot.
+//
 // The new mount API passes each lower directory on its own, so deep images
 // mount; the legacy option string is limited to one page.
 //
