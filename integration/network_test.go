@@ -121,6 +121,28 @@ func TestHostNetwork(t *testing.T) {
 	bg.interrupt()
 }
 
+// TestHostUpstreamDNS: a pod with the default DNS policy resolves a name
+// through the host's resolvers, also when the host's /etc/resolv.conf names
+// systemd-resolved's stub 127.0.0.53, which the pod's network cannot reach
+// (podrun gives it resolved's upstreams). PODRUN_TEST_DNS=NAME=IPV4 names a
+// record the host's upstream serves (hack/vmtest's guests serve
+// outside.test=192.0.2.2 from a namespace behind their default route).
+func TestHostUpstreamDNS(t *testing.T) {
+	name, ip, ok := strings.Cut(os.Getenv("PODRUN_TEST_DNS"), "=")
+	if !ok {
+		t.Skip("PODRUN_TEST_DNS (NAME=IPV4, a record the host's DNS upstream serves) is not set")
+	}
+	s := newScenario(t, "dns", corev1.RestartPolicyNever).
+		app(container("app", `log Stub $(grep -c 127.0.0.53 /etc/resolv.conf); log Resolved $(nslookup -type=a `+name+` 2>&1 | awk '/^Name:/ {n=1} n && /^Address/ {print $NF}')`))
+	r := s.run()
+	if got := r.ev.all("app", "Resolved "+ip); len(got) != 1 {
+		t.Errorf("%s did not resolve to %s in the pod:\n%s", name, ip, r.ev)
+	}
+	if len(r.ev.all("app", "Stub 0")) != 1 {
+		t.Errorf("the pod was given the host's stub resolver:\n%s", r.ev)
+	}
+}
+
 func TestEtcFiles(t *testing.T) {
 	s := newScenario(t, "etc-files", corev1.RestartPolicyNever).
 		app(container("app", `log Hosts $(grep -c foo.local /etc/hosts) $(grep "etc-files$" /etc/hosts | cut -f2); log Resolv $(grep nameserver /etc/resolv.conf); log Resolv $(grep search /etc/resolv.conf); log Hostname $(hostname)`))

@@ -51,6 +51,8 @@ mkdir -p "$src" /var/tmp/podrun-bin
 tar -xf "$share/src.tar" -C "$src"
 cp "$share"/tests/* "$share/podrun" "$share/busybox.tar" /var/tmp/podrun-bin/
 export PODRUN_TEST_BIN=/var/tmp/podrun-bin/podrun PODRUN_TEST_IMAGE=/var/tmp/podrun-bin/busybox.tar
+# The record dnsmasq serves above, for integration.TestHostUpstreamDNS.
+export PODRUN_TEST_DNS=outside.test=192.0.2.2
 
 # VMTEST_DEBUG: a script of the host's to run first (output in results/debug.log).
 if [ -f "$share/debug.sh" ]; then
