@@ -8,7 +8,7 @@ export CGO_ENABLED := 1
 # run time. Every go command below (build, test, vet, run) gets the tag.
 export GOFLAGS := -tags=seccomp $(GOFLAGS)
 
-.PHONY: build deps test-deps test unit unit-norace root-test lint testimage demo bench conformance leakcheck vmtest vmtest-ci clean
+.PHONY: build deps test-deps bench-deps test unit unit-norace root-test lint testimage demo bench conformance leakcheck vmtest vmtest-ci clean
 
 # urfave_cli_no_docs leaves out the CLI's man-page and markdown generators
 # (never used), whose markdown parser costs every process 0.2 MB at start.
@@ -30,6 +30,10 @@ deps:
 # deps, and what only the tests use (podman, for image load --from-daemon).
 test-deps:
 	@hack/deps.sh test
+
+# deps, and podman with runc, which make bench runs side by side.
+bench-deps:
+	@hack/deps.sh bench
 
 # The packages whose tests can need root: those importing internal/testutil.
 # Only they accept -test.root; the others would refuse the flag.
@@ -71,7 +75,7 @@ demo: deps testimage
 # the leak check, holds an flock on BENCHLOCK, which the root test suites
 # sharing it wait for (empty: no lock).
 BENCHLOCK ?= $(ROOTLOCK)
-bench: build
+bench: bench-deps build
 	mkdir -p bin/bench
 	CGO_ENABLED=0 $(GO) build -o bin/bench/agent ./bench/agent
 	$(GO) build -o bin/bench/probebench ./bench/probebench

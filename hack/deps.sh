@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building podrun and running its pods and tests needs, from
 # Debian/Ubuntu packages, when run as root; otherwise stops at once naming
-# the packages to install. make demo and make test call it first.
+# the packages to install. make demo, make test and make bench call it first.
 set -euo pipefail
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 need=()
@@ -11,8 +11,12 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v iptables-nft >/dev/null || need+=(iptables) # the FORWARD DROP test (a Docker-style host)
-# hack/deps.sh test: also what only the tests use.
-[ "${1:-}" = test ] && { command -v podman >/dev/null || need+=(podman); } # the image load --from-daemon tests (podman system service)
+# hack/deps.sh test: also what only the tests use; bench: what make bench
+# compares podrun with (podman, run with runc).
+case ${1:-} in
+test | bench) command -v podman >/dev/null || need+=(podman) ;; # test: the image load --from-daemon tests (podman system service)
+esac
+[ "${1:-}" = bench ] && { command -v runc >/dev/null || need+=(runc); }
 dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
 	echo "podrun needs Go >= 1.26 (https://go.dev/dl/, installed as /usr/local/go): not found on PATH" >&2

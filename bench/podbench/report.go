@@ -285,7 +285,7 @@ func (r *results) markdown(c config) string {
 	b.WriteString("\n## Commands\n\n```sh\n")
 	flags := c.flags()
 	fmt.Fprintf(&b, "make bench BENCHFLAGS='%s'\n", flags)
-	b.WriteString("# which builds bin/podrun, bin/bench/agent (static), bin/bench/probebench and bin/busybox.tar, then runs\n")
+	b.WriteString("# which installs podman and runc when missing (hack/deps.sh bench), builds bin/podrun, bin/bench/agent (static),\n# bin/bench/probebench and bin/busybox.tar, then runs\n")
 	fmt.Fprintf(&b, "go run ./bench/podbench -go go -lock '%s' %s\n", c.lock, flags)
 	b.WriteString("```\n\n")
 	b.WriteString("It runs as root, with its own state directories, bridges, subnets (10.249.0.0/24 for `podrun run`, 10.249.1.0/24\n")
