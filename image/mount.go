@@ -273,7 +273,8 @@ func mountLegacy(lowers []string, upper, work, target string) error {
 			return fmt.Errorf("overlay path %q has a character the legacy mount options cannot carry", p)
 		}
 	}
-	opts := "index=off,volatile,lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work
+	const fixed = "index=off,volatile," // as mountFsconfig sets them
+	opts := fixed + "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work
 	if len(opts) < os.Getpagesize() {
 		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 			return fmt.Errorf("mount overlay: %w", err)
@@ -285,7 +286,7 @@ func mountLegacy(lowers []string, upper, work, target string) error {
 	for i := range lowers {
 		short[i] = "l/" + strconv.Itoa(i)
 	}
-	opts = "index=off,volatile,lowerdir=" + strings.Join(short, ":") + ",upperdir=" + filepath.Base(upper) + ",workdir=" + filepath.Base(work)
+	opts = fixed + "lowerdir=" + strings.Join(short, ":") + ",upperdir=" + filepath.Base(upper) + ",workdir=" + filepath.Base(work)
 	if filepath.Dir(work) != dir || len(opts) >= os.Getpagesize() {
 		return fmt.Errorf("overlay of %d layers needs %d bytes of mount options, over this kernel's limit of one page (Linux 6.8 lifts it)", len(lowers), len(opts))
 	}

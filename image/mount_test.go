@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/podrun/podrun/image/imagetest"
@@ -311,30 +312,13 @@ func TestOverlayIsVolatile(t *testing.T) {
 		legacyOnly.Store(legacy)
 		_, root := mount(t, s, img)
 		// Linux 6.1 shows "volatile", newer kernels "fsync=volatile".
-		if opts := superOptions(t, root); !slices.Contains(opts, "volatile") && !slices.Contains(opts, "fsync=volatile") {
+		mi, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(root))
+		if err != nil || len(mi) != 1 {
+			t.Fatalf("legacy %v: %s in mountinfo: %v, %v", legacy, root, mi, err)
+		}
+		if opts := strings.Split(mi[0].VFSOptions, ","); !slices.Contains(opts, "volatile") && !slices.Contains(opts, "fsync=volatile") {
 			t.Errorf("legacy %v: overlay options %v, want volatile", legacy, opts)
 		}
 	}
 	legacyOnly.Store(false)
-}
-
-// superOptions returns the filesystem options of the mount at path, from
-// /proc/self/mountinfo (the field after the filesystem type and source).
-func superOptions(t *testing.T, path string) []string {
-	t.Helper()
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(mi), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 5 || f[4] != path {
-			continue
-		}
-		if i := slices.Index(f, "-"); i > 0 && len(f) > i+3 {
-			return strings.Split(f[i+3], ",")
-		}
-	}
-	t.Fatalf("%s is not in mountinfo", path)
-	return nil
 }
