@@ -377,6 +377,76 @@ func (b *daemonBench) pods100(res *results) error {
 	return b.down()
 }
 
+// growth: the daemon's own memory (RssAnon) as pods are added, growthStep
+// (sidecar + app) at a time up to 100, each step applied, Running and Ready
+// in the API, then a second to settle: with no pod, and what each step
+// added per pod. A per-pod cost that grew with the number of pods would
+// show as rising rows. The pods are then deleted, file by file.
+func (b *daemonBench) growth(res *results) error {
+	for i := 0; i < b.c.runs100; i++ {
+		if err := b.growthRun(res); err != nil {
+			return errors.Join(err, b.down())
+		}
+	}
+	return nil
+}
+
+// growthRun is one run of growth, in a new daemon: Go seldom gives a heap
+// back, so a daemon that once ran 100 pods starts the next run with their
+// memory and would show less growth.
+func (b *daemonBench) growthRun(res *results) error {
+	if err := b.up(); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	prev, err := readMem(b.d.cmd.Process.Pid)
+	if err != nil {
+		return fmt.Errorf("the daemon's memory: %w", err)
+	}
+	res.add(mDGrowthBase, podrunTool, mb(prev.anon))
+	var files, all []string
+	for _, metric := range mDGrowthSteps {
+		file, _, err := b.newRun(func(name, dir string) string {
+			return manyPods(growthStep, name, dir, agentDir(b.c), pairPod)
+		})
+		if err != nil {
+			return err
+		}
+		names := make([]string, growthStep)
+		for j := range names {
+			names[j] = fmt.Sprintf("bench-%d-%03d", b.n, j)
+		}
+		files, all = append(files, file), append(all, names...)
+		ready := b.watch.expect(podsReady(names))
+		if err := b.verb("apply", "-f", file); err != nil {
+			return err
+		}
+		if _, err := ready.wait(5 * time.Minute); err != nil {
+			return err
+		}
+		time.Sleep(time.Second)
+		m, err := readMem(b.d.cmd.Process.Pid)
+		if err != nil {
+			return fmt.Errorf("the daemon's memory: %w", err)
+		}
+		res.add(metric, podrunTool, float64(m.anon-prev.anon)/growthStep)
+		prev = m
+	}
+	gone := b.watch.expect(podsGone(all))
+	for _, f := range files {
+		if err := b.verb("delete", "-f", f); err != nil {
+			return err
+		}
+	}
+	if _, err := gone.wait(5 * time.Minute); err != nil {
+		return err
+	}
+	return b.down()
+}
+
+// growthStep is how many pods each step of growth adds.
+const growthStep = 25
+
 // memory reads the resident memory of the daemon and of every shim.
 func (b *daemonBench) memory(res *results, pods int) error {
 	daemon, err := readMem(b.d.cmd.Process.Pid)

@@ -61,7 +61,7 @@ func main() {
 	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "the markdown report")
 	flag.StringVar(&c.plot, "plot", "docs/benchmarks-startup.png", "the startup latency plot")
 	flag.StringVar(&c.jsonOut, "json", "bin/bench/results.json", "every sample, as JSON")
-	flag.StringVar(&c.only, "only", "", "run only the groups named, comma-separated (start1,sidecars,probes,pods100,image,daemon,daemon100,gobench)")
+	flag.StringVar(&c.only, "only", "", "run only the groups named, comma-separated (start1,sidecars,probes,pods100,image,daemon,daemon100,daemongrowth,gobench)")
 	flag.StringVar(&c.goCmd, "go", "go", "the go command that runs the packages' benchmarks (go test -bench)")
 	flag.StringVar(&c.benchtime, "benchtime", "50x", "go test -benchtime of the packages' benchmarks (Nx: N iterations, the samples of their medians)")
 	flag.StringVar(&c.lock, "lock", "/tmp/podrun-root.lock", "a file flocked during each group of measurements (root test suites take it too); empty: none")
@@ -141,6 +141,7 @@ func run(c config) (retErr error) {
 		// against the daemon's rows too: it has no other way of running.
 		{"daemon", func() error { return db.pods(res) }},
 		{"daemon100", func() error { return db.pods100(res) }},
+		{"daemongrowth", func() error { return db.growth(res) }},
 		{"gobench", func() error { return goBenchmarks(ctx, c, res) }},
 	}
 	for _, g := range groups {

@@ -60,6 +60,7 @@ const (
 	mDRestartAnswers  = "daemon.restart.answers"
 	mDRestartListed   = "daemon.restart.listed"
 	mD100Stop         = "daemon.pods100.stop"
+	mDGrowthBase      = "daemon.growth.base"
 
 	mProbeExec = "probe.exec"
 	mProbeHTTP = "probe.http"
@@ -67,6 +68,9 @@ const (
 	mImageLoad = "image.load"
 	mImagePull = "image.pull"
 )
+
+// mDGrowthSteps are growth's steps of growthStep pods, in order.
+var mDGrowthSteps = []string{"daemon.growth.25", "daemon.growth.50", "daemon.growth.75", "daemon.growth.100"}
 
 // The sections of the results, in report order.
 var sections = []struct{ id, title, intro string }{
@@ -124,6 +128,11 @@ var metricInfo = map[string]struct{ section, title, unit, peer, peerFrom string 
 	mDRestartAnswers:  {"daemon", "100 pods: `kill -9` of the daemon, a new daemon started → its API answers", "ms", "", ""},
 	mDRestartListed:   {"daemon", "100 pods: … → it lists the 100 pods Running, Ready 2/2 again (no container restarted)", "ms", "", ""},
 	mD100Stop:         {"daemon", "100 pods: `podrun delete -f` of their file → command done (all gone)", "ms", "", m100Stop},
+	mDGrowthBase:      {"daemon", "the daemon's own memory (RssAnon), no pod (after a warm-up pod)", "MB", "", ""},
+	mDGrowthSteps[0]:  {"daemon", "… what it grew per pod while 25 pods (sidecar + app) were added, from 0 to 25 pods", "kB", "", ""},
+	mDGrowthSteps[1]:  {"daemon", "… per pod, 25 more: from 25 to 50", "kB", "", ""},
+	mDGrowthSteps[2]:  {"daemon", "… per pod, 25 more: from 50 to 75", "kB", "", ""},
+	mDGrowthSteps[3]:  {"daemon", "… per pod, 25 more: from 75 to 100", "kB", "", ""},
 
 	mProbeExec: {"probes", "exec probe round trip (`/bin/true`)", "ms", "podman: `podman healthcheck run` (a CLI round trip; podman schedules probes only through systemd)", ""},
 	mProbeHTTP: {"probes", "HTTP probe round trip (dial in the pod's netns → response read)", "ms", "podman runs httpGet probes as `curl` inside the container (absent from busybox)", ""},
@@ -140,6 +149,7 @@ var metricOrder = []string{
 	mDSidecarsRunning, mDSidecarsReady, mDSidecarsExited, mDSidecarsGone, mDSidecarsDone, mDSidecarsBeyond,
 	mD100Start, mD100Ready, mD100RSS, mD100PSS, mDDaemonRSS, mDShimRSS, mDShimFile, mDShimAnon,
 	mDRestartAnswers, mDRestartListed, mD100Stop,
+	mDGrowthBase, mDGrowthSteps[0], mDGrowthSteps[1], mDGrowthSteps[2], mDGrowthSteps[3],
 	mProbeExec, mProbeHTTP, mProbeCPU, mImageLoad, mImagePull,
 }
 
@@ -335,6 +345,11 @@ func (r *results) markdown(c config) string {
 	b.WriteString("  once per process although the kernel holds them once; PSS divides each shared page among the processes\n")
 	b.WriteString("  mapping it, so PSS sums to what the processes really use. The containers' own processes are not counted,\n")
 	b.WriteString("  for either tool.\n")
+	b.WriteString("* The daemon's growth: a new daemon each run (after its warm-up pod) gets 100 sidecar + app pods in four\n")
+	b.WriteString("  `podrun apply` of 25, each once all its pods are Running and Ready in the API and a second has passed;\n")
+	b.WriteString("  the daemon's RssAnon is read before the first and after each, and each step's growth is divided by its\n")
+	b.WriteString("  25 pods. The Go heap grows by steps (a collection's target is twice the live heap), so one step may\n")
+	b.WriteString("  carry another's growth; a cost per pod that rose with the number of pods would show in all of them.\n")
 	b.WriteString("* Images: a fresh, empty store each run; the image is the busybox test image (hack/testimage).\n\n")
 	b.WriteString("## podman, side by side\n\n")
 	if r.Machine.Podman == "" {
